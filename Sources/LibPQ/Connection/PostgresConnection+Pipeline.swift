@@ -1,0 +1,132 @@
+internal import CLibPQ
+
+extension PostgresConnection {
+    /// Sends every statement in one round trip (libpq's pipeline mode) and returns each
+    /// one's outcome, in order. Statements are independent: each runs in its own implicit
+    /// transaction, so one that fails is reported for itself alone and the others still
+    /// run. Throws only when the connection itself fails.
+    public func pipeline(_ queries: [PostgresQuery], timeout: Duration? = nil) async throws -> [Result<PostgresRows, PostgresError>] {
+        if queries.isEmpty { return [] }
+        return try await perform(timeout: timeout) { connection in
+            try connection.revalidateIfIdle()
+            let results = try connection.runPipeline(queries)
+            connection.deallocateEvictedStatements()
+            return results
+        }
+    }
+
+    private struct Sent {
+        var index: Int
+        var prepare: (key: StatementCache.Key, name: String)?
+    }
+
+    func runPipeline(_ queries: [PostgresQuery]) throws -> [Result<PostgresRows, PostgresError>] {
+        var results = [Result<PostgresRows, PostgresError>?](repeating: nil, count: queries.count)
+        guard PQenterPipelineMode(raw) == 1 else { throw connectionError("could not enter pipeline mode") }
+        // Nonblocking while sending, so that a large batch cannot deadlock with the server
+        // filling our receive buffer while we fill its.
+        PQsetnonblocking(raw, 1)
+        defer {
+            PQexitPipelineMode(raw)
+            PQsetnonblocking(raw, 0)
+        }
+
+        var sent: [Sent] = []
+        var preparing: [StatementCache.Key: String] = [:]
+        for (index, query) in queries.enumerated() {
+            if let failure = query.bindings.encodingFailure {
+                results[index] = .failure(PostgresError(code: .encoding, message: failure))
+                continue
+            }
+            let bindings = query.bindings
+            let count = Int32(bindings.count)
+            var entry = Sent(index: index)
+            let accepted: Int32
+            if statements.isEnabled {
+                let key = StatementCache.Key(sql: query.sql, types: bindings.types)
+                var name = statements.lookup(key) ?? preparing[key]
+                if name == nil {
+                    let fresh = statements.nextName()
+                    guard PQsendPrepare(raw, fresh, query.sql, count, bindings.types) == 1 else { throw connectionError("could not send a statement") }
+                    preparing[key] = fresh
+                    entry.prepare = (key, fresh)
+                    name = fresh
+                }
+                accepted = bindings.withUnsafeParameters { values, lengths, formats, _ in
+                    PQsendQueryPrepared(raw, name!, count, values, lengths, formats, 1)
+                }
+            } else {
+                accepted = bindings.withUnsafeParameters { values, lengths, formats, types in
+                    PQsendQueryParams(raw, query.sql, count, types, values, lengths, formats, 1)
+                }
+            }
+            guard accepted == 1, PQpipelineSync(raw) == 1 else { throw connectionError("could not send a statement") }
+            sent.append(entry)
+            try flush(untilEmpty: false)
+        }
+        try flush(untilEmpty: true)
+
+        for entry in sent {
+            var prepareFailure: PostgresError?
+            if let prepare = entry.prepare {
+                let result = try nextPipelineResult()
+                prepareFailure = error(from: result)
+                PQclear(result)
+                try expectEndOfCommand()
+                if prepareFailure == nil { statements.insert(prepare.key, name: prepare.name) }
+            }
+            let result = try nextPipelineResult()
+            if let failure = prepareFailure {
+                PQclear(result)
+                results[entry.index] = .failure(failure)
+            } else if let failure = error(from: result) {
+                PQclear(result)
+                results[entry.index] = .failure(failure)
+            } else {
+                results[entry.index] = .success(PostgresRows(ResultHandle(result)))
+            }
+            try expectEndOfCommand()
+            let sync = try nextPipelineResult()
+            let status = PQresultStatus(sync)
+            PQclear(sync)
+            guard status == PGRES_PIPELINE_SYNC else { throw connectionError("pipeline out of step") }
+        }
+        return results.map { $0! }
+    }
+
+    /// Sends what libpq has buffered; with `untilEmpty` false, only what the socket takes
+    /// without waiting. Reads incoming data meanwhile so the server never stalls on us.
+    private func flush(untilEmpty: Bool) throws {
+        while true {
+            let state = PQflush(raw)
+            if state == 0 { return }
+            if state < 0 { throw connectionError("could not send to the server") }
+            if !untilEmpty { return }
+            let events = Socket.wait(PQsocket(raw), events: Int16(POLLIN_VALUE | POLLOUT_VALUE), milliseconds: -1)
+            if events & Int16(POLLIN_VALUE) != 0, PQconsumeInput(raw) == 0 {
+                throw connectionError("could not read from the server")
+            }
+        }
+    }
+
+    private func nextPipelineResult() throws -> OpaquePointer {
+        while PQisBusy(raw) == 1 {
+            Socket.wait(PQsocket(raw), events: Int16(POLLIN_VALUE), milliseconds: -1)
+            guard PQconsumeInput(raw) == 1 else { throw connectionError("could not read from the server") }
+        }
+        guard let result = PQgetResult(raw) else { throw connectionError("pipeline out of step") }
+        return result
+    }
+
+    /// Each command's results end with a NULL from `PQgetResult`.
+    private func expectEndOfCommand() throws {
+        while PQisBusy(raw) == 1 {
+            Socket.wait(PQsocket(raw), events: Int16(POLLIN_VALUE), milliseconds: -1)
+            guard PQconsumeInput(raw) == 1 else { throw connectionError("could not read from the server") }
+        }
+        if let extra = PQgetResult(raw) {
+            PQclear(extra)
+            throw connectionError("pipeline out of step")
+        }
+    }
+}

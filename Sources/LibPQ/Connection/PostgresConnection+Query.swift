@@ -1,0 +1,152 @@
+internal import CLibPQ
+
+extension PostgresConnection {
+    /// Runs one statement with its bound parameters and returns its rows.
+    ///
+    /// Statements are prepared once per connection and reused (see
+    /// `Configuration.statementCacheCapacity`); results come back in binary format.
+    /// - Parameter timeout: cancel the statement on the server when it runs longer.
+    @discardableResult
+    public func query(_ query: PostgresQuery, timeout: Duration? = nil) async throws -> PostgresRows {
+        if let failure = query.bindings.encodingFailure {
+            throw PostgresError(code: .encoding, message: failure)
+        }
+        return try await perform(timeout: timeout) { connection in
+            try connection.revalidateIfIdle()
+            return try connection.executeExtended(query)
+        }
+    }
+
+    /// Sends `sql` as is through the simple query protocol, as psql does: it may hold
+    /// several statements (a migration file, a DO block, its own BEGIN/COMMIT) but
+    /// takes no parameters. Returns the last statement's result.
+    @discardableResult
+    public func simpleQuery(unsafeSQL sql: String, timeout: Duration? = nil) async throws -> PostgresRows {
+        try await perform(timeout: timeout) { connection in
+            try connection.revalidateIfIdle()
+            var last: OpaquePointer?
+            var failure: PostgresError?
+            guard PQsendQuery(connection.raw, sql) == 1 else { throw connection.connectionError("could not send the query") }
+            // Read every result so that the connection is ready for the next statement.
+            while let result = PQgetResult(connection.raw) {
+                if failure == nil, let error = connection.error(from: result) {
+                    failure = error
+                }
+                if let last { PQclear(last) }
+                last = result
+            }
+            if let failure {
+                if let last { PQclear(last) }
+                throw failure
+            }
+            guard let last else { throw connection.connectionError("no result") }
+            return PostgresRows(ResultHandle(last))
+        }
+    }
+
+    // MARK: - On the connection's queue
+
+    /// Runs a statement through the extended protocol, preparing it once if the cache
+    /// is on. Retries once when the server lost the prepared statement (after `DISCARD
+    /// ALL`) or its plan no longer fits (a schema change), if no transaction is open.
+    func executeExtended(_ query: PostgresQuery) throws -> PostgresRows {
+        defer { deallocateEvictedStatements() }
+        do {
+            return try executeOnce(query)
+        } catch let error as PostgresError where PQtransactionStatus(raw) == PQTRANS_IDLE && isStalePreparedStatement(error) {
+            statements.reset()
+            return try executeOnce(query)
+        }
+    }
+
+    private func isStalePreparedStatement(_ error: PostgresError) -> Bool {
+        error.sqlState == .invalidSQLStatementName
+            || (error.sqlState == .featureNotSupported && error.message.contains("cached plan"))
+    }
+
+    private func executeOnce(_ query: PostgresQuery) throws -> PostgresRows {
+        let bindings = query.bindings
+        let count = Int32(bindings.count)
+        let result: OpaquePointer?
+        if statements.isEnabled {
+            let name = try preparedName(for: query)
+            result = bindings.withUnsafeParameters { values, lengths, formats, _ in
+                PQexecPrepared(raw, name, count, values, lengths, formats, 1)
+            }
+        } else {
+            result = bindings.withUnsafeParameters { values, lengths, formats, types in
+                PQexecParams(raw, query.sql, count, types, values, lengths, formats, 1)
+            }
+        }
+        return try rows(from: result)
+    }
+
+    /// The name of `query`'s prepared statement, preparing it on a cache miss.
+    func preparedName(for query: PostgresQuery) throws -> String {
+        let key = StatementCache.Key(sql: query.sql, types: query.bindings.types)
+        if let name = statements.lookup(key) { return name }
+        let name = statements.nextName()
+        let prepared = PQprepare(raw, name, query.sql, Int32(query.bindings.count), query.bindings.types)
+        _ = try rows(from: prepared)
+        statements.insert(key, name: name)
+        return name
+    }
+
+    /// Prepared statements are not transactional, so this works inside a transaction too,
+    /// unless it has failed; then they wait for the next statement.
+    func deallocateEvictedStatements() {
+        let status = PQtransactionStatus(raw)
+        guard status == PQTRANS_IDLE || status == PQTRANS_INTRANS else { return }
+        for name in statements.takeEvicted() {
+            PQclear(PQexec(raw, "DEALLOCATE \(PostgresQuery.quoteIdentifier(name))"))
+        }
+    }
+
+    /// Takes ownership of `result`: rows on success, the server's error otherwise.
+    func rows(from result: OpaquePointer?) throws -> PostgresRows {
+        guard let result else { throw connectionError("no result from the server") }
+        if let error = error(from: result) {
+            PQclear(result)
+            throw error
+        }
+        return PostgresRows(ResultHandle(result))
+    }
+
+    /// The error a result carries, if it is not a success; does not free it.
+    func error(from result: OpaquePointer) -> PostgresError? {
+        switch PQresultStatus(result) {
+        case PGRES_COMMAND_OK, PGRES_TUPLES_OK, PGRES_EMPTY_QUERY, PGRES_SINGLE_TUPLE, PGRES_COPY_IN, PGRES_COPY_OUT, PGRES_PIPELINE_SYNC:
+            return nil
+        case PGRES_PIPELINE_ABORTED:
+            return PostgresError(code: .server, message: "not run: an earlier statement in the same pipeline segment failed")
+        default:
+            return PostgresError(result: result, connection: self)
+        }
+    }
+}
+
+extension PostgresError {
+    /// Reads the server's error fields from a failed result.
+    init(result: OpaquePointer, connection: PostgresConnection) {
+        func field(_ code: Character) -> String? {
+            PQresultErrorField(result, Int32(code.asciiValue!)).map { String(cString: $0) }
+        }
+        guard let state = field("C") else {
+            // No SQLSTATE: libpq itself failed, usually because the connection broke.
+            let message = String(cString: PQresultErrorMessage(result)).trimmingTrailingNewlines()
+            self = connection.connectionError(message.isEmpty ? "the statement failed" : message)
+            return
+        }
+        self.init(code: .server, message: field("M") ?? "", sqlState: SQLState(state))
+        detail = field("D")
+        hint = field("H")
+        constraint = field("n")
+        schema = field("s")
+        table = field("t")
+        column = field("c")
+        dataType = field("d")
+        context = field("W")
+        severity = field("V") ?? field("S")
+        position = field("P").flatMap { Int($0) }
+    }
+}

@@ -1,0 +1,226 @@
+public import Logging
+import Synchronization
+
+/// A bounded pool of connections.
+///
+/// ```swift
+/// let pool = PostgresPool(configuration: .init(connection: .init(url)), logger: logger)
+/// let count = try await pool.withConnection { try await $0.query("SELECT count(*) FROM users").first![0, as: Int.self] }
+/// ```
+///
+/// - `acquireTimeout` bounds the wait for a free connection; then `.poolExhausted`.
+/// - A connection that broke, or came back inside a transaction, is closed and replaced.
+///   Idle connections that the server dropped (restart, `pg_terminate_backend`) reconnect
+///   before their next statement, so a database restart never leaves the pool broken.
+/// - `close()` refuses new work, waits for leased connections to come back, closes all.
+public final class PostgresPool: Sendable {
+    public struct Configuration: Sendable {
+        public var connection: PostgresConnection.Configuration
+        public var maxConnections: Int = 8
+        public var acquireTimeout: Duration = .seconds(5)
+
+        public init(connection: PostgresConnection.Configuration, maxConnections: Int = 8, acquireTimeout: Duration = .seconds(5)) {
+            self.connection = connection
+            self.connection.reconnectWhenDroppedIdle = true
+            self.maxConnections = maxConnections
+            self.acquireTimeout = acquireTimeout
+        }
+    }
+
+    private typealias Machine = PoolStateMachine<PostgresConnection>
+    private struct State {
+        var machine: Machine
+        var waiters: [Int: CheckedContinuation<PostgresConnection, any Error>] = [:]
+        var nextWaiter = 0
+        var timers: [Int: Task<Void, any Error>] = [:]
+        var closeWaiters: [CheckedContinuation<Void, Never>] = []
+        var lastConnectError: (any Error)?
+    }
+
+    public let configuration: Configuration
+    public let logger: Logger
+    private let state: Mutex<State>
+
+    public init(configuration: Configuration, logger: Logger = Logger(label: "LibPQ.pool")) {
+        self.configuration = configuration
+        self.logger = logger
+        self.state = Mutex(State(machine: Machine(maxConnections: configuration.maxConnections)))
+    }
+
+    /// Connections currently open or opening, and how many of those are lent out.
+    public var statistics: (open: Int, leased: Int) {
+        state.withLock { ($0.machine.total, $0.machine.leased) }
+    }
+
+    /// Lends a connection to `body` and takes it back when `body` ends.
+    public func withConnection<T>(
+        isolation actor: isolated (any Actor)? = #isolation,
+        _ body: (PostgresConnection) async throws -> T
+    ) async throws -> T {
+        let connection = try await acquire()
+        do {
+            let value = try await body(connection)
+            release(connection)
+            return value
+        } catch {
+            release(connection)
+            throw error
+        }
+    }
+
+    /// Runs one statement on a pooled connection.
+    @discardableResult
+    public func query(_ query: PostgresQuery, timeout: Duration? = nil) async throws -> PostgresRows {
+        try await withConnection { try await $0.query(query, timeout: timeout) }
+    }
+
+    /// Runs `body` in a transaction on a pooled connection, retrying the whole
+    /// transaction on serialization failures and deadlocks up to `maxAttempts` times.
+    public func withTransaction<T>(
+        isolation level: PostgresIsolationLevel? = nil,
+        readOnly: Bool = false,
+        maxAttempts: Int = 1,
+        isolation actor: isolated (any Actor)? = #isolation,
+        _ body: (PostgresConnection) async throws -> T
+    ) async throws -> T {
+        try await withTransactionRetry(maxAttempts: maxAttempts) {
+            try await withConnection { connection in
+                try await connection.withTransaction(isolation: level, readOnly: readOnly) { try await body($0) }
+            }
+        }
+    }
+
+    // MARK: - Acquire and release
+
+    func acquire() async throws -> PostgresConnection {
+        if let connection = state.withLock({ $0.machine.acquireIdle() }) { return connection }
+        let id = state.withLock { state in
+            state.nextWaiter += 1
+            return state.nextWaiter
+        }
+        return try await withTaskCancellationHandler {
+            try await withCheckedThrowingContinuation { continuation in
+                enum Outcome { case ready(PostgresConnection), failed(any Error), waiting(open: Bool) }
+                // Registering with the machine and parking the continuation happen under
+                // one lock, so a connection released meanwhile always finds its waiter.
+                let outcome = state.withLock { state -> Outcome in
+                    if Task.isCancelled { return .failed(CancellationError()) }
+                    switch state.machine.acquire(id) {
+                    case .leased(let connection): return .ready(connection)
+                    case .failed: return .failed(PostgresError(code: .closed, message: "the pool is closed"))
+                    case .wait(let open):
+                        state.waiters[id] = continuation
+                        return .waiting(open: open)
+                    }
+                }
+                switch outcome {
+                case .ready(let connection): continuation.resume(returning: connection)
+                case .failed(let error): continuation.resume(throwing: error)
+                case .waiting(let open):
+                    if open { openConnection() }
+                    startTimer(for: id)
+                }
+            }
+        } onCancel: {
+            abandon(id, with: CancellationError())
+        }
+    }
+
+    private func startTimer(for id: Int) {
+        let timeout = configuration.acquireTimeout
+        let limit = configuration.maxConnections
+        let timer = Task { [weak self] in
+            try await Task.sleep(for: timeout)
+            self?.abandon(id, with: PostgresError(code: .poolExhausted, message: "no connection became free within \(timeout.readable) (all \(limit) in use)"))
+        }
+        let served = state.withLock { state -> Bool in
+            guard state.waiters[id] != nil else { return true }
+            state.timers[id] = timer
+            return false
+        }
+        if served { timer.cancel() }
+    }
+
+    private func abandon(_ id: Int, with error: any Error) {
+        let continuation = state.withLock { state -> CheckedContinuation<PostgresConnection, any Error>? in
+            state.timers.removeValue(forKey: id)?.cancel()
+            guard state.machine.abandon(id) else { return nil }
+            return state.waiters.removeValue(forKey: id)
+        }
+        continuation?.resume(throwing: error)
+    }
+
+    func release(_ connection: PostgresConnection) {
+        let reusable = !connection.isBroken && connection.isIdle
+        if !reusable && !connection.isBroken {
+            logger.debug("closing a connection returned inside a transaction")
+        }
+        let action = state.withLock { $0.machine.release(connection, reusable: reusable) }
+        if !reusable { Task { await connection.close() } }
+        perform(action)
+    }
+
+    private func openConnection() {
+        Task {
+            do {
+                let connection = try await PostgresConnection.connect(configuration.connection, logger: logger)
+                perform(state.withLock { $0.machine.opened(connection) })
+            } catch {
+                state.withLock { $0.lastConnectError = error }
+                perform(state.withLock { $0.machine.openFailed() })
+            }
+        }
+    }
+
+    private func perform(_ action: Machine.Action) {
+        switch action {
+        case .none:
+            break
+        case .lease(let connection, let id):
+            let continuation = state.withLock { state in
+                state.timers.removeValue(forKey: id)?.cancel()
+                return state.waiters.removeValue(forKey: id)
+            }
+            continuation?.resume(returning: connection)
+        case .open:
+            openConnection()
+        case .fail(let id, _, let thenOpen):
+            let (continuation, error) = state.withLock { state in
+                state.timers.removeValue(forKey: id)?.cancel()
+                return (state.waiters.removeValue(forKey: id), state.lastConnectError)
+            }
+            continuation?.resume(throwing: error ?? PostgresError(code: .connection, message: "could not open a connection"))
+            if thenOpen { openConnection() }
+        case .close(let connection):
+            Task { await connection.close() }
+        case .shutDown(let connections, _):
+            for connection in connections { Task { await connection.close() } }
+        case .finishedClosing:
+            break
+        }
+        let finished = state.withLock { state -> [CheckedContinuation<Void, Never>] in
+            guard state.machine.isClosing, state.machine.total == 0 else { return [] }
+            defer { state.closeWaiters = [] }
+            return state.closeWaiters
+        }
+        finished.forEach { $0.resume() }
+    }
+
+    /// Stops lending, fails everyone waiting, and returns once every connection is
+    /// back and closed.
+    public func close() async {
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            let (action, waiting) = state.withLock { state in
+                state.closeWaiters.append(continuation)
+                let action = state.machine.close()
+                let waiting = state.machine.takeWaiters().compactMap { id in
+                    state.timers.removeValue(forKey: id)?.cancel()
+                    return state.waiters.removeValue(forKey: id)
+                }
+                return (action, waiting)
+            }
+            for waiter in waiting { waiter.resume(throwing: PostgresError(code: .closed, message: "the pool is closed")) }
+            perform(action)
+        }
+    }
+}

@@ -1,0 +1,57 @@
+/// Parameter values in the layout libpq's `PQexecParams` wants: one contiguous byte buffer
+/// with a length per value (-1 for NULL), all in binary format.
+public struct PostgresBindings: Sendable, Hashable {
+    var types: [UInt32] = []
+    var lengths: [Int32] = []
+    var bytes: [UInt8] = []
+    /// The first value that failed to encode; thrown when the query runs, because string
+    /// interpolation cannot throw.
+    var encodingFailure: String?
+
+    public init() {}
+
+    public var count: Int { types.count }
+
+    public mutating func append<Value: PostgresEncodable>(_ value: Value) {
+        types.append(Value.postgresDataType.rawValue)
+        if value.isPostgresNull {
+            lengths.append(-1)
+            return
+        }
+        let start = bytes.count
+        do {
+            try value.encode(into: &bytes)
+        } catch {
+            bytes.removeSubrange(start...)
+            encodingFailure = encodingFailure ?? "parameter $\(types.count): \((error as? PostgresError)?.message ?? "\(Value.self) cannot be encoded")"
+        }
+        guard let length = Int32(exactly: bytes.count - start) else {
+            bytes.removeSubrange(start...)
+            lengths.append(-1)
+            encodingFailure = encodingFailure ?? "parameter $\(types.count) is larger than 2 GiB"
+            return
+        }
+        lengths.append(length)
+    }
+
+    /// Calls `body` with the C arrays libpq takes. Pointers are valid only inside `body`.
+    func withUnsafeParameters<R>(_ body: (_ values: [UnsafePointer<CChar>?], _ lengths: [Int32], _ formats: [Int32], _ types: [UInt32]) throws -> R) rethrows -> R {
+        let formats = [Int32](repeating: 1, count: count)
+        return try bytes.withUnsafeBufferPointer { buffer in
+            var values: [UnsafePointer<CChar>?] = []
+            values.reserveCapacity(count)
+            var offset = 0
+            // A zero-length value still needs a non-NULL pointer, or libpq reads it as NULL.
+            let base = UnsafeRawPointer(buffer.baseAddress) ?? UnsafeRawPointer(bitPattern: 1)!
+            for length in lengths {
+                if length < 0 {
+                    values.append(nil)
+                } else {
+                    values.append((base + offset).assumingMemoryBound(to: CChar.self))
+                    offset += Int(length)
+                }
+            }
+            return try body(values, lengths, formats, types)
+        }
+    }
+}

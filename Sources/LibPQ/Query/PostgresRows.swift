@@ -1,0 +1,43 @@
+internal import CLibPQ
+
+/// Owns a `PGresult`. A result is immutable once libpq hands it over, so reading it from
+/// any thread is safe.
+final class ResultHandle: @unchecked Sendable {
+    let pointer: OpaquePointer
+    let columnNames: [String]
+    let columnTypes: [PostgresDataType]
+
+    init(_ pointer: OpaquePointer) {
+        self.pointer = pointer
+        let count = Int(PQnfields(pointer))
+        columnNames = (0..<count).map { String(cString: PQfname(pointer, Int32($0))) }
+        columnTypes = (0..<count).map { PostgresDataType(PQftype(pointer, Int32($0))) }
+    }
+
+    deinit { PQclear(pointer) }
+}
+
+/// The rows a statement returned, and how many rows it affected.
+public struct PostgresRows: Sendable, RandomAccessCollection {
+    let handle: ResultHandle
+
+    init(_ handle: ResultHandle) { self.handle = handle }
+
+    public var startIndex: Int { 0 }
+    public var endIndex: Int { Int(PQntuples(handle.pointer)) }
+    public subscript(position: Int) -> PostgresRow { PostgresRow(handle: handle, index: Int32(position)) }
+
+    public var columns: [String] { handle.columnNames }
+
+    /// Rows inserted, updated, deleted, selected, copied… as the command tag reports; 0
+    /// for commands without a count.
+    public var affectedRows: Int { Int(String(cString: PQcmdTuples(handle.pointer))) ?? 0 }
+
+    /// The command tag, e.g. `INSERT 0 1` or `ROLLBACK`.
+    public var commandTag: String { String(cString: PQcmdStatus(handle.pointer)) }
+
+    /// Decodes every row into `type`; see `PostgresRow.decode(_:keyStrategy:)`.
+    public func decode<T: Decodable>(_ type: T.Type, keyStrategy: PostgresRow.KeyStrategy = .convertToSnakeCase) throws -> [T] {
+        try map { try $0.decode(type, keyStrategy: keyStrategy) }
+    }
+}

@@ -1,0 +1,92 @@
+import LibPQ
+import Testing
+
+@Suite("Connection pool against the server")
+struct PoolTests {
+    @Test func exhaustionFailsClearlyAndRecoversWhenAConnectionReturns() async throws {
+        let pool = PostgresPool(configuration: .init(connection: .init(TestDatabase.url), maxConnections: 1, acquireTimeout: .milliseconds(200)))
+        let held = Gate()
+        let release = Gate()
+        async let holder: Void = pool.withConnection { connection in
+            try await connection.query("SELECT 1")
+            await held.arrive(expected: 2)
+            await release.arrive(expected: 2)
+        }
+        await held.arrive(expected: 2)
+        let clock = ContinuousClock()
+        let start = clock.now
+        let error = await #expect(throws: PostgresError.self) {
+            try await pool.query("SELECT 1")
+        }
+        #expect(error?.code == .poolExhausted)
+        #expect(error?.message.contains("200") == true)
+        #expect(clock.now - start < .seconds(2))
+        await release.arrive(expected: 2)
+        try await holder
+        #expect(try await pool.query("SELECT 2").scalar(Int.self) == 2)
+        #expect(pool.statistics.open == 1)
+        await pool.close()
+    }
+
+    @Test func waitersAreServedInTurnUpToTheLimit() async throws {
+        let pool = PostgresPool(configuration: .init(connection: .init(TestDatabase.url), maxConnections: 3, acquireTimeout: .seconds(10)))
+        let results = try await withThrowingTaskGroup(of: Int.self) { group in
+            for n in 0..<30 {
+                group.addTask { try await pool.query("SELECT \(n) FROM pg_sleep(0.01)").scalar(Int.self) }
+            }
+            return try await group.reduce(into: [Int]()) { $0.append($1) }
+        }
+        #expect(results.sorted() == Array(0..<30))
+        #expect(pool.statistics.open <= 3)
+        await pool.close()
+        #expect(pool.statistics.open == 0)
+        let closed = await #expect(throws: PostgresError.self) { try await pool.query("SELECT 1") }
+        #expect(closed?.code == .closed)
+    }
+
+    @Test func recoversAfterTheServerTerminatesPooledConnections() async throws {
+        let name = "pool-recovery-\(UInt32.random(in: 0...UInt32.max))"
+        let conninfo = TestDatabase.url + (TestDatabase.url.contains("?") ? "&" : "?") + "application_name=\(name)"
+        let pool = PostgresPool(configuration: .init(connection: .init(conninfo), maxConnections: 2))
+        // Open both connections.
+        async let a = pool.withConnection { try await $0.query("SELECT pg_sleep(0.05)") }
+        async let b = pool.withConnection { try await $0.query("SELECT pg_sleep(0.05)") }
+        _ = try await (a, b)
+        #expect(pool.statistics.open == 2)
+
+        let admin = try await PostgresConnection.connect(TestDatabase.url)
+        let killed = try await admin.query("SELECT count(*) FROM (SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = \(name)) AS k").scalar(Int.self)
+        #expect(killed == 2)
+        await admin.close()
+        try await Task.sleep(for: .milliseconds(100))
+
+        for n in 0..<6 {
+            #expect(try await pool.query("SELECT \(n)").scalar(Int.self) == n)
+        }
+        await pool.close()
+    }
+
+    @Test func aConnectionLeftInATransactionIsNotReused() async throws {
+        let pool = PostgresPool(configuration: .init(connection: .init(TestDatabase.url), maxConnections: 1))
+        let firstPID = try await pool.withConnection { connection in
+            try await connection.query("BEGIN")
+            try await connection.query("SET LOCAL application_name = 'leftover'")
+            return connection.backendPID
+        }
+        let secondPID = try await pool.withConnection { connection in
+            let name = try await connection.query("SHOW application_name").scalar(String.self)
+            #expect(name != "leftover", "not inside the old transaction")
+            return connection.backendPID
+        }
+        #expect(firstPID != secondPID)
+        await pool.close()
+    }
+
+    @Test func connectFailuresReachTheCallerAndThePoolRecovers() async throws {
+        let pool = PostgresPool(configuration: .init(connection: .init("postgres://stockroom:secret-pw@127.0.0.1:1/nowhere?connect_timeout=2"), maxConnections: 2))
+        let error = await #expect(throws: PostgresError.self) { try await pool.query("SELECT 1") }
+        #expect(error?.code == .connection)
+        #expect(pool.statistics.open == 0)
+        await pool.close()
+    }
+}

@@ -1,0 +1,162 @@
+import Foundation
+import LibPQ
+import Logging
+import Testing
+
+@Suite("Rows, decoding and errors")
+struct RowAndErrorTests {
+    struct Product: Decodable, Equatable {
+        struct Details: Codable, Equatable, Sendable { var color: String }
+        var id: Int
+        var sku: String
+        var priceCents: Int64
+        var description: String?
+        var details: Details
+        var tags: [String]
+    }
+
+    @Test func columnsByIndexAndNameAndWholeRows() async throws {
+        try await TestDatabase.withSchema { connection in
+            let rows = try await connection.query("""
+                SELECT 1 AS id, 'SKU-1' AS sku, 250::bigint AS price_cents, NULL::text AS description,
+                       '{"color":"red"}'::jsonb AS details, ARRAY['a','b'] AS tags
+                """)
+            #expect(rows.columns == ["id", "sku", "price_cents", "description", "details", "tags"])
+            let row = try #require(rows.first)
+            #expect(try row[0, as: Int.self] == 1)
+            #expect(try row["sku", as: String.self] == "SKU-1")
+            #expect(try row["description", as: String?.self] == nil)
+            let product = try row.decode(Product.self)
+            #expect(product == Product(id: 1, sku: "SKU-1", priceCents: 250, description: nil, details: .init(color: "red"), tags: ["a", "b"]))
+        }
+    }
+
+    @Test func decodingErrorsNameTheColumnAndTheTypes() async throws {
+        try await TestDatabase.withSchema { connection in
+            let rows = try await connection.query("SELECT 'x'::text AS name, NULL::int AS qty")
+            let row = try #require(rows.first)
+            let mismatch = #expect(throws: PostgresError.self) { try row["name", as: Int.self] }
+            #expect(mismatch?.code == .decoding)
+            #expect(mismatch?.column == "name")
+            #expect(mismatch?.message == "column \"name\": a text column cannot be read as Int")
+            let null = #expect(throws: PostgresError.self) { try row["qty", as: Int.self] }
+            #expect(null?.message == "column \"qty\": unexpected NULL for non-optional Int")
+            let missing = #expect(throws: PostgresError.self) { try row["nope", as: Int.self] }
+            #expect(missing?.message.contains("no column named \"nope\"") == true)
+            struct Wrong: Decodable { var name: String; var qty: Int }
+            let whole = #expect(throws: PostgresError.self) { try row.decode(Wrong.self) }
+            #expect(whole?.column == "qty")
+        }
+    }
+
+    @Test func affectedRowsAndCommandTag() async throws {
+        try await TestDatabase.withSchema { connection in
+            try await connection.query("CREATE TABLE t (n int)")
+            let insert = try await connection.query("INSERT INTO t SELECT generate_series(1, 5)")
+            #expect(insert.affectedRows == 5)
+            #expect(insert.commandTag == "INSERT 0 5")
+            #expect(try await connection.query("DELETE FROM t WHERE n > 3").affectedRows == 2)
+        }
+    }
+
+    @Test func serverErrorsCarryEveryField() async throws {
+        try await TestDatabase.withSchema { connection in
+            try await connection.query("""
+                CREATE TABLE parent (id int PRIMARY KEY);
+                """)
+            try await connection.query("""
+                CREATE TABLE child (id int PRIMARY KEY, parent_id int CONSTRAINT child_parent_fk REFERENCES parent (id),
+                                    email text NOT NULL UNIQUE, qty int CONSTRAINT qty_positive CHECK (qty > 0))
+                """)
+            try await connection.query("INSERT INTO parent VALUES (1)")
+            try await connection.query("INSERT INTO child VALUES (1, 1, \("ann@example.com"), 1)")
+
+            let unique = await #expect(throws: PostgresError.self) {
+                try await connection.query("INSERT INTO child VALUES (2, 1, \("ann@example.com"), 1)")
+            }
+            #expect(unique?.sqlState == .uniqueViolation)
+            #expect(unique?.constraint == "child_email_key")
+            #expect(unique?.table == "child")
+            #expect(unique?.detail?.contains("ann@example.com") == true)
+            #expect(unique?.schema?.hasPrefix("t_") == true)
+            // The detail quotes the row; the description must not.
+            #expect(unique.map { "\($0)" }?.contains("ann@example.com") == false)
+
+            let foreignKey = await #expect(throws: PostgresError.self) {
+                try await connection.query("INSERT INTO child VALUES (3, 99, 'b@example.com', 1)")
+            }
+            #expect(foreignKey?.sqlState == .foreignKeyViolation)
+            #expect(foreignKey?.constraint == "child_parent_fk")
+
+            let check = await #expect(throws: PostgresError.self) {
+                try await connection.query("INSERT INTO child VALUES (4, 1, 'c@example.com', 0)")
+            }
+            #expect(check?.sqlState == .checkViolation)
+            #expect(check?.constraint == "qty_positive")
+
+            let notNull = await #expect(throws: PostgresError.self) {
+                try await connection.query("INSERT INTO child (id) VALUES (5)")
+            }
+            #expect(notNull?.sqlState == .notNullViolation)
+            #expect(notNull?.column == "email")
+
+            let syntax = await #expect(throws: PostgresError.self) {
+                try await connection.query("SELECT 1 FROM WHERE")
+            }
+            #expect(syntax?.sqlState == .syntaxError)
+            #expect(syntax?.position == 15)
+            #expect(syntax?.severity == "ERROR")
+
+            let hinted = await #expect(throws: PostgresError.self) {
+                try await connection.query("SELECT nosuchfunction(1)")
+            }
+            #expect(hinted?.sqlState == .undefinedFunction)
+            #expect(hinted?.hint?.isEmpty == false)
+
+            let datatype = await #expect(throws: PostgresError.self) {
+                try await connection.simpleQuery(unsafeSQL: "CREATE DOMAIN positive AS int CHECK (VALUE > 0); SELECT (-1)::positive")
+            }
+            #expect(datatype?.dataType == "positive")
+        }
+    }
+
+    @Test func descriptionNeverEchoesBoundValues() async throws {
+        try await TestDatabase.withSchema { connection in
+            let secret = "hunter2-secret"
+            let error = await #expect(throws: PostgresError.self) {
+                try await connection.query("SELECT \(secret)::int")
+            }
+            #expect(error?.sqlState == .invalidTextRepresentation)
+            #expect(error?.message.contains(secret) == true)  // the server did quote it…
+            #expect(error.map { "\($0)" }?.contains(secret) == false)  // …but logs won't
+            #expect(error.map { String(reflecting: $0) }?.contains(secret) == true)
+        }
+    }
+
+    @Test func simpleQueryRunsScriptsAsPsqlWould() async throws {
+        try await TestDatabase.withSchema { connection in
+            try await connection.simpleQuery(unsafeSQL: """
+                -- a comment; with a semicolon
+                CREATE TABLE t (body text);
+                CREATE FUNCTION f() RETURNS text LANGUAGE plpgsql AS $body$
+                BEGIN
+                    RETURN 'semi;colon';
+                END
+                $body$;
+                DO $$ BEGIN INSERT INTO t VALUES (f()); END $$;
+                """)
+            let rows = try await connection.simpleQuery(unsafeSQL: "SELECT body FROM t")
+            #expect(try rows.scalar(String.self) == "semi;colon")
+        }
+    }
+
+    @Test func noticesGoToTheLogger() async throws {
+        let recorder = LogRecorder()
+        var logger = Logger(label: "notices") { _ in recorder }
+        logger.logLevel = .debug
+        let connection = try await PostgresConnection.connect(TestDatabase.url, logger: logger)
+        defer { Task { await connection.close() } }
+        try await connection.simpleQuery(unsafeSQL: "DO $$ BEGIN RAISE NOTICE 'stock is low: %', 3; END $$")
+        #expect(recorder.messages.contains { $0.message == "stock is low: 3" && $0.level == .info })
+    }
+}
