@@ -7,35 +7,61 @@ let strict: [SwiftSetting] = [
     .enableUpcomingFeature("InternalImportsByDefault"),
 ]
 
+let logging = Target.Dependency.product(name: "Logging", package: "swift-log")
+
 let package = Package(
     name: "Stockroom",
     platforms: [.macOS(.v15)],
     products: [
         .library(name: "LibPQ", targets: ["LibPQ"]),
+        .library(name: "Migrations", targets: ["Migrations"]),
+        .library(name: "Stockroom", targets: ["Stockroom"]),
+        .library(name: "StockroomServer", targets: ["StockroomServer"]),
+        .executable(name: "stockroom", targets: ["StockroomCLI"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.3"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
     ],
     targets: [
-        // libpq's C API. Only LibPQ imports it; no public API exposes its types.
-        .systemLibrary(
-            name: "CLibPQ",
-            pkgConfig: "libpq",
-            providers: [.apt(["libpq-dev"])]
-        ),
+        // C libraries. Only the Swift targets wrapping them import these; no public API
+        // exposes their types.
+        .systemLibrary(name: "CLibPQ", pkgConfig: "libpq", providers: [.apt(["libpq-dev"])]),
+        .systemLibrary(name: "CSodium", pkgConfig: "libsodium", providers: [.apt(["libsodium-dev"])]),
+
+        .target(name: "LibPQ", dependencies: ["CLibPQ", logging], swiftSettings: strict),
+        .target(name: "Migrations", dependencies: ["LibPQ", "CSodium", logging], swiftSettings: strict),
+        .target(name: "Stockroom", dependencies: ["LibPQ", "CSodium", logging], swiftSettings: strict),
         .target(
-            name: "LibPQ",
+            name: "StockroomServer",
             dependencies: [
-                "CLibPQ",
-                .product(name: "Logging", package: "swift-log"),
+                "Stockroom", logging,
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
             swiftSettings: strict
         ),
-        .testTarget(
-            name: "LibPQTests",
+        .executableTarget(
+            name: "StockroomCLI",
             dependencies: [
-                "LibPQ",
-                .product(name: "Logging", package: "swift-log"),
+                "StockroomServer", "Migrations", logging,
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            swiftSettings: strict
+        ),
+
+        .testTarget(name: "LibPQTests", dependencies: ["LibPQ", logging], swiftSettings: strict),
+        .testTarget(name: "MigrationsTests", dependencies: ["Migrations", "LibPQ", logging], swiftSettings: strict),
+        .testTarget(name: "StockroomTests", dependencies: ["Stockroom", "Migrations", "LibPQ", logging], swiftSettings: strict),
+        .testTarget(
+            name: "StockroomServerTests",
+            dependencies: [
+                "StockroomServer", "Stockroom", "Migrations", "LibPQ", logging,
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
             ],
             swiftSettings: strict
         ),

@@ -1,0 +1,11 @@
+import ArgumentParser
+
+/// `stockroom`: serve, migrate and administer a Stockroom database.
+@main
+struct StockroomCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "stockroom",
+        abstract: "Stockroom: a PostgreSQL-backed data service.",
+        subcommands: []
+    )
+}
