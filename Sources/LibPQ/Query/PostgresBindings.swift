@@ -34,6 +34,14 @@ public struct PostgresBindings: Sendable, Hashable {
         lengths.append(length)
     }
 
+    /// Appends all of `other`'s values after these.
+    public mutating func append(contentsOf other: PostgresBindings) {
+        types += other.types
+        lengths += other.lengths
+        bytes += other.bytes
+        encodingFailure = encodingFailure ?? other.encodingFailure
+    }
+
     /// Calls `body` with the C arrays libpq takes. Pointers are valid only inside `body`.
     func withUnsafeParameters<R>(_ body: (_ values: [UnsafePointer<CChar>?], _ lengths: [Int32], _ formats: [Int32], _ types: [UInt32]) throws -> R) rethrows -> R {
         let formats = [Int32](repeating: 1, count: count)

@@ -73,3 +73,27 @@ extension PostgresQuery {
         "\"" + identifier.split(separator: "\"", omittingEmptySubsequences: false).joined(separator: "\"\"") + "\""
     }
 }
+
+extension PostgresQuery {
+    /// Appends another query's SQL and bindings, renumbering its placeholders.
+    ///
+    /// Placeholders are renumbered textually (`$1` → `$n+1`), so `other` must not hold
+    /// `$` followed by digits outside placeholders (as in a dollar-quoted `$1$` tag).
+    public mutating func append(_ other: PostgresQuery) {
+        let offset = bindings.count
+        var renumbered = ""
+        var scalars = other.sql.unicodeScalars[...]
+        while let scalar = scalars.first {
+            scalars = scalars.dropFirst()
+            guard scalar == "$", let next = scalars.first, ("0"..."9").contains(next) else {
+                renumbered.unicodeScalars.append(scalar)
+                continue
+            }
+            let digits = scalars.prefix { ("0"..."9").contains($0) }
+            scalars = scalars.dropFirst(digits.count)
+            renumbered += "$\(Int(String(String.UnicodeScalarView(digits)))! + offset)"
+        }
+        sql += renumbered
+        bindings.append(contentsOf: other.bindings)
+    }
+}

@@ -83,12 +83,16 @@ private struct RowContainer<Key: CodingKey>: KeyedDecodingContainerProtocol {
         if let decodable = type as? any PostgresDecodable.Type {
             return try row.decode(column: column, as: decodable) as! T
         }
-        // Any other Decodable comes from a JSON column.
         let dataType = row.handle.columnTypes[column]
         if row.isNull(column) {
             throw row.decodingError(.unexpectedNull, column: column, dataType: dataType, swiftType: T.self)
         }
-        return try row.decode(column: column, as: JSONColumn<T>.self).value
+        // Structures come from a JSON column; anything else that decodes from a single
+        // value (a String- or Int-backed enum, say) decodes from the column itself.
+        if dataType == .json || dataType == .jsonb {
+            return try row.decode(column: column, as: JSONColumn<T>.self).value
+        }
+        return try T(from: ColumnDecoder(row: row, column: column))
     }
 
     func nestedContainer<NestedKey: CodingKey>(keyedBy type: NestedKey.Type, forKey key: Key) throws -> KeyedDecodingContainer<NestedKey> {
@@ -108,5 +112,36 @@ private struct JSONColumn<Value: Decodable>: PostgresDecodable, @unchecked Senda
     let value: Value
     static func decode(from bytes: UnsafeRawBufferPointer, type: PostgresDataType) throws -> Self {
         Self(value: try decodeJSON(Value.self, from: bytes, type: type))
+    }
+}
+
+/// Decodes a single-value `Decodable` (such as `enum Role: String`) from one column.
+private struct ColumnDecoder: Decoder, SingleValueDecodingContainer {
+    let row: PostgresRow
+    let column: Int
+    var codingPath: [any CodingKey] { [] }
+    var userInfo: [CodingUserInfoKey: Any] { [:] }
+
+    func container<Key: CodingKey>(keyedBy type: Key.Type) throws -> KeyedDecodingContainer<Key> {
+        throw PostgresError(code: .decoding, message: "column \"\(row.columns[column])\": a structure is read from a json or jsonb column")
+    }
+
+    func unkeyedContainer() throws -> any UnkeyedDecodingContainer {
+        throw PostgresError(code: .decoding, message: "column \"\(row.columns[column])\": a list is read from an array or json column")
+    }
+
+    func singleValueContainer() throws -> any SingleValueDecodingContainer { self }
+
+    func decodeNil() -> Bool { row.isNull(column) }
+
+    func decode<T: Decodable>(_ type: T.Type) throws -> T {
+        guard let decodable = type as? any PostgresDecodable.Type else {
+            throw PostgresError(code: .decoding, message: "column \"\(row.columns[column])\": \(T.self) cannot be read from a column")
+        }
+        let value = try row.decode(column: column, as: decodable)
+        guard let typed = value as? T else {
+            throw PostgresError(code: .decoding, message: "column \"\(row.columns[column])\": cannot read \(T.self)")
+        }
+        return typed
     }
 }

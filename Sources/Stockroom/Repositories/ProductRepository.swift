@@ -1,0 +1,135 @@
+public import LibPQ
+
+/// The catalogue: products, their prices and stock.
+public struct ProductRepository: Sendable {
+    let pool: PostgresPool
+
+    public init(pool: PostgresPool) { self.pool = pool }
+
+    static let columns = "id, sku, name, description, price_cents, currency, stock, active, created_at, updated_at"
+
+    public func create(_ product: NewProduct, as principal: Principal) async throws -> Product {
+        try requireAdmin(principal, "create products")
+        let sku = try Validate.sku(product.sku)
+        let name = try Validate.name(product.name)
+        let description = try Validate.description(product.description ?? "")
+        let price = try Validate.price(product.priceCents)
+        let currency = try Validate.currency(product.currency)
+        let stock = Int32(try Validate.stock(product.stock ?? 0))
+        return try await mappingErrors {
+            try await pool.query("""
+                INSERT INTO products (sku, name, description, price_cents, currency, stock)
+                VALUES (\(sku), \(name), \(description), \(price), \(currency), \(stock))
+                RETURNING \(unsafeRaw: Self.columns)
+                """).first(as: Product.self)!
+        }
+    }
+
+    public func product(id: Int64) async throws -> Product {
+        let id = try Validate.id(id)
+        let product = try await mappingErrors {
+            try await pool.query("SELECT \(unsafeRaw: Self.columns) FROM products WHERE id = \(id)").first(as: Product.self)
+        }
+        guard let product else { throw StockroomError.notFound("product \(id)") }
+        return product
+    }
+
+    public func product(sku: String) async throws -> Product {
+        let sku = try Validate.sku(sku)
+        let product = try await mappingErrors {
+            try await pool.query("SELECT \(unsafeRaw: Self.columns) FROM products WHERE sku = \(sku)").first(as: Product.self)
+        }
+        guard let product else { throw StockroomError.notFound("product \(sku)") }
+        return product
+    }
+
+    /// Changes name, description, price, currency or sku. Orders already placed keep the
+    /// prices and names they were placed with.
+    public func update(id: Int64, _ changes: ProductChanges, as principal: Principal) async throws -> Product {
+        try requireAdmin(principal, "update products")
+        let id = try Validate.id(id)
+        guard !changes.isEmpty else { throw StockroomError.invalid("changes", "name at least one of sku, name, description, price_cents, currency") }
+        let sku = try changes.sku.map(Validate.sku)
+        let name = try changes.name.map { try Validate.name($0) }
+        let description = try changes.description.map(Validate.description)
+        let price = try changes.priceCents.map(Validate.price)
+        let currency = try changes.currency.map(Validate.currency)
+        let product = try await mappingErrors {
+            try await pool.query("""
+                UPDATE products SET
+                    sku = coalesce(\(sku), sku), name = coalesce(\(name), name),
+                    description = coalesce(\(description), description),
+                    price_cents = coalesce(\(price), price_cents), currency = coalesce(\(currency), currency),
+                    updated_at = now()
+                WHERE id = \(id)
+                RETURNING \(unsafeRaw: Self.columns)
+                """).first(as: Product.self)
+        }
+        guard let product else { throw StockroomError.notFound("product \(id)") }
+        return product
+    }
+
+    /// Hides a product from customers' lists and searches; it can no longer be ordered.
+    public func deactivate(id: Int64, as principal: Principal) async throws -> Product {
+        try requireAdmin(principal, "deactivate products")
+        let id = try Validate.id(id)
+        let product = try await mappingErrors {
+            try await pool.query("UPDATE products SET active = false, updated_at = now() WHERE id = \(id) RETURNING \(unsafeRaw: Self.columns)")
+                .first(as: Product.self)
+        }
+        guard let product else { throw StockroomError.notFound("product \(id)") }
+        return product
+    }
+
+    /// Adds `quantity` to the stock, atomically.
+    public func restock(id: Int64, quantity: Int, as principal: Principal) async throws -> Product {
+        try requireAdmin(principal, "restock products")
+        let id = try Validate.id(id)
+        guard (1...Validate.maxStock).contains(quantity) else {
+            throw StockroomError.invalid("quantity", "must be between 1 and \(Validate.maxStock)")
+        }
+        let product = try await mappingErrors {
+            try await pool.query("""
+                UPDATE products SET stock = stock + \(Int32(quantity)), updated_at = now()
+                WHERE id = \(id) RETURNING \(unsafeRaw: Self.columns)
+                """).first(as: Product.self)
+        }
+        guard let product else { throw StockroomError.notFound("product \(id)") }
+        return product
+    }
+
+    /// Products by id, `limit` (1–500) at a time after `after`. Customers see active
+    /// products only; admins may ask for all.
+    public func list(after: Int64 = 0, limit: Int = 50, includeInactive: Bool = false) async throws -> [Product] {
+        let limit = try Validate.limit(limit)
+        return try await mappingErrors {
+            try await pool.query("""
+                SELECT \(unsafeRaw: Self.columns) FROM products
+                WHERE id > \(after) AND (active OR \(includeInactive))
+                ORDER BY id LIMIT \(limit)
+                """).decode(Product.self)
+        }
+    }
+
+    /// Full-text search over name, sku and description, most relevant first. The text
+    /// is read as a web search (`"exact phrase"`, `-excluded`, `or`).
+    public func search(_ text: String, limit: Int = 20, includeInactive: Bool = false) async throws -> [Product] {
+        let limit = try Validate.limit(limit)
+        let text = text.trimmingSpaces()
+        guard (1...200).contains(text.count) else { throw StockroomError.invalid("text", "must be 1 to 200 characters") }
+        try Validate.noControlCharacters(text, field: "text")
+        return try await mappingErrors {
+            try await pool.query("""
+                SELECT \(unsafeRaw: Self.columns) FROM products,
+                       websearch_to_tsquery('english', \(text)) AS query
+                WHERE search @@ query AND (active OR \(includeInactive))
+                ORDER BY ts_rank(search, query) DESC, id
+                LIMIT \(limit)
+                """).decode(Product.self)
+        }
+    }
+}
+
+func requireAdmin(_ principal: Principal, _ action: String) throws {
+    guard principal.isAdmin else { throw StockroomError(.permissionDenied, "only admins can \(action)") }
+}
