@@ -6,6 +6,6 @@ struct StockroomCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "stockroom",
         abstract: "Stockroom: a PostgreSQL-backed data service.",
-        subcommands: []
+        subcommands: [AdminCommand.self]
     )
 }
