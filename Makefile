@@ -1,0 +1,52 @@
+# Stockroom. `make run` and `make test` are all a new machine needs; `make help` lists the rest.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+SWIFT ?= swift
+CONFIGURATION ?= debug
+PG_PORT ?= 54320
+export STOCKROOM_PG_PORT := $(PG_PORT)
+export DATABASE_URL ?= postgres://stockroom:stockroom@127.0.0.1:$(PG_PORT)/stockroom
+
+BIN = .build/$(CONFIGURATION)/stockroom
+EXAMPLES = Examples/LowStockAlert
+
+.PHONY: help deps db db-stop db-reset psql build migrate run test test-examples bench clean
+
+help: ## List the targets
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  make %-14s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+deps: ## Install missing Debian packages (PostgreSQL, libpq, libsodium, redis-tools) as root
+	@scripts/db.sh deps
+
+db: ## Start the project-local PostgreSQL in .pg/ (127.0.0.1:$(PG_PORT)); returns at once if running
+	@scripts/db.sh start
+
+db-stop: ## Stop the local PostgreSQL (data is kept)
+	@scripts/db.sh stop
+
+db-reset: ## Throw the local cluster away and start a fresh one
+	@scripts/db.sh reset
+
+psql: ## A psql shell on $$DATABASE_URL
+	@scripts/db.sh psql
+
+build: deps ## Build everything (warnings are errors)
+	$(SWIFT) build -c $(CONFIGURATION)
+
+migrate: db build ## Apply pending migrations to $$DATABASE_URL
+	$(BIN) migrate up
+
+run: migrate ## Start the database, migrate it, and serve on 127.0.0.1:7379
+	$(BIN) serve
+
+test: db ## The whole suite against the local PostgreSQL, then the example programs
+	$(SWIFT) build --build-tests
+	$(SWIFT) test --skip-build
+	@$(MAKE) --no-print-directory test-examples
+
+test-examples: db ## Build the programs under Examples/ and run them against a migrated test database
+	@scripts/test-examples.sh $(EXAMPLES)
+
+clean: ## Remove build products (not the database)
+	rm -rf .build .build-* $(addsuffix /.build,$(EXAMPLES))
