@@ -15,8 +15,6 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 PGDIR="$ROOT/.pg"
 PORT="${STOCKROOM_PG_PORT:-54320}"
-DATA="$PGDIR/data"
-LOG="$PGDIR/server.log"
 DEBIAN_PACKAGES=(postgresql postgresql-contrib libpq-dev libsodium-dev pkg-config redis-tools)
 
 die() { echo "db: $*" >&2; exit 1; }
@@ -76,6 +74,7 @@ as_server() {
 # `postgres` through. When the checkout does not (say, under /root), the cluster lives in
 # /var/lib/postgresql and .pg is a link to it.
 prepare_pgdir() {
+    [[ -L "$PGDIR" && ! -e "$PGDIR" ]] && rm -f "$PGDIR"   # its cluster was removed
     if [[ -e "$PGDIR" ]]; then return; fi
     if [[ "$(id -u)" -eq 0 ]]; then
         id postgres >/dev/null 2>&1 || die "no 'postgres' OS user to run the server as root; install the postgresql package"
@@ -95,6 +94,15 @@ prepare_pgdir() {
     chmod 700 "$PGDIR/"
 }
 
+# Paths the server uses go through the link, if any: it may not be allowed to see the checkout.
+resolve_paths() {
+    local real
+    real="$(readlink -f "$PGDIR" 2>/dev/null || echo "$PGDIR")"
+    SOCKDIR="$real"
+    DATA="$real/data"
+    LOG="$real/server.log"
+}
+
 is_running() {
     [[ -f "$DATA/PG_VERSION" ]] && as_server "$BIN/pg_ctl" status -D "$DATA" >/dev/null 2>&1
 }
@@ -104,7 +112,7 @@ port_taken() {
 }
 
 psql_admin() {
-    "$BIN/psql" -X -q -v ON_ERROR_STOP=1 -h "$PGDIR" -p "$PORT" -U postgres -d postgres -At "$@"
+    "$BIN/psql" -X -q -v ON_ERROR_STOP=1 -h "$SOCKDIR" -p "$PORT" -U postgres -d postgres -At "$@"
 }
 
 ensure_role_and_database() {
@@ -127,6 +135,7 @@ cmd_start() {
     BIN="$(pg_bindir)"
     [[ -n "$BIN" ]] || die "PostgreSQL server binaries not found; install the postgresql package"
     prepare_pgdir
+    resolve_paths
     [[ -w "$PGDIR" || "$(id -u)" -eq 0 ]] || die "no permission to write $PGDIR"
     if is_running; then
         ensure_role_and_database
@@ -148,7 +157,7 @@ cmd_start() {
 # Stockroom's local cluster (scripts/db.sh)
 listen_addresses = '127.0.0.1'
 port = $PORT
-unix_socket_directories = '$PGDIR'
+unix_socket_directories = '$SOCKDIR'
 max_connections = 300
 shared_buffers = 256MB
 # A development and test cluster: durability across an OS crash is not worth the fsyncs.
@@ -172,6 +181,7 @@ EOF
 cmd_stop() {
     BIN="$(pg_bindir)"
     [[ -n "$BIN" ]] || die "PostgreSQL is not installed"
+    resolve_paths
     if is_running; then
         as_server "$BIN/pg_ctl" -D "$DATA" -m fast -w stop >/dev/null || die "could not stop the cluster in $PGDIR"
         say "stopped"
