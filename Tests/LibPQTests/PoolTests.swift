@@ -5,6 +5,11 @@ import Testing
 struct PoolTests {
     @Test func exhaustionFailsClearlyAndRecoversWhenAConnectionReturns() async throws {
         let pool = PostgresPool(configuration: .init(connection: .init(TestDatabase.url), maxConnections: 1, acquireTimeout: .milliseconds(200)))
+        // Open the one connection first: on a loaded machine, connecting alone can take
+        // longer than the 200 ms this test is about, and the holder must not time out.
+        var attempts = 0
+        while (try? await pool.query("SELECT 1")) == nil, attempts < 50 { attempts += 1 }
+        #expect(pool.statistics.open == 1)
         let held = Gate()
         let release = Gate()
         async let holder: Void = pool.withConnection { connection in
@@ -48,9 +53,10 @@ struct PoolTests {
         let name = "pool-recovery-\(UInt32.random(in: 0...UInt32.max))"
         let conninfo = TestDatabase.url + (TestDatabase.url.contains("?") ? "&" : "?") + "application_name=\(name)"
         let pool = PostgresPool(configuration: .init(connection: .init(conninfo), maxConnections: 2))
-        // Open both connections.
-        async let a = pool.withConnection { try await $0.query("SELECT pg_sleep(0.05)") }
-        async let b = pool.withConnection { try await $0.query("SELECT pg_sleep(0.05)") }
+        // Open both connections: each holds its own until both are leased at once.
+        let bothLeased = Gate()
+        async let a: Void = pool.withConnection { try await $0.query("SELECT 1"); await bothLeased.arrive(expected: 2) }
+        async let b: Void = pool.withConnection { try await $0.query("SELECT 1"); await bothLeased.arrive(expected: 2) }
         _ = try await (a, b)
         #expect(pool.statistics.open == 2)
 
