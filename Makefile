@@ -19,7 +19,7 @@ help: ## List the targets
 deps: ## Install missing Debian packages (PostgreSQL, libpq, libsodium, redis-tools) as root
 	@scripts/db.sh deps
 
-db: ## Start the project-local PostgreSQL in .pg/ (127.0.0.1:$(PG_PORT)); returns at once if running
+db: ## Start the project-local PostgreSQL in .pg/ (127.0.0.1:54320, or PG_PORT=…)
 	@scripts/db.sh start
 
 db-stop: ## Stop the local PostgreSQL (data is kept)
@@ -28,13 +28,13 @@ db-stop: ## Stop the local PostgreSQL (data is kept)
 db-reset: ## Throw the local cluster away and start a fresh one
 	@scripts/db.sh reset
 
-psql: ## A psql shell on $$DATABASE_URL
+psql: ## A psql shell on DATABASE_URL
 	@scripts/db.sh psql
 
 build: deps ## Build everything (warnings are errors)
 	$(SWIFT) build -c $(CONFIGURATION)
 
-migrate: db build ## Apply pending migrations to $$DATABASE_URL
+migrate: db build ## Apply pending migrations to DATABASE_URL
 	$(BIN) migrate up
 
 run: migrate ## Start the database, migrate it, and serve on 127.0.0.1:7379

@@ -67,7 +67,8 @@ server_user() {
 }
 
 as_server() {
-    if [[ "$(id -u)" -eq 0 ]]; then runuser -u postgres -- "$@"; else "$@"; fi
+    # From /, since `postgres` may not be allowed into the current folder.
+    if [[ "$(id -u)" -eq 0 ]]; then (cd / && runuser -u postgres -- "$@"); else "$@"; fi
 }
 
 # As root, the data folder must belong to `postgres`, and every folder above it must let
