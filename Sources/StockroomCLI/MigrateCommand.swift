@@ -1,9 +1,88 @@
 import ArgumentParser
+import Foundation
+import LibPQ
+import Logging
+import Migrations
+import Stockroom
 
 /// `stockroom migrate …`: apply, roll back and inspect the schema kept in migrations/.
 struct MigrateCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "migrate",
-        abstract: "Apply, roll back and inspect schema migrations."
+        abstract: "Apply, roll back and inspect schema migrations.",
+        discussion: "Files: migrations/<version>_<title>.up.sql and .down.sql. See docs/MIGRATIONS.md.",
+        subcommands: [MigrateUp.self, MigrateDown.self, MigrateStatus.self, MigrateVerify.self, MigrateResolve.self, MigrateNew.self]
     )
+}
+
+/// What every `migrate` subcommand that talks to the database takes.
+struct MigrationOptions: ParsableArguments {
+    @Option(name: .customLong("database-url"), help: "PostgreSQL URL or connection string (default: $DATABASE_URL, else the local database).")
+    var databaseURL: String?
+
+    @Option(help: "The folder of migration files.")
+    var dir: String = "migrations"
+
+    @Option(name: .customLong("lock-timeout"), help: "lock_timeout for the migrations' statements, e.g. 5s, 500ms; 0 for none.")
+    var lockTimeout: String = "5s"
+
+    @Option(name: .customLong("statement-timeout"), help: "statement_timeout for the migrations' statements, e.g. 10m; 0 for none.")
+    var statementTimeout: String = "0"
+
+    @Option(name: .customLong("lock-wait"), help: "How long to wait for another runner to finish.")
+    var lockWait: String = "120s"
+
+    func validate() throws {
+        for (name, value) in [("--lock-timeout", lockTimeout), ("--statement-timeout", statementTimeout), ("--lock-wait", lockWait)] where parseDuration(value) == nil {
+            throw ValidationError("\(name): expected a duration like 5s, 500ms or 2m, got '\(value)'")
+        }
+    }
+
+    func migrator(allowOutOfOrder: Bool = false) -> Migrator {
+        var configuration = Migrator.Configuration(directory: URL(fileURLWithPath: dir))
+        configuration.lockTimeout = parseDuration(lockTimeout).flatMap { $0 == .zero ? nil : $0 }
+        configuration.statementTimeout = parseDuration(statementTimeout).flatMap { $0 == .zero ? nil : $0 }
+        configuration.lockWait = parseDuration(lockWait) ?? .seconds(120)
+        configuration.allowOutOfOrder = allowOutOfOrder
+        let url = databaseURL ?? StockroomDatabase.urlFromEnvironment(ProcessInfo.processInfo.environment)
+        // The command prints what it does; the library's log lines would only repeat it.
+        var logger = Logger(label: "stockroom.migrate")
+        logger.logLevel = .warning
+        return Migrator(databaseURL: url, configuration: configuration, logger: logger)
+    }
+}
+
+/// "5s", "500ms", "2m", "1h", or a bare number of seconds.
+func parseDuration(_ text: String) -> Duration? {
+    let units: [(String, Int64)] = [("ms", 1), ("s", 1000), ("m", 60_000), ("h", 3_600_000)]
+    for (suffix, milliseconds) in units where text.hasSuffix(suffix) {
+        guard let value = Int64(text.dropLast(suffix.count)), value >= 0 else { return nil }
+        return .milliseconds(value * milliseconds)
+    }
+    return Int64(text).flatMap { $0 >= 0 ? .seconds($0) : nil }
+}
+
+/// Runs `body`, turning the runner's and the database's errors into one line on stderr and
+/// a failing exit status.
+func reportingFailures(_ command: String, _ body: () async throws -> Void) async throws {
+    do {
+        try await body()
+    } catch let error as MigrationError {
+        fail(command, error.message)
+    } catch let error as PostgresError {
+        fail(command, "\(error)")
+    }
+}
+
+func fail(_ command: String, _ message: String, status: Int32 = 1) -> Never {
+    FileHandle.standardError.write(Data("stockroom \(command): \(message)\n".utf8))
+    exit(status)
+}
+
+extension Duration {
+    /// "12 ms", "3.4 s".
+    var short: String {
+        let ms = Double(components.seconds) * 1000 + Double(components.attoseconds) / 1e15
+        return ms < 1000 ? "\(Int(ms.rounded())) ms" : String(format: "%.1f s", ms / 1000)
+    }
 }

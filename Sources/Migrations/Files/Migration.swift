@@ -1,0 +1,36 @@
+/// One migration: a version, a title, an up script and perhaps a down script.
+public struct Migration: Sendable {
+    public let version: MigrationVersion
+    public let title: String
+    public let up: MigrationScript
+    public let down: MigrationScript?
+}
+
+/// The SQL of one file, as it is run and checksummed.
+public struct MigrationScript: Sendable {
+    /// Path of the file, for messages.
+    public let path: String
+    /// The file's text with a BOM dropped and CRLF turned into LF.
+    public let sql: String
+    /// SHA-256 (hex) of `sql`.
+    public let checksum: String
+    /// The statements, split the way psql would split them.
+    public let statements: [SQLStatement]
+    /// How the runner must run this file.
+    public let mode: TransactionMode
+
+    public init(path: String, contents: String) throws(MigrationError) {
+        self.path = path
+        self.sql = Checksum.normalize(contents)
+        self.checksum = Checksum.sha256Hex(sql)
+        do {
+            self.statements = try SQLLexer.statements(in: sql)
+        } catch {
+            throw MigrationError(.unreadableFile, "\(path): \(error.reason) (line \(error.line))")
+        }
+        self.mode = TransactionMode.detect(sql: sql, statements: statements)
+    }
+
+    /// True when the file has nothing to run (empty or comments only).
+    public var isEmpty: Bool { statements.isEmpty }
+}

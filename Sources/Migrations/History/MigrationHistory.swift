@@ -1,0 +1,64 @@
+import Foundation
+import LibPQ
+
+/// The history table, in the connection's current schema (the first of its search path),
+/// so each schema — say, one per test, or per tenant — has a history of its own.
+struct MigrationHistory {
+    let connection: PostgresConnection
+    let table: String
+
+    /// Creates the table when it does not exist. Called only under the runner's lock.
+    func create() async throws {
+        guard try await !exists() else { return }
+        try await connection.query("""
+            CREATE TABLE IF NOT EXISTS \(identifier: table) (
+                version     text PRIMARY KEY CHECK (version ~ '^[0-9]+$'),
+                title       text NOT NULL,
+                checksum    text NOT NULL,
+                outcome     text NOT NULL CHECK (outcome IN ('running', 'applied', 'failed')),
+                applied_at  timestamptz NOT NULL DEFAULT now(),
+                duration_ms bigint,
+                error       text
+            )
+            """)
+    }
+
+    /// Every row; none when the table does not exist yet (a database never migrated).
+    func entries() async throws -> [HistoryEntry] {
+        guard try await exists() else { return [] }
+        let rows = try await connection.query("SELECT version, title, checksum, outcome, applied_at, duration_ms, error FROM \(identifier: table)")
+        return try rows.map { row in
+            HistoryEntry(
+                version: MigrationVersion(try row[0, as: String.self])!,
+                title: try row[1, as: String.self],
+                checksum: try row[2, as: String.self],
+                outcome: HistoryEntry.Outcome(rawValue: try row[3, as: String.self]) ?? .failed,
+                appliedAt: try row[4, as: Date.self],
+                duration: try row[5, as: Int64?.self].map { .milliseconds($0) },
+                error: try row[6, as: String?.self]
+            )
+        }
+    }
+
+    func exists() async throws -> Bool {
+        try await connection.query("SELECT to_regclass(\(PostgresQuery.quoteIdentifier(table))) IS NOT NULL").first![0, as: Bool.self]
+    }
+
+    func record(_ migration: Migration, outcome: HistoryEntry.Outcome, duration: Duration?, error: String? = nil) async throws {
+        let milliseconds = duration.map { Int64($0.components.seconds * 1000 + $0.components.attoseconds / 1_000_000_000_000_000) }
+        try await connection.query("""
+            INSERT INTO \(identifier: table) (version, title, checksum, outcome, duration_ms, error)
+            VALUES (\(migration.version.digits), \(migration.title), \(migration.up.checksum), \(outcome.rawValue), \(milliseconds), \(error))
+            ON CONFLICT (version) DO UPDATE SET title = EXCLUDED.title, checksum = EXCLUDED.checksum, outcome = EXCLUDED.outcome,
+                applied_at = now(), duration_ms = EXCLUDED.duration_ms, error = EXCLUDED.error
+            """)
+    }
+
+    func markApplied(_ version: MigrationVersion) async throws -> Bool {
+        try await connection.query("UPDATE \(identifier: table) SET outcome = 'applied', error = NULL WHERE version = \(version.digits)").affectedRows == 1
+    }
+
+    func remove(_ version: MigrationVersion) async throws -> Bool {
+        try await connection.query("DELETE FROM \(identifier: table) WHERE version = \(version.digits)").affectedRows == 1
+    }
+}

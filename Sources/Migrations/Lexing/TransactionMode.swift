@@ -1,0 +1,76 @@
+import Foundation
+
+/// How a file is run.
+public enum TransactionMode: Sendable, Equatable {
+    /// Inside a transaction of the runner's, together with its history row: all or nothing.
+    case transaction
+    /// Statement by statement outside any transaction, because PostgreSQL refuses to run
+    /// some of them inside one (the reason names the first such statement), or because
+    /// the file asks for it with `-- stockroom:no-transaction` on its first line.
+    case noTransaction(reason: String)
+    /// The file has its own BEGIN/COMMIT: it is sent whole, as psql would run it.
+    case ownTransaction
+
+    /// The directive a file's first line may carry.
+    public static let directive = "-- stockroom:no-transaction"
+
+    static func detect(sql: String, statements: [SQLStatement]) -> TransactionMode {
+        let firstLine = sql.prefix(while: { $0 != "\n" }).trimmingCharacters(in: .whitespaces)
+        if firstLine.lowercased() == directive { return .noTransaction(reason: "the file starts with \(directive)") }
+        for (index, statement) in statements.enumerated() {
+            if let what = refusesTransaction(statement, later: statements[(index + 1)...]) {
+                return .noTransaction(reason: "\(what) (line \(statement.line)) cannot run inside a transaction")
+            }
+        }
+        if statements.contains(where: isTransactionControl) { return .ownTransaction }
+        return .transaction
+    }
+
+    /// What makes `statement` impossible inside a transaction block, if anything.
+    static func refusesTransaction(_ statement: SQLStatement, later: ArraySlice<SQLStatement>) -> String? {
+        let w = statement.words
+        let head = w.prefix(8)
+        switch w.first {
+        case "CREATE":
+            if head.starts(with: ["CREATE", "INDEX", "CONCURRENTLY"]) || head.starts(with: ["CREATE", "UNIQUE", "INDEX", "CONCURRENTLY"]) {
+                return "CREATE INDEX CONCURRENTLY"
+            }
+            if w.starts(with: ["CREATE", "DATABASE"]) { return "CREATE DATABASE" }
+            if w.starts(with: ["CREATE", "TABLESPACE"]) { return "CREATE TABLESPACE" }
+            if w.starts(with: ["CREATE", "SUBSCRIPTION"]) { return "CREATE SUBSCRIPTION" }
+        case "DROP":
+            if w.starts(with: ["DROP", "INDEX", "CONCURRENTLY"]) { return "DROP INDEX CONCURRENTLY" }
+            if w.starts(with: ["DROP", "DATABASE"]) { return "DROP DATABASE" }
+            if w.starts(with: ["DROP", "TABLESPACE"]) { return "DROP TABLESPACE" }
+            if w.starts(with: ["DROP", "SUBSCRIPTION"]) { return "DROP SUBSCRIPTION" }
+        case "REINDEX":
+            if head.contains("CONCURRENTLY") { return "REINDEX CONCURRENTLY" }
+            if head.contains("DATABASE") || head.contains("SYSTEM") { return "REINDEX DATABASE/SYSTEM" }
+        case "VACUUM":
+            return "VACUUM"
+        case "CLUSTER":
+            // Only CLUSTER without a table refuses a transaction block.
+            if w.count == 1 || w == ["CLUSTER", "VERBOSE"] { return "CLUSTER" }
+        case "ALTER":
+            if w.starts(with: ["ALTER", "SYSTEM"]) { return "ALTER SYSTEM" }
+            if w.starts(with: ["ALTER", "DATABASE"]), w.contains("TABLESPACE") { return "ALTER DATABASE … SET TABLESPACE" }
+            // A value added to an enum cannot be used before the transaction that added
+            // it commits; when the same file uses it later, the file must run outside one.
+            if w.starts(with: ["ALTER", "TYPE"]), w.contains("ADD"), w.contains("VALUE"), let value = statement.literals.first,
+               later.contains(where: { $0.literals.contains(value) }) {
+                return "ALTER TYPE … ADD VALUE '\(value)' used later in the file"
+            }
+        default:
+            break
+        }
+        return nil
+    }
+
+    static func isTransactionControl(_ statement: SQLStatement) -> Bool {
+        switch statement.words.first {
+        case "BEGIN", "COMMIT", "END", "ROLLBACK", "ABORT": return true
+        case "START": return statement.words.dropFirst().first == "TRANSACTION"
+        default: return false
+        }
+    }
+}

@@ -1,0 +1,79 @@
+public import Foundation
+
+/// Where one version stands, comparing the files with the history table.
+public struct MigrationStatus: Sendable, Equatable {
+    public enum State: String, Sendable {
+        /// Applied, and its file is unchanged.
+        case applied
+        /// A file not applied yet.
+        case pending
+        /// It ran outside a transaction and failed (or its runner died) part-way.
+        case failed
+        /// Applied, but its file changed since.
+        case modified
+        /// Applied, but its file is gone.
+        case missing
+    }
+
+    public var version: MigrationVersion
+    public var title: String
+    public var state: State
+    public var appliedAt: Date?
+    /// The file, when there is one.
+    public var path: String?
+    /// Pending, yet older than the newest applied version.
+    public var outOfOrder = false
+    /// What went wrong, for failed migrations.
+    public var error: String?
+
+    /// Anything but an applied, unchanged file needs a person or a run of `up`.
+    public var needsAttention: Bool { state != .applied }
+
+    /// Files and history side by side, by version.
+    public static func compare(files: [Migration], history: [HistoryEntry]) -> [MigrationStatus] {
+        let byVersion = Dictionary(files.map { ($0.version, $0) }, uniquingKeysWith: { a, _ in a })
+        let recorded = Dictionary(history.map { ($0.version, $0) }, uniquingKeysWith: { a, _ in a })
+        let newestApplied = history.filter { $0.outcome == .applied }.map(\.version).max()
+        var result: [MigrationStatus] = []
+        for version in Set(byVersion.keys).union(recorded.keys).sorted() {
+            let file = byVersion[version]
+            guard let entry = recorded[version] else {
+                let outOfOrder = newestApplied.map { version < $0 } ?? false
+                result.append(MigrationStatus(version: version, title: file!.title, state: .pending, path: file!.up.path, outOfOrder: outOfOrder))
+                continue
+            }
+            let state: State = switch entry.outcome {
+            case .failed, .running: .failed
+            case .applied: file == nil ? .missing : (file!.up.checksum == entry.checksum ? .applied : .modified)
+            }
+            result.append(MigrationStatus(version: version, title: file?.title ?? entry.title, state: state, appliedAt: entry.appliedAt, path: file?.up.path, error: entry.error))
+        }
+        return result
+    }
+}
+
+extension [MigrationStatus] {
+    /// Refuses to change the schema while the history does not match the files; each
+    /// message names the file and what to do.
+    func checkConsistent(allowOutOfOrder: Bool) throws(MigrationError) {
+        for status in self {
+            let name = status.path.map { ($0 as NSString).lastPathComponent } ?? "version \(status.version) (\(status.title))"
+            switch status.state {
+            case .failed:
+                throw MigrationError(.needsResolution, """
+                    migration \(status.version) (\(status.title)) ran outside a transaction and failed part-way\(status.error.map { ": \($0)" } ?? ""). \
+                    Inspect the database, finish or undo its statements by hand, then record what you decided: \
+                    `stockroom migrate resolve \(status.version) --applied` or `stockroom migrate resolve \(status.version) --rolled-back`
+                    """)
+            case .modified:
+                throw MigrationError(.modified, "\(name) was changed after it was applied (checksum differs). Restore the applied version of the file and put the change in a new migration (`stockroom migrate new <title>`)")
+            case .missing:
+                throw MigrationError(.missingFile, "version \(status.version) (\(status.title)) is applied but its file is gone from the migrations folder. Restore the file, or roll the version back before removing it")
+            case .pending where status.outOfOrder && !allowOutOfOrder:
+                throw MigrationError(.outOfOrder, "\(name) is pending but older than the newest applied migration (a late merge?). Apply it deliberately with --allow-out-of-order, or renumber it after the newest")
+            case .pending, .applied:
+                break
+            }
+        }
+    }
+}

@@ -1,0 +1,224 @@
+public import Foundation
+import LibPQ
+public import Logging
+
+/// Applies the migrations of a folder to a database: the runner behind `stockroom
+/// migrate`, and a library a service can embed to migrate at start-up.
+///
+/// ```swift
+/// let migrator = Migrator(databaseURL: url, configuration: .init(directory: URL(fileURLWithPath: "migrations")))
+/// for applied in try await migrator.up() { logger.info("applied \(applied.version) in \(applied.duration)") }
+/// ```
+///
+/// Each run holds a session-level advisory lock on a connection of its own, so any
+/// number of runners may start at once: each migration is applied exactly once.
+public struct Migrator: Sendable {
+    public struct Configuration: Sendable {
+        public var directory: URL
+        /// The history table, created in the current schema (first in the search path).
+        public var historyTable = "stockroom_migrations"
+        /// `lock_timeout` for the migrations' statements: a migration stuck behind a long
+        /// transaction fails fast instead of stalling the traffic queued behind it.
+        public var lockTimeout: Duration? = .seconds(5)
+        /// `statement_timeout` for the migrations' statements; none by default.
+        public var statementTimeout: Duration?
+        /// How long to wait for another runner to finish.
+        public var lockWait: Duration = .seconds(120)
+        /// Apply pending files older than the newest applied one instead of refusing.
+        public var allowOutOfOrder = false
+
+        public init(directory: URL) {
+            self.directory = directory
+        }
+    }
+
+    /// One migration run, up or down.
+    public struct Step: Sendable {
+        public var version: MigrationVersion
+        public var title: String
+        public var path: String
+        public var sql: String
+        public var mode: TransactionMode
+        public var duration: Duration = .zero
+    }
+
+    public enum DownTarget: Sendable, Equatable {
+        /// The newest `n` applied versions.
+        case steps(Int)
+        /// Every applied version above this one (it stays applied).
+        case to(MigrationVersion)
+        case all
+    }
+
+    public enum Resolution: Sendable {
+        /// The failed migration's changes were completed by hand: record it as applied.
+        case applied
+        /// Its changes were undone by hand: forget it, so `up` runs it again.
+        case rolledBack
+    }
+
+    public let connectionString: String
+    public let configuration: Configuration
+    public let logger: Logger
+
+    public init(databaseURL connectionString: String, configuration: Configuration, logger: Logger = Logger(label: "Migrations")) {
+        self.connectionString = connectionString
+        self.configuration = configuration
+        self.logger = logger
+    }
+
+    /// Every version, from the files and the history, with its state.
+    public func status() async throws -> [MigrationStatus] {
+        let files = try MigrationDirectory.load(configuration.directory)
+        return try await withConnection { connection in
+            let history = try await MigrationHistory(connection: connection, table: configuration.historyTable).entries()
+            return MigrationStatus.compare(files: files, history: history)
+        }
+    }
+
+    /// Applied files whose checksum changed, or whose file is gone. Empty when all is well.
+    public func verify() async throws -> [MigrationStatus] {
+        try await status().filter { $0.state == .modified || $0.state == .missing }
+    }
+
+    /// Applies pending migrations in order, up to and including `target`. With `dryRun`,
+    /// returns the plan without changing anything. `onStep` hears of each one as it ends.
+    @discardableResult
+    public func up(
+        to target: MigrationVersion? = nil,
+        dryRun: Bool = false,
+        onStep: @Sendable (Step) -> Void = { _ in }
+    ) async throws -> [Step] {
+        let files = try MigrationDirectory.load(configuration.directory)
+        if let target, !files.contains(where: { $0.version == target }) {
+            throw MigrationError(.unknownVersion, "no migration file has version \(target)")
+        }
+        return try await withLockedHistory(create: !dryRun) { connection, history in
+            let status = MigrationStatus.compare(files: files, history: try await history.entries())
+            try status.checkConsistent(allowOutOfOrder: configuration.allowOutOfOrder)
+            let pending = Set(status.filter { $0.state == .pending }.map(\.version))
+            let plan = files.filter { file in pending.contains(file.version) && (target.map { file.version <= $0 } ?? true) }
+            var steps: [Step] = []
+            for migration in plan {
+                var step = Step(version: migration.version, title: migration.title, path: migration.up.path, sql: migration.up.sql, mode: migration.up.mode)
+                if !dryRun {
+                    step.duration = try await run(migration.up, of: migration, on: connection, history: history, recording: true)
+                    logger.info("applied migration", metadata: ["migration.version": "\(migration.version)", "migration.title": "\(migration.title)"])
+                }
+                onStep(step)
+                steps.append(step)
+            }
+            return steps
+        }
+    }
+
+    /// Rolls back applied migrations, newest first. Refuses before changing anything when
+    /// a needed down file is missing.
+    @discardableResult
+    public func down(
+        _ target: DownTarget,
+        dryRun: Bool = false,
+        onStep: @Sendable (Step) -> Void = { _ in }
+    ) async throws -> [Step] {
+        let files = try MigrationDirectory.load(configuration.directory)
+        return try await withLockedHistory(create: false) { connection, history in
+            let status = MigrationStatus.compare(files: files, history: try await history.entries())
+            try status.checkConsistent(allowOutOfOrder: true)
+            let applied = status.filter { $0.state == .applied }.map(\.version).sorted(by: >)
+            let chosen: [MigrationVersion]
+            switch target {
+            case .steps(let n):
+                guard n > 0 else { throw MigrationError(.unknownVersion, "--steps must be at least 1") }
+                chosen = Array(applied.prefix(n))
+            case .to(let version):
+                guard version == MigrationVersion("0") || applied.contains(version) else {
+                    throw MigrationError(.unknownVersion, "version \(version) is not applied; nothing to roll back to")
+                }
+                chosen = applied.filter { $0 > version }
+            case .all:
+                chosen = applied
+            }
+            let byVersion = Dictionary(files.map { ($0.version, $0) }, uniquingKeysWith: { a, _ in a })
+            let withoutDown = chosen.compactMap { byVersion[$0] }.filter { $0.down == nil }
+            if !withoutDown.isEmpty {
+                let names = withoutDown.map { "\($0.version)_\($0.title).down.sql" }.joined(separator: ", ")
+                throw MigrationError(.missingDown, "cannot roll back: no down file for \(names); nothing was changed")
+            }
+            var steps: [Step] = []
+            for version in chosen {
+                let migration = byVersion[version]!
+                let down = migration.down!
+                var step = Step(version: version, title: migration.title, path: down.path, sql: down.sql, mode: down.mode)
+                if !dryRun {
+                    step.duration = try await run(down, of: migration, on: connection, history: history, recording: false)
+                    logger.info("rolled back migration", metadata: ["migration.version": "\(version)", "migration.title": "\(migration.title)"])
+                }
+                onStep(step)
+                steps.append(step)
+            }
+            return steps
+        }
+    }
+
+    /// Records what a person decided about a migration that failed outside a transaction.
+    public func resolve(_ version: MigrationVersion, as resolution: Resolution) async throws {
+        try await withLockedHistory(create: false) { _, history in
+            guard let entry = try await history.entries().first(where: { $0.version == version }) else {
+                throw MigrationError(.unknownVersion, "version \(version) has no history row to resolve")
+            }
+            guard entry.outcome != .applied else {
+                throw MigrationError(.unknownVersion, "version \(version) is applied, not failed; use `stockroom migrate down` to roll it back")
+            }
+            switch resolution {
+            case .applied: _ = try await history.markApplied(version)
+            case .rolledBack: _ = try await history.remove(version)
+            }
+        }
+    }
+
+    // MARK: - Connections, lock and history
+
+    private func withConnection<T>(_ body: (PostgresConnection) async throws -> T) async throws -> T {
+        let connection: PostgresConnection
+        do {
+            connection = try await PostgresConnection.connect(connectionString, logger: logger)
+        } catch let error as PostgresError {
+            throw MigrationError(.database, "cannot connect: \(error)", underlying: error)
+        }
+        do {
+            let value = try await body(connection)
+            await connection.close()
+            return value
+        } catch {
+            await connection.close()
+            throw error
+        }
+    }
+
+    private func withLockedHistory<T>(create: Bool, _ body: (PostgresConnection, MigrationHistory) async throws -> T) async throws -> T {
+        try await withConnection { connection in
+            try await connection.simpleQuery(unsafeSQL: "SET application_name = 'stockroom migrate'")
+            let lock = MigrationLock(connection: connection, objectID: try await MigrationLock.key(on: connection, table: configuration.historyTable))
+            try await lock.acquire(timeout: configuration.lockWait)
+            do {
+                let history = MigrationHistory(connection: connection, table: configuration.historyTable)
+                if create { try await history.create() }
+                try await applyTimeouts(on: connection)
+                let value = try await body(connection, history)
+                await lock.release()
+                return value
+            } catch {
+                await lock.release()
+                throw error
+            }
+        }
+    }
+
+    private func applyTimeouts(on connection: PostgresConnection) async throws {
+        func milliseconds(_ duration: Duration?) -> Int64 {
+            guard let duration else { return 0 }
+            return duration.components.seconds * 1000 + duration.components.attoseconds / 1_000_000_000_000_000
+        }
+        try await connection.query("SELECT set_config('lock_timeout', \(String(milliseconds(configuration.lockTimeout))), false), set_config('statement_timeout', \(String(milliseconds(configuration.statementTimeout))), false)")
+    }
+}

@@ -1,0 +1,53 @@
+import ArgumentParser
+import Foundation
+import Migrations
+
+struct MigrateStatus: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "status",
+        abstract: "Every version with its state; exits 1 when anything needs attention (pending, failed, modified, missing)."
+    )
+
+    @OptionGroup var options: MigrationOptions
+
+    func run() async throws {
+        try await reportingFailures("migrate status") {
+            let statuses = try await options.migrator().status()
+            let width = max(7, statuses.map(\.version.digits.count).max() ?? 0)
+            print("VERSION".padding(toLength: width, withPad: " ", startingAt: 0) + "  STATE     APPLIED AT            TITLE")
+            for status in statuses {
+                var state = status.state.rawValue
+                if status.outOfOrder { state += "*" }
+                let applied = status.appliedAt.map { $0.formatted(.iso8601) } ?? "-"
+                print(status.version.digits.padding(toLength: width, withPad: " ", startingAt: 0) + "  " + state.padding(toLength: 8, withPad: " ", startingAt: 0) + "  " + applied.padding(toLength: 20, withPad: " ", startingAt: 0) + "  " + status.title)
+                if let error = status.error, status.state == .failed { print("    \(error)") }
+            }
+            if statuses.contains(where: \.outOfOrder) { print("* pending, but older than the newest applied version (apply with --allow-out-of-order)") }
+            let attention = statuses.filter(\.needsAttention)
+            if !attention.isEmpty {
+                let counts = Dictionary(grouping: attention, by: \.state).map { "\($0.value.count) \($0.key.rawValue)" }.sorted()
+                fail("migrate status", "needs attention: \(counts.joined(separator: ", "))")
+            }
+        }
+    }
+}
+
+struct MigrateVerify: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "verify",
+        abstract: "Check that every applied migration's file is present and unchanged; exits 1 otherwise."
+    )
+
+    @OptionGroup var options: MigrationOptions
+
+    func run() async throws {
+        try await reportingFailures("migrate verify") {
+            let mismatches = try await options.migrator().verify()
+            for status in mismatches {
+                print("\(status.state.rawValue): \(status.version) \(status.title)\(status.path.map { " (\($0))" } ?? "")")
+            }
+            if !mismatches.isEmpty { fail("migrate verify", "\(mismatches.count) applied migration(s) do not match their files") }
+            print("ok: every applied migration matches its file")
+        }
+    }
+}

@@ -1,0 +1,46 @@
+import ArgumentParser
+import Migrations
+
+struct MigrateUp: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "up", abstract: "Apply pending migrations in order.")
+
+    @OptionGroup var options: MigrationOptions
+
+    @Option(help: "Apply up to and including this version.")
+    var to: String?
+
+    @Flag(name: .customLong("dry-run"), help: "Print the plan and the SQL; change nothing.")
+    var dryRun = false
+
+    @Flag(name: .customLong("allow-out-of-order"), help: "Apply pending files older than the newest applied one.")
+    var allowOutOfOrder = false
+
+    func validate() throws {
+        if let to, MigrationVersion(to) == nil { throw ValidationError("--to: expected a version number, got '\(to)'") }
+    }
+
+    func run() async throws {
+        let dryRun = self.dryRun
+        try await reportingFailures("migrate up") {
+            let steps = try await options.migrator(allowOutOfOrder: allowOutOfOrder).up(to: to.flatMap(MigrationVersion.init), dryRun: dryRun) { step in
+                if dryRun {
+                    print("-- would apply \(step.version) \(step.title) (\(step.mode.summary)): \(step.path)")
+                    print(step.sql.hasSuffix("\n") ? step.sql : step.sql + "\n")
+                } else {
+                    print("applied \(step.version) \(step.title) in \(step.duration.short)")
+                }
+            }
+            if steps.isEmpty { print("nothing to apply: the database is up to date") }
+        }
+    }
+}
+
+extension TransactionMode {
+    var summary: String {
+        switch self {
+        case .transaction: "in a transaction"
+        case .ownTransaction: "with the file's own BEGIN/COMMIT"
+        case .noTransaction(let reason): "outside a transaction: \(reason)"
+        }
+    }
+}

@@ -1,0 +1,82 @@
+import Foundation
+import LibPQ
+import Migrations
+
+/// A database of its own per test (migrations create schemas, extensions and indexes, and
+/// pg_dump compares whole databases), and a folder of migration files of its own.
+enum TestDatabase {
+    static let url = ProcessInfo.processInfo.environment["DATABASE_URL"] ?? "postgres://stockroom:stockroom@127.0.0.1:54320/stockroom"
+
+    /// `url` with another database name.
+    static func url(database: String) -> String {
+        if url.hasPrefix("postgres://") || url.hasPrefix("postgresql://") {
+            let (base, query) = url.firstIndex(of: "?").map { (String(url[..<$0]), String(url[$0...])) } ?? (url, "")
+            let slash = base.lastIndex(of: "/")!
+            let authority = base[..<slash]
+            return authority.hasSuffix("/") ? base + database + query : authority + "/" + database + query
+        }
+        return url + " dbname=\(database)"
+    }
+
+    static func withDatabase<T>(
+        isolation actor: isolated (any Actor)? = #isolation,
+        _ body: (String) async throws -> T
+    ) async throws -> T {
+        let name = "m_" + UUID().uuidString.lowercased().replacingOccurrences(of: "-", with: "")
+        let admin = try await PostgresConnection.connect(url)
+        try await admin.query("CREATE DATABASE \(identifier: name)")
+        do {
+            let value = try await body(url(database: name))
+            try await admin.query("DROP DATABASE \(identifier: name) WITH (FORCE)")
+            await admin.close()
+            return value
+        } catch {
+            _ = try? await admin.query("DROP DATABASE \(identifier: name) WITH (FORCE)")
+            await admin.close()
+            throw error
+        }
+    }
+}
+
+/// A temporary folder of migration files.
+final class MigrationFolder: Sendable {
+    let url: URL
+
+    init(_ files: [String: String] = [:]) throws {
+        url = FileManager.default.temporaryDirectory.appendingPathComponent("migrations-" + UUID().uuidString)
+        try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
+        for (name, contents) in files { try write(name, contents) }
+    }
+
+    deinit { try? FileManager.default.removeItem(at: url) }
+
+    func write(_ name: String, _ contents: String) throws {
+        try Data(contents.utf8).write(to: url.appendingPathComponent(name))
+    }
+
+    func remove(_ name: String) throws {
+        try FileManager.default.removeItem(at: url.appendingPathComponent(name))
+    }
+
+    func migrator(_ databaseURL: String, _ adjust: (inout Migrator.Configuration) -> Void = { _ in }) -> Migrator {
+        var configuration = Migrator.Configuration(directory: url)
+        adjust(&configuration)
+        return Migrator(databaseURL: databaseURL, configuration: configuration)
+    }
+}
+
+extension PostgresConnection {
+    func exists(_ relation: String) async throws -> Bool {
+        try await query("SELECT to_regclass(\(relation)) IS NOT NULL").first![0, as: Bool.self]
+    }
+
+    func count(_ sql: String) async throws -> Int {
+        try await query(PostgresQuery(unsafeSQL: sql)).first![0, as: Int.self]
+    }
+}
+
+extension Migrator {
+    func states() async throws -> [String: MigrationStatus.State] {
+        Dictionary(uniqueKeysWithValues: try await status().map { ($0.version.digits, $0.state) })
+    }
+}
