@@ -1,6 +1,7 @@
 import Foundation
 import LibPQ
 import Logging
+import Migrations
 import Stockroom
 
 /// A Stockroom on a schema of its own, migrated from migrations/, dropped afterwards:
@@ -25,14 +26,9 @@ enum TestStockroom {
         try await admin.query("CREATE SCHEMA \(identifier: schema)")
         let separator = url.contains("?") ? "&" : "?"
         let conninfo = url + separator + "options=-csearch_path%3D\(schema)"
-        let migrator = try await PostgresConnection.connect(conninfo)
-        let files = try FileManager.default.contentsOfDirectory(atPath: migrations.path)
-            .filter { $0.hasSuffix(".up.sql") }
-            .sorted { Int($0.prefix { $0.isNumber })! < Int($1.prefix { $0.isNumber })! }
-        for file in files {
-            try await migrator.simpleQuery(unsafeSQL: String(contentsOf: migrations.appendingPathComponent(file), encoding: .utf8))
-        }
-        await migrator.close()
+        // The schema comes from migrations/ through the runner, as in production; the
+        // history table lands in the test's own schema (first in its search path).
+        try await Migrator(databaseURL: conninfo, configuration: .init(directory: migrations)).up()
 
         let pool = PostgresPool(configuration: .init(connection: .init(conninfo), maxConnections: maxConnections, acquireTimeout: .seconds(30)))
         let stockroom = Stockroom(pool: pool, passwordHasher: hasher, sessionLifetime: sessionLifetime)

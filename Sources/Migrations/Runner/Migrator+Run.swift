@@ -67,6 +67,8 @@ extension Migrator {
         if let position = error.position, position > 0 {
             let newlines = sentText.unicodeScalars.prefix(position - 1).lazy.filter { $0 == "\n" }.count
             location += ":\(firstLine + newlines)"
+        } else if sentText != script.sql {
+            location += ":\(firstLine)"  // one statement of several: at least its line
         }
         var message = "\(location): "
         if let state = error.sqlState { message += "SQLSTATE \(state.rawValue): " }

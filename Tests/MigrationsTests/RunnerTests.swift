@@ -1,0 +1,276 @@
+import Foundation
+import LibPQ
+import Migrations
+import Testing
+
+@Suite("The runner against the server")
+struct RunnerTests {
+    @Test func upDownUpLeavesTheSameSchema() async throws {
+        let folder = try MigrationFolder([
+            "0001_users.up.sql": "CREATE TABLE users (id bigint PRIMARY KEY, email text NOT NULL);\n",
+            "0001_users.down.sql": "DROP TABLE users;\n",
+            "0002_function.up.sql": """
+                CREATE FUNCTION touch() RETURNS trigger LANGUAGE plpgsql AS $$
+                BEGIN
+                    NEW.email := lower(NEW.email); -- a semicolon inside the body
+                    RETURN NEW;
+                END;
+                $$;
+                CREATE TRIGGER users_touch BEFORE INSERT ON users FOR EACH ROW EXECUTE FUNCTION touch();
+                DO $$ BEGIN IF NOT EXISTS (SELECT 1 FROM pg_type WHERE typname = 'mood') THEN CREATE TYPE mood AS ENUM ('ok'); END IF; END $$;
+                """,  // no final newline
+            "0002_function.down.sql": "DROP TRIGGER users_touch ON users; DROP FUNCTION touch(); DROP TYPE mood;",
+            "0003_own_transaction.up.sql": "BEGIN;\nALTER TABLE users ADD COLUMN name text;\nCOMMIT;\n",
+            "0003_own_transaction.down.sql": "BEGIN;\nALTER TABLE users DROP COLUMN name;\nCOMMIT;\n",
+            "0004_index.up.sql": "CREATE INDEX CONCURRENTLY users_email_idx ON users (email);\n",
+            "0004_index.down.sql": "DROP INDEX CONCURRENTLY users_email_idx;\n",
+            "0005_comment_only.up.sql": "-- nothing to do yet\n",
+            "0005_comment_only.down.sql": "",
+        ])
+        try await TestDatabase.withDatabase { url in
+            let migrator = folder.migrator(url)
+            let applied = try await migrator.up()
+            #expect(applied.map(\.version.digits) == ["1", "2", "3", "4", "5"])
+            #expect(applied[2].mode == .ownTransaction)
+            if case .noTransaction = applied[3].mode {} else { Issue.record("CREATE INDEX CONCURRENTLY should run outside a transaction") }
+            let first = try schemaDump(url)
+            #expect(first.contains("users_email_idx") && first.contains("users_touch") && first.contains("name text"))
+
+            let connection = try await PostgresConnection.connect(url)
+            try await connection.query("INSERT INTO users (id, email) VALUES (1, 'ANN@EXAMPLE.COM')")
+            #expect(try await connection.query("SELECT email FROM users").first![0, as: String.self] == "ann@example.com")
+            await connection.close()
+
+            #expect(try await migrator.up().isEmpty)
+            #expect(try await migrator.down(.all).map(\.version.digits) == ["5", "4", "3", "2", "1"])
+            #expect(try await migrator.status().allSatisfy { $0.state == .pending })
+            try await migrator.up()
+            #expect(try schemaDump(url) == first)
+            #expect(try await migrator.status().allSatisfy { $0.state == .applied })
+        }
+    }
+
+    @Test func aFailingFileLeavesNoTrace() async throws {
+        let folder = try MigrationFolder([
+            "1_ok.up.sql": "CREATE TABLE kept (id int);\n",
+            "2_broken.up.sql": "CREATE TABLE half (id int);\nINSERT INTO half VALUES (1);\n\nSELECT * FROM no_such_table;\n",
+        ])
+        try await TestDatabase.withDatabase { url in
+            let migrator = folder.migrator(url)
+            let error = await #expect(throws: MigrationError.self) { try await migrator.up() }
+            #expect(error?.code == .migrationFailed)
+            #expect(error?.underlying?.sqlState == .undefinedTable)
+            #expect(error?.message.contains("2_broken.up.sql:4") == true, "names the file and the line")
+            #expect(error?.message.contains("42P01") == true)
+            #expect(error?.message.contains("no_such_table") == true)
+            let connection = try await PostgresConnection.connect(url)
+            #expect(try await connection.exists("kept"))
+            #expect(try await !connection.exists("half"))
+            #expect(try await connection.count("SELECT count(*) FROM stockroom_migrations") == 1)
+            await connection.close()
+            #expect(try await migrator.states() == ["1": .applied, "2": .pending])
+
+            try folder.write("2_broken.up.sql", "CREATE TABLE half (id int);\n")
+            #expect(try await migrator.up().count == 1)
+        }
+    }
+
+    @Test func aNoTransactionFileFailingMidwayNeedsAPerson() async throws {
+        let folder = try MigrationFolder([
+            "1_table.up.sql": "CREATE TABLE t (id int, email text);\n",
+            "2_indexes.up.sql": "CREATE INDEX CONCURRENTLY t_id ON t (id);\nCREATE INDEX CONCURRENTLY t_missing ON t (missing_column);\n",
+            "3_after.up.sql": "CREATE TABLE after (id int);\n",
+        ])
+        try await TestDatabase.withDatabase { url in
+            let migrator = folder.migrator(url)
+            let error = await #expect(throws: MigrationError.self) { try await migrator.up() }
+            #expect(error?.code == .needsResolution)
+            #expect(error?.message.contains("2_indexes.up.sql:2") == true)
+            #expect(error?.message.contains("resolve") == true)
+            #expect(try await migrator.states() == ["1": .applied, "2": .failed, "3": .pending])
+
+            let refused = await #expect(throws: MigrationError.self) { try await migrator.up() }
+            #expect(refused?.code == .needsResolution)
+            #expect(refused?.message.contains("stockroom migrate resolve 2 --applied") == true)
+            #expect(refused?.message.contains("--rolled-back") == true)
+
+            // A person drops the half-made index and fixes the file, then resolves.
+            let connection = try await PostgresConnection.connect(url)
+            #expect(try await connection.exists("t_id"))
+            try await connection.query("DROP INDEX t_id")
+            try folder.write("2_indexes.up.sql", "CREATE INDEX CONCURRENTLY t_id ON t (id);\nCREATE INDEX CONCURRENTLY t_email ON t (email);\n")
+            try await migrator.resolve(MigrationVersion("2")!, as: .rolledBack)
+            #expect(try await migrator.up().map(\.version.digits) == ["2", "3"])
+            #expect(try await connection.exists("t_email"))
+            await connection.close()
+            #expect(try await migrator.states() == ["1": .applied, "2": .applied, "3": .applied])
+        }
+    }
+
+    @Test func resolvingAsAppliedKeepsTheRow() async throws {
+        let folder = try MigrationFolder(["1_vacuum.up.sql": "CREATE TABLE t (id int);\nVACUUM no_such_table;\n"])
+        try await TestDatabase.withDatabase { url in
+            let migrator = folder.migrator(url)
+            await #expect(throws: MigrationError.self) { try await migrator.up() }
+            let notFailed = await #expect(throws: MigrationError.self) { try await migrator.resolve(MigrationVersion("9")!, as: .applied) }
+            #expect(notFailed?.code == .unknownVersion)
+            try await migrator.resolve(MigrationVersion("1")!, as: .applied)
+            #expect(try await migrator.states() == ["1": .applied])
+            #expect(try await migrator.up().isEmpty)
+        }
+    }
+
+    @Test func historyThatNoLongerMatchesTheFilesIsRefused() async throws {
+        let folder = try MigrationFolder([
+            "1_a.up.sql": "CREATE TABLE a (id int);\n",
+            "3_c.up.sql": "CREATE TABLE c (id int);\n",
+        ])
+        try await TestDatabase.withDatabase { url in
+            let migrator = folder.migrator(url)
+            try await migrator.up()
+
+            // A line-ending-only change is not a modification.
+            try folder.write("1_a.up.sql", "\u{FEFF}CREATE TABLE a (id int);\r\n")
+            #expect(try await migrator.verify().isEmpty)
+
+            try folder.write("1_a.up.sql", "CREATE TABLE a (id bigint);\n")
+            #expect(try await migrator.verify().map(\.state) == [.modified])
+            let modified = await #expect(throws: MigrationError.self) { try await migrator.up() }
+            #expect(modified?.code == .modified)
+            #expect(modified?.message.contains("1_a.up.sql") == true)
+            try folder.write("1_a.up.sql", "CREATE TABLE a (id int);\n")
+
+            // A late file, older than the newest applied one.
+            try folder.write("2_b.up.sql", "CREATE TABLE b (id int);\n")
+            let late = await #expect(throws: MigrationError.self) { try await migrator.up() }
+            #expect(late?.code == .outOfOrder)
+            #expect(late?.message.contains("2_b.up.sql") == true && late?.message.contains("--allow-out-of-order") == true)
+            let allowing = folder.migrator(url) { $0.allowOutOfOrder = true }
+            #expect(try await allowing.up().map(\.version.digits) == ["2"])
+
+            // An applied file that disappeared.
+            try folder.remove("3_c.up.sql")
+            #expect(try await migrator.verify().map(\.state) == [.missing])
+            let missing = await #expect(throws: MigrationError.self) { try await migrator.up() }
+            #expect(missing?.code == .missingFile)
+        }
+    }
+
+    @Test func downRefusesBeforeChangingAnythingWhenADownFileIsMissing() async throws {
+        let folder = try MigrationFolder([
+            "1_a.up.sql": "CREATE TABLE a (id int);\n", "1_a.down.sql": "DROP TABLE a;\n",
+            "2_b.up.sql": "CREATE TABLE b (id int);\n",
+            "3_c.up.sql": "CREATE TABLE c (id int);\n", "3_c.down.sql": "DROP TABLE c;\n",
+        ])
+        try await TestDatabase.withDatabase { url in
+            let migrator = folder.migrator(url)
+            try await migrator.up()
+            let error = await #expect(throws: MigrationError.self) { try await migrator.down(.all) }
+            #expect(error?.code == .missingDown)
+            #expect(error?.message.contains("2_b.down.sql") == true)
+            #expect(try await migrator.states() == ["1": .applied, "2": .applied, "3": .applied])
+            #expect(try await migrator.down(.steps(1)).map(\.version.digits) == ["3"])
+            try folder.write("2_b.down.sql", "DROP TABLE b;\n")
+            #expect(try await migrator.down(.to(MigrationVersion("1")!)).map(\.version.digits) == ["2"])
+            #expect(try await migrator.up(to: MigrationVersion("2")!).map(\.version.digits) == ["2"])
+            let dry = try await migrator.up(dryRun: true)
+            #expect(dry.map(\.version.digits) == ["3"] && dry[0].sql.contains("CREATE TABLE c"))
+            #expect(try await migrator.states()["3"] == .pending, "a dry run changes nothing")
+        }
+    }
+
+    @Test func tenRunnersAtOnceApplyEachFileExactlyOnce() async throws {
+        var files: [String: String] = ["0001_log.up.sql": "CREATE TABLE log (version int);\n"]
+        for n in 2...6 {
+            files["000\(n)_step.up.sql"] = "INSERT INTO log VALUES (\(n));\nSELECT pg_sleep(0.02);\n"
+        }
+        files["0007_index.up.sql"] = "CREATE INDEX CONCURRENTLY log_version ON log (version);\nINSERT INTO log VALUES (7);\n"
+        let folder = try MigrationFolder(files)
+        try await TestDatabase.withDatabase { url in
+            let applied = try await withThrowingTaskGroup(of: Int.self) { group in
+                for _ in 0..<10 { group.addTask { try await folder.migrator(url).up().count } }
+                return try await group.reduce(0, +)
+            }
+            #expect(applied == 7)
+            let connection = try await PostgresConnection.connect(url)
+            #expect(try await connection.count("SELECT count(*) FROM log") == 6)
+            #expect(try await connection.count("SELECT count(DISTINCT version) FROM log") == 6)
+            #expect(try await connection.count("SELECT count(*) FROM stockroom_migrations WHERE outcome = 'applied'") == 7)
+            await connection.close()
+        }
+    }
+
+    @Test func aRunnerWaitingTooLongSaysWhoHoldsTheLock() async throws {
+        let folder = try MigrationFolder(["1_a.up.sql": "CREATE TABLE a (id int);\n"])
+        try await TestDatabase.withDatabase { url in
+            let holder = try await PostgresConnection.connect(url + "?application_name=long-runner")
+            try await holder.query("SELECT pg_advisory_lock(\(Int32(0x5354_4B52)), hashtext(current_schema() || '.' || 'stockroom_migrations'))")
+            let error = await #expect(throws: MigrationError.self) {
+                try await folder.migrator(url) { $0.lockWait = .milliseconds(300) }.up()
+            }
+            #expect(error?.code == .lockTimeout)
+            #expect(error?.message.contains("long-runner") == true)
+            #expect(error?.message.contains("\(holder.backendPID)") == true)
+            await holder.close()
+            #expect(try await folder.migrator(url).up().count == 1)
+        }
+    }
+
+    @Test func aMigrationBehindALongTransactionFailsFast() async throws {
+        let folder = try MigrationFolder([
+            "1_a.up.sql": "CREATE TABLE busy (id int);\n",
+            "2_b.up.sql": "ALTER TABLE busy ADD COLUMN note text;\n",
+        ])
+        try await TestDatabase.withDatabase { url in
+            try await folder.migrator(url).up(to: MigrationVersion("1")!)
+            let blocker = try await PostgresConnection.connect(url)
+            try await blocker.query("BEGIN")
+            try await blocker.query("SELECT * FROM busy")  // holds ACCESS SHARE until it ends
+            let clock = ContinuousClock()
+            let start = clock.now
+            let error = await #expect(throws: MigrationError.self) {
+                try await folder.migrator(url) { $0.lockTimeout = .milliseconds(200) }.up()
+            }
+            #expect(clock.now - start < .seconds(3))
+            #expect(error?.underlying?.sqlState == .lockNotAvailable)
+            try await blocker.query("ROLLBACK")
+            await blocker.close()
+            #expect(try await folder.migrator(url).up().count == 1)
+        }
+    }
+
+    @Test func theRealWorldOpenMeterFolderGoesUpDownAndUpAgain() async throws {
+        // 269 golang-migrate pairs from openmeterio/openmeter (Apache 2.0), kept beside the
+        // checkout in shared/corpus rather than copied into it.
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        let candidates = [ProcessInfo.processInfo.environment["STOCKROOM_MIGRATION_CORPUS"]].compactMap { $0 }
+            + [root.appendingPathComponent("../shared/corpus/openmeter").standardized.path, "/work/shared/corpus/openmeter"]
+        let found = candidates.first { FileManager.default.fileExists(atPath: $0) }
+        let directory = URL(fileURLWithPath: try #require(found, "the openmeter corpus is not in \(candidates); set STOCKROOM_MIGRATION_CORPUS"))
+        try await TestDatabase.withDatabase { url in
+            let migrator = Migrator(databaseURL: url, configuration: .init(directory: directory))
+            let count = try MigrationDirectory.load(directory).count
+            #expect(count == 269)
+            #expect(try await migrator.up().count == count)
+            #expect(try await migrator.down(.all).count == count)
+            #expect(try await migrator.up().count == count)
+            let status = try await migrator.status()
+            #expect(status.count == count && status.allSatisfy { !$0.needsAttention })
+        }
+    }
+}
+
+/// `pg_dump --schema-only` of the database, without the history table, comments, and the
+/// random key of the `\restrict` lines newer pg_dumps write.
+func schemaDump(_ url: String) throws -> String {
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+    process.arguments = ["pg_dump", "--schema-only", "--no-owner", "--exclude-table=stockroom_migrations", url]
+    let pipe = Pipe()
+    process.standardOutput = pipe
+    try process.run()
+    let data = pipe.fileHandleForReading.readDataToEndOfFile()
+    process.waitUntilExit()
+    guard process.terminationStatus == 0 else { throw MigrationError(.database, "pg_dump failed") }
+    return String(decoding: data, as: UTF8.self).split(separator: "\n").filter { !$0.hasPrefix("--") && !$0.hasPrefix("\\restrict") && !$0.hasPrefix("\\unrestrict") }.joined(separator: "\n")
+}
