@@ -74,8 +74,11 @@ func reportingFailures(_ command: String, _ body: () async throws -> Void) async
     }
 }
 
+/// Prints one line to standard error (libpq's messages span several; scripts and logs
+/// want one) and exits.
 func fail(_ command: String, _ message: String, status: Int32 = 1) -> Never {
-    FileHandle.standardError.write(Data("stockroom \(command): \(message)\n".utf8))
+    let line = message.split(whereSeparator: \.isNewline).map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }.joined(separator: " ")
+    FileHandle.standardError.write(Data("stockroom \(command): \(line)\n".utf8))
     exit(status)
 }
 

@@ -248,7 +248,7 @@ struct RunnerTests {
         let found = candidates.first { FileManager.default.fileExists(atPath: $0) }
         let directory = URL(fileURLWithPath: try #require(found, "the openmeter corpus is not in \(candidates); set STOCKROOM_MIGRATION_CORPUS"))
         try await TestDatabase.withDatabase { url in
-            let migrator = Migrator(databaseURL: url, configuration: .init(directory: directory))
+            let migrator = Migrator(databaseURL: url, configuration: .init(directory: directory), logger: quietLogger)
             let count = try MigrationDirectory.load(directory).count
             #expect(count == 269)
             #expect(try await migrator.up().count == count)

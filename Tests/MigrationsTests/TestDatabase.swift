@@ -1,5 +1,6 @@
 import Foundation
 import LibPQ
+import Logging
 import Migrations
 
 /// A database of its own per test (migrations create schemas, extensions and indexes, and
@@ -61,9 +62,16 @@ final class MigrationFolder: Sendable {
     func migrator(_ databaseURL: String, _ adjust: (inout Migrator.Configuration) -> Void = { _ in }) -> Migrator {
         var configuration = Migrator.Configuration(directory: url)
         adjust(&configuration)
-        return Migrator(databaseURL: databaseURL, configuration: configuration)
+        return Migrator(databaseURL: databaseURL, configuration: configuration, logger: quietLogger)
     }
 }
+
+/// The runner logs each migration at info; hundreds of those would bury a failing test.
+let quietLogger: Logger = {
+    var logger = Logger(label: "MigrationsTests")
+    logger.logLevel = .warning
+    return logger
+}()
 
 extension PostgresConnection {
     func exists(_ relation: String) async throws -> Bool {

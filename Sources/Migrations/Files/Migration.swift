@@ -31,6 +31,16 @@ public struct MigrationScript: Sendable {
         self.mode = TransactionMode.detect(sql: sql, statements: statements)
     }
 
+    /// True when the file's first statement is BEGIN (or START TRANSACTION), its last is
+    /// COMMIT (or END), and nothing between controls the transaction: if it fails, the
+    /// server has rolled back all of it.
+    var isOneOwnTransaction: Bool {
+        guard let first = statements.first, let last = statements.last, statements.count >= 2,
+              first.words.first == "BEGIN" || first.starts(with: "START", "TRANSACTION"),
+              last.words.first == "COMMIT" || last.words.first == "END" else { return false }
+        return !statements.dropFirst().dropLast().contains(where: TransactionMode.isTransactionControl)
+    }
+
     /// True when the file has nothing to run (empty or comments only).
     public var isEmpty: Bool { statements.isEmpty }
 }

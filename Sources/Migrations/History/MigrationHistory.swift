@@ -1,17 +1,29 @@
 import Foundation
 import LibPQ
 
-/// The history table, in the connection's current schema (the first of its search path),
-/// so each schema — say, one per test, or per tenant — has a history of its own.
+/// The history table, in the connection's current schema (the first of its search path
+/// that exists), so each schema — say, one per test, or per tenant — has a history of its
+/// own. The name is qualified with that schema from then on: a table of the same name
+/// further down the search path, or a migration that changes the search path, cannot
+/// stand in for it.
 struct MigrationHistory {
     let connection: PostgresConnection
+    let schema: String
     let table: String
+
+    /// The history of `connection`'s current schema.
+    static func open(on connection: PostgresConnection, table: String) async throws -> MigrationHistory {
+        guard let schema = try await connection.query("SELECT current_schema()").first![0, as: String?.self] else {
+            throw MigrationError(.database, "no schema of the search path exists, so there is nowhere to keep the history table \(table); create the schema or fix search_path")
+        }
+        return MigrationHistory(connection: connection, schema: schema, table: table)
+    }
 
     /// Creates the table when it does not exist. Called only under the runner's lock.
     func create() async throws {
         guard try await !exists() else { return }
         try await connection.query("""
-            CREATE TABLE IF NOT EXISTS \(identifier: table) (
+            CREATE TABLE IF NOT EXISTS \(identifier: schema).\(identifier: table) (
                 version     text PRIMARY KEY CHECK (version ~ '^[0-9]+$'),
                 title       text NOT NULL,
                 checksum    text NOT NULL,
@@ -26,7 +38,7 @@ struct MigrationHistory {
     /// Every row; none when the table does not exist yet (a database never migrated).
     func entries() async throws -> [HistoryEntry] {
         guard try await exists() else { return [] }
-        let rows = try await connection.query("SELECT version, title, checksum, outcome, applied_at, duration_ms, error FROM \(identifier: table)")
+        let rows = try await connection.query("SELECT version, title, checksum, outcome, applied_at, duration_ms, error FROM \(identifier: schema).\(identifier: table)")
         return try rows.map { row in
             HistoryEntry(
                 version: MigrationVersion(try row[0, as: String.self])!,
@@ -41,24 +53,27 @@ struct MigrationHistory {
     }
 
     func exists() async throws -> Bool {
-        try await connection.query("SELECT to_regclass(\(PostgresQuery.quoteIdentifier(table))) IS NOT NULL").first![0, as: Bool.self]
+        try await connection.query("SELECT to_regclass(\(PostgresQuery.quoteIdentifier(schema) + "." + PostgresQuery.quoteIdentifier(table))) IS NOT NULL").first![0, as: Bool.self]
     }
 
     func record(_ migration: Migration, outcome: HistoryEntry.Outcome, duration: Duration?, error: String? = nil) async throws {
         let milliseconds = duration.map { Int64($0.components.seconds * 1000 + $0.components.attoseconds / 1_000_000_000_000_000) }
         try await connection.query("""
-            INSERT INTO \(identifier: table) (version, title, checksum, outcome, duration_ms, error)
+            INSERT INTO \(identifier: schema).\(identifier: table) (version, title, checksum, outcome, duration_ms, error)
             VALUES (\(migration.version.digits), \(migration.title), \(migration.up.checksum), \(outcome.rawValue), \(milliseconds), \(error))
             ON CONFLICT (version) DO UPDATE SET title = EXCLUDED.title, checksum = EXCLUDED.checksum, outcome = EXCLUDED.outcome,
                 applied_at = now(), duration_ms = EXCLUDED.duration_ms, error = EXCLUDED.error
             """)
     }
 
-    func markApplied(_ version: MigrationVersion) async throws -> Bool {
-        try await connection.query("UPDATE \(identifier: table) SET outcome = 'applied', error = NULL WHERE version = \(version.digits)").affectedRows == 1
+    /// Changes the outcome of an existing row, keeping when it was applied.
+    @discardableResult
+    func setOutcome(_ version: MigrationVersion, _ outcome: HistoryEntry.Outcome, error: String? = nil) async throws -> Bool {
+        try await connection.query("UPDATE \(identifier: schema).\(identifier: table) SET outcome = \(outcome.rawValue), error = \(error) WHERE version = \(version.digits)").affectedRows == 1
     }
 
+    @discardableResult
     func remove(_ version: MigrationVersion) async throws -> Bool {
-        try await connection.query("DELETE FROM \(identifier: table) WHERE version = \(version.digits)").affectedRows == 1
+        try await connection.query("DELETE FROM \(identifier: schema).\(identifier: table) WHERE version = \(version.digits)").affectedRows == 1
     }
 }

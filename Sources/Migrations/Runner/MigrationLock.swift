@@ -15,8 +15,8 @@ struct MigrationLock {
     /// different schemas in one database do not wait for each other.
     let objectID: Int32
 
-    static func key(on connection: PostgresConnection, table: String) async throws -> Int32 {
-        try await connection.query("SELECT hashtext(current_schema() || '.' || \(table))").first![0, as: Int32.self]
+    static func key(on connection: PostgresConnection, for history: MigrationHistory) async throws -> Int32 {
+        try await connection.query("SELECT hashtext(\(history.schema) || '.' || \(history.table))").first![0, as: Int32.self]
     }
 
     /// Waits up to `timeout` for the lock, then fails saying who holds it.

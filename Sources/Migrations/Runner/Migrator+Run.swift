@@ -2,17 +2,41 @@ import Foundation
 import LibPQ
 
 extension Migrator {
-    /// Runs one script of `migration` — its up script when `recording`, else its down
-    /// script — and keeps the history in step. Returns how long it took.
-    func run(_ script: MigrationScript, of migration: Migration, on connection: PostgresConnection, history: MigrationHistory, recording: Bool) async throws -> Duration {
+    /// Which way a script goes: an up script adds its history row, a down script removes it.
+    enum Direction {
+        case up
+        case down
+    }
+
+    /// Runs one script of `migration` and keeps the history in step. Returns how long it
+    /// took.
+    func run(_ script: MigrationScript, of migration: Migration, _ direction: Direction, on connection: PostgresConnection, history: MigrationHistory) async throws -> Duration {
         let clock = ContinuousClock()
         let start = clock.now
-        func done(_ connection: PostgresConnection) async throws {
-            if recording {
-                try await history.record(migration, outcome: .applied, duration: clock.now - start)
-            } else {
-                _ = try await history.remove(migration.version)
+        func done() async throws {
+            switch direction {
+            case .up: try await history.record(migration, outcome: .applied, duration: clock.now - start)
+            case .down: try await history.remove(migration.version)
             }
+        }
+        // Before a script that runs outside our transaction: a "running" row, so that if
+        // this process dies midway the next runner sees the migration as failed. A down
+        // script keeps its row (and when it was applied) and only changes the outcome.
+        func markRunning() async throws {
+            switch direction {
+            case .up: try await history.record(migration, outcome: .running, duration: nil)
+            case .down: try await history.setOutcome(migration.version, .running)
+            }
+        }
+        // The server undid all of it: the history goes back to how it was.
+        func undoRunning() async throws {
+            switch direction {
+            case .up: try await history.remove(migration.version)
+            case .down: try await history.setOutcome(migration.version, .applied)
+            }
+        }
+        func markFailed(_ failure: MigrationError) async throws {
+            try await history.setOutcome(migration.version, .failed, error: failure.message)
         }
 
         switch script.mode {
@@ -22,49 +46,55 @@ extension Migrator {
             do {
                 try await connection.withTransaction { connection in
                     if !script.isEmpty { try await connection.simpleQuery(unsafeSQL: script.sql) }
-                    try await done(connection)
+                    try await done()
                 }
             } catch let error as PostgresError {
-                throw failure(script, error, sentText: script.sql, firstLine: 1, partial: false)
+                throw failure(script, of: migration, error, sentText: script.sql, firstLine: 1, partial: false)
             }
 
         case .ownTransaction:
-            // The file brings its own BEGIN/COMMIT, so it cannot be wrapped in ours. A
-            // "running" row first: if this process dies, the next runner sees it failed.
-            try await history.record(migration, outcome: .running, duration: nil)
+            // The file brings its own BEGIN/COMMIT, so it cannot be wrapped in ours.
+            try await markRunning()
             do {
                 try await connection.simpleQuery(unsafeSQL: script.sql)
             } catch let error as PostgresError {
                 _ = try? await connection.simpleQuery(unsafeSQL: "ROLLBACK")
-                let failure = failure(script, error, sentText: script.sql, firstLine: 1, partial: true)
-                try await history.record(migration, outcome: .failed, duration: clock.now - start, error: failure.message)
+                // One BEGIN … COMMIT around the whole file: the server rolled all of it
+                // back, so there is nothing for a person to settle.
+                if script.isOneOwnTransaction {
+                    try await undoRunning()
+                    throw failure(script, of: migration, error, sentText: script.sql, firstLine: 1, partial: false)
+                }
+                let failure = failure(script, of: migration, error, sentText: script.sql, firstLine: 1, partial: true)
+                try await markFailed(failure)
                 throw failure
             }
-            try await done(connection)
+            try await done()
 
         case .noTransaction:
             // Statements one at a time: in one multi-statement string PostgreSQL would run
             // them in an implicit transaction, which these statements refuse.
-            try await history.record(migration, outcome: .running, duration: nil)
+            try await markRunning()
             for statement in script.statements {
                 do {
                     try await connection.simpleQuery(unsafeSQL: statement.text)
                 } catch let error as PostgresError {
-                    let failure = failure(script, error, sentText: statement.text, firstLine: statement.line, partial: true)
-                    try await history.record(migration, outcome: .failed, duration: clock.now - start, error: failure.message)
+                    let failure = failure(script, of: migration, error, sentText: statement.text, firstLine: statement.line, partial: true)
+                    try await markFailed(failure)
                     throw failure
                 }
             }
-            try await done(connection)
+            try await done()
         }
         return clock.now - start
     }
 
     /// The error for a failed script: the file, the line, the SQLSTATE and the server's
     /// message; for a script that ran outside our transaction, how to resolve it.
-    private func failure(_ script: MigrationScript, _ error: PostgresError, sentText: String, firstLine: Int, partial: Bool) -> MigrationError {
+    private func failure(_ script: MigrationScript, of migration: Migration, _ error: PostgresError, sentText: String, firstLine: Int, partial: Bool) -> MigrationError {
         var location = script.path
         if let position = error.position, position > 0 {
+            // The server counts characters from 1 within the text it was sent.
             let newlines = sentText.unicodeScalars.prefix(position - 1).lazy.filter { $0 == "\n" }.count
             location += ":\(firstLine + newlines)"
         } else if sentText != script.sql {
@@ -78,7 +108,7 @@ extension Migrator {
             message += ". Nothing of it was applied."
             return MigrationError(.migrationFailed, message, underlying: error)
         }
-        message += ". It ran outside a transaction, so statements before the failing one may have taken effect; fix the database by hand, then run `stockroom migrate resolve <version> --applied` or `--rolled-back`."
+        message += ". It ran outside a transaction, so statements before the failing one may have taken effect; fix the database by hand, then run `stockroom migrate resolve \(migration.version) --applied` or `stockroom migrate resolve \(migration.version) --rolled-back`."
         return MigrationError(.needsResolution, message, underlying: error)
     }
 }

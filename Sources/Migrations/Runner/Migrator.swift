@@ -15,7 +15,8 @@ public import Logging
 public struct Migrator: Sendable {
     public struct Configuration: Sendable {
         public var directory: URL
-        /// The history table, created in the current schema (first in the search path).
+        /// The history table, created in the current schema (the first schema of the
+        /// search path that exists) and always addressed there.
         public var historyTable = "stockroom_migrations"
         /// `lock_timeout` for the migrations' statements: a migration stuck behind a long
         /// transaction fails fast instead of stalling the traffic queued behind it.
@@ -71,7 +72,7 @@ public struct Migrator: Sendable {
     public func status() async throws -> [MigrationStatus] {
         let files = try MigrationDirectory.load(configuration.directory)
         return try await withConnection { connection in
-            let history = try await MigrationHistory(connection: connection, table: configuration.historyTable).entries()
+            let history = try await MigrationHistory.open(on: connection, table: configuration.historyTable).entries()
             return MigrationStatus.compare(files: files, history: history)
         }
     }
@@ -102,7 +103,7 @@ public struct Migrator: Sendable {
             for migration in plan {
                 var step = Step(version: migration.version, title: migration.title, path: migration.up.path, sql: migration.up.sql, mode: migration.up.mode)
                 if !dryRun {
-                    step.duration = try await run(migration.up, of: migration, on: connection, history: history, recording: true)
+                    step.duration = try await run(migration.up, of: migration, .up, on: connection, history: history)
                     logger.info("applied migration", metadata: ["migration.version": "\(migration.version)", "migration.title": "\(migration.title)"])
                 }
                 onStep(step)
@@ -150,7 +151,7 @@ public struct Migrator: Sendable {
                 let down = migration.down!
                 var step = Step(version: version, title: migration.title, path: down.path, sql: down.sql, mode: down.mode)
                 if !dryRun {
-                    step.duration = try await run(down, of: migration, on: connection, history: history, recording: false)
+                    step.duration = try await run(down, of: migration, .down, on: connection, history: history)
                     logger.info("rolled back migration", metadata: ["migration.version": "\(version)", "migration.title": "\(migration.title)"])
                 }
                 onStep(step)
@@ -170,7 +171,7 @@ public struct Migrator: Sendable {
                 throw MigrationError(.unknownVersion, "version \(version) is applied, not failed; use `stockroom migrate down` to roll it back")
             }
             switch resolution {
-            case .applied: _ = try await history.markApplied(version)
+            case .applied: try await history.setOutcome(version, .applied)
             case .rolledBack: _ = try await history.remove(version)
             }
         }
@@ -198,10 +199,10 @@ public struct Migrator: Sendable {
     private func withLockedHistory<T>(create: Bool, _ body: (PostgresConnection, MigrationHistory) async throws -> T) async throws -> T {
         try await withConnection { connection in
             try await connection.simpleQuery(unsafeSQL: "SET application_name = 'stockroom migrate'")
-            let lock = MigrationLock(connection: connection, objectID: try await MigrationLock.key(on: connection, table: configuration.historyTable))
+            let history = try await MigrationHistory.open(on: connection, table: configuration.historyTable)
+            let lock = MigrationLock(connection: connection, objectID: try await MigrationLock.key(on: connection, for: history))
             try await lock.acquire(timeout: configuration.lockWait)
             do {
-                let history = MigrationHistory(connection: connection, table: configuration.historyTable)
                 if create { try await history.create() }
                 try await applyTimeouts(on: connection)
                 let value = try await body(connection, history)

@@ -1,0 +1,119 @@
+import Foundation
+import LibPQ
+import Migrations
+import Testing
+
+@Suite("The history says what happened, whatever the file did")
+struct HistoryRecoveryTests {
+    @Test func aFileWithOneBeginCommitThatFailsLeavesNoTrace() async throws {
+        let folder = try MigrationFolder([
+            "1_own.up.sql": "BEGIN;\nCREATE TABLE half (id int);\nINSERT INTO half VALUES ('not a number');\nCOMMIT;\n",
+        ])
+        try await TestDatabase.withDatabase { url in
+            let migrator = folder.migrator(url)
+            let error = await #expect(throws: MigrationError.self) { try await migrator.up() }
+            // The server rolled the whole block back: a plain failure, not a state to resolve.
+            #expect(error?.code == .migrationFailed)
+            #expect(error?.message.contains("1_own.up.sql:3") == true)
+            #expect(error?.underlying?.sqlState == .invalidTextRepresentation)
+            #expect(try await migrator.states() == ["1": .pending])
+            let connection = try await PostgresConnection.connect(url)
+            #expect(try await !connection.exists("half"))
+            await connection.close()
+        }
+    }
+
+    @Test func aFileWithSeveralTransactionsThatFailsNeedsAPerson() async throws {
+        let folder = try MigrationFolder([
+            "1_two.up.sql": "BEGIN;\nCREATE TABLE first (id int);\nCOMMIT;\nBEGIN;\nCREATE TABLE first (id int);\nCOMMIT;\n",
+        ])
+        try await TestDatabase.withDatabase { url in
+            let migrator = folder.migrator(url)
+            let error = await #expect(throws: MigrationError.self) { try await migrator.up() }
+            #expect(error?.code == .needsResolution)
+            #expect(error?.message.contains("stockroom migrate resolve 1 --applied") == true)
+            #expect(try await migrator.states() == ["1": .failed])
+            try await migrator.resolve(MigrationVersion("1")!, as: .applied)
+            #expect(try await migrator.states() == ["1": .applied])
+        }
+    }
+
+    @Test func aFailedNoTransactionDownKeepsTheVersionUntilResolved() async throws {
+        let folder = try MigrationFolder([
+            "1_t.up.sql": "CREATE TABLE t (id int);\nCREATE INDEX CONCURRENTLY t_id ON t (id);\n",
+            "1_t.down.sql": "DROP INDEX CONCURRENTLY t_id;\nDROP INDEX CONCURRENTLY no_such_index;\nDROP TABLE t;\n",
+        ])
+        try await TestDatabase.withDatabase { url in
+            let migrator = folder.migrator(url)
+            try await migrator.up()
+            let applied = try #require(try await migrator.status().first?.appliedAt)
+            let error = await #expect(throws: MigrationError.self) { try await migrator.down(.all) }
+            #expect(error?.code == .needsResolution)
+            #expect(error?.message.contains("1_t.down.sql:2") == true)
+            #expect(try await migrator.states() == ["1": .failed])
+            let refused = await #expect(throws: MigrationError.self) { try await migrator.down(.all) }
+            #expect(refused?.code == .needsResolution)
+
+            // The person finishes the down by hand and says so: the version is forgotten.
+            let connection = try await PostgresConnection.connect(url)
+            #expect(try await !connection.exists("t_id"))
+            try await connection.query("DROP TABLE t")
+            await connection.close()
+            try await migrator.resolve(MigrationVersion("1")!, as: .rolledBack)
+            #expect(try await migrator.states() == ["1": .pending])
+            #expect(try await migrator.up().count == 1)
+            #expect(try await migrator.status().first?.appliedAt ?? applied > applied)
+        }
+    }
+
+    @Test func aDownThatFailsInsideItsOwnTransactionStaysApplied() async throws {
+        let folder = try MigrationFolder([
+            "1_t.up.sql": "CREATE TABLE t (id int);\n",
+            "1_t.down.sql": "BEGIN;\nDROP TABLE t;\nDROP TABLE no_such_table;\nCOMMIT;\n",
+        ])
+        try await TestDatabase.withDatabase { url in
+            let migrator = folder.migrator(url)
+            try await migrator.up()
+            let appliedAt = try await migrator.status().first?.appliedAt
+            let error = await #expect(throws: MigrationError.self) { try await migrator.down(.all) }
+            #expect(error?.code == .migrationFailed)
+            let status = try await migrator.status()
+            #expect(status.map(\.state) == [.applied])
+            #expect(status.first?.appliedAt == appliedAt, "the row keeps when it was applied")
+            let connection = try await PostgresConnection.connect(url)
+            #expect(try await connection.exists("t"))
+            await connection.close()
+        }
+    }
+
+    @Test func eachSchemaOfTheSearchPathKeepsItsOwnHistory() async throws {
+        let folder = try MigrationFolder(["1_t.up.sql": "CREATE TABLE t (id int);\n"])
+        try await TestDatabase.withDatabase { url in
+            let connection = try await PostgresConnection.connect(url)
+            try await connection.query("CREATE SCHEMA tenant_a")
+            try await connection.query("CREATE SCHEMA tenant_b")
+            // A history table further down the search path must not stand in for the
+            // tenant's own.
+            try await folder.migrator(url).up()
+            #expect(try await connection.exists("public.stockroom_migrations"))
+
+            let separator = url.contains("?") ? "&" : "?"
+            for tenant in ["tenant_a", "tenant_b"] {
+                let tenantURL = url + separator + "options=-csearch_path%3D\(tenant),public"
+                let migrator = folder.migrator(tenantURL)
+                #expect(try await migrator.states() == ["1": .pending])
+                #expect(try await migrator.up().count == 1)
+                #expect(try await migrator.states() == ["1": .applied])
+                #expect(try await connection.exists("\(tenant).t"))
+                #expect(try await connection.exists("\(tenant).stockroom_migrations"))
+            }
+            #expect(try await connection.count("SELECT count(*) FROM public.stockroom_migrations") == 1)
+
+            // A search path without any existing schema has nowhere to keep the history.
+            let nowhere = folder.migrator(url + separator + "options=-csearch_path%3Dno_such_schema")
+            let error = await #expect(throws: MigrationError.self) { try await nowhere.up() }
+            #expect(error?.message.contains("search_path") == true)
+            await connection.close()
+        }
+    }
+}
