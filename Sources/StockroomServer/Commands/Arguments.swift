@@ -1,0 +1,111 @@
+import Foundation
+import NIOCore
+
+/// A request's arguments after the command name, with typed accessors that fail with
+/// `INVALID` naming the field.
+struct Arguments: Sendable {
+    let values: [ByteBuffer]
+
+    var count: Int { values.count }
+
+    func bytes(_ index: Int) -> [UInt8] {
+        Array(values[index].readableBytesView)
+    }
+
+    func string(_ index: Int, field: String) throws(CommandError) -> String {
+        guard let text = String(validating: values[index].readableBytesView, as: UTF8.self) else {
+            throw .invalid(field, "must be UTF-8 text")
+        }
+        return text
+    }
+
+    /// An id: a positive integer; leading zeros allowed (`007` is 7).
+    func id(_ index: Int, field: String = "id") throws(CommandError) -> Int64 {
+        let text = try string(index, field: field)
+        guard text.utf8.allSatisfy({ $0 >= 48 && $0 <= 57 }), let value = Int64(text), value > 0 else {
+            throw .invalid(field, "must be a positive integer")
+        }
+        return value
+    }
+
+    func integer(_ index: Int, field: String) throws(CommandError) -> Int {
+        let text = try string(index, field: field)
+        guard let value = Int(text) else { throw .invalid(field, "must be an integer") }
+        return value
+    }
+
+    func json<T: Decodable>(_ index: Int, as type: T.Type) throws(CommandError) -> T {
+        try JSONPayload.decode(type, from: Data(values[index].readableBytesView))
+    }
+
+    /// Trailing `NAME value` options (`AFTER 10 LIMIT 5`), names case-insensitive; each at
+    /// most once, only from `allowed`.
+    func options(from start: Int, allowed: Set<String>) throws(CommandError) -> [String: Int] {
+        var options: [String: Int] = [:]
+        var index = start
+        while index < count {
+            let name = try string(index, field: "option").uppercased()
+            guard allowed.contains(name), options[name] == nil, index + 1 < count else {
+                throw .syntax("syntax error: expected \(allowed.sorted().joined(separator: " | ")) <value>")
+            }
+            options[name] = index + 1
+            index += 2
+        }
+        return options
+    }
+}
+
+/// JSON in and out: snake_case field names, RFC 3339 UTC times, compact (so never a raw
+/// CR or LF inside a `+` reply).
+enum JSONPayload {
+    static func encode(_ value: some Encodable) -> String {
+        let encoder = JSONEncoder()
+        encoder.keyEncodingStrategy = .convertToSnakeCase
+        encoder.dateEncodingStrategy = .iso8601
+        encoder.outputFormatting = [.withoutEscapingSlashes]
+        // Encoding our own models cannot fail; a failure is a bug worth crashing tests on.
+        return String(decoding: try! encoder.encode(value), as: UTF8.self)
+    }
+
+    static func decode<T: Decodable>(_ type: T.Type, from data: Data) throws(CommandError) -> T {
+        let decoder = JSONDecoder()
+        decoder.keyDecodingStrategy = .convertFromSnakeCase
+        do {
+            return try decoder.decode(type, from: data)
+        } catch let error as DecodingError {
+            throw describe(error)
+        } catch {
+            throw .invalid("json", "not valid JSON")
+        }
+    }
+
+    private static func describe(_ error: DecodingError) -> CommandError {
+        func path(_ keys: [any CodingKey]) -> String {
+            let names = keys.map { key in key.intValue.map { "[\($0)]" } ?? snake(key.stringValue) }
+            return names.isEmpty ? "json" : names.joined(separator: ".").replacingOccurrences(of: ".[", with: "[")
+        }
+        switch error {
+        case .keyNotFound(let key, let context): return .invalid(path(context.codingPath + [key]), "is required")
+        case .valueNotFound(_, let context): return .invalid(path(context.codingPath), "must not be null")
+        case .typeMismatch(let type, let context): return .invalid(path(context.codingPath), "must be \(describe(type))")
+        case .dataCorrupted(let context): return context.codingPath.isEmpty ? .invalid("json", "not valid JSON") : .invalid(path(context.codingPath), "has an invalid value")
+        @unknown default: return .invalid("json", "not valid JSON")
+        }
+    }
+
+    private static func describe(_ type: Any.Type) -> String {
+        switch type {
+        case is String.Type: "a string"
+        case is Int.Type, is Int64.Type: "an integer"
+        case is Bool.Type: "true or false"
+        case is [Any].Type: "an array"
+        default: "an object"
+        }
+    }
+
+    private static func snake(_ name: String) -> String {
+        name.reduce(into: "") { text, c in
+            if c.isUppercase { text += "_" + c.lowercased() } else { text.append(c) }
+        }
+    }
+}

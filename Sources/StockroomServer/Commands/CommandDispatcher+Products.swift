@@ -1,0 +1,57 @@
+import Stockroom
+
+extension CommandDispatcher {
+    static let productCommands: [Command] = [
+        Command(name: "PRODUCT.GET", arity: -2, access: .anyone) { dispatcher, session, arguments in
+            let product: Product
+            switch arguments.count {
+            case 1:
+                product = try await dispatcher.stockroom.products.product(id: try arguments.id(0))
+            case 2 where try arguments.string(0, field: "by").uppercased() == "SKU":
+                product = try await dispatcher.stockroom.products.product(sku: try arguments.string(1, field: "sku"))
+            default:
+                throw CommandError.syntax("syntax error: PRODUCT.GET <id> or PRODUCT.GET SKU <sku>")
+            }
+            // Inactive products are hidden from customers and anonymous readers.
+            guard product.active || session.user?.role == .admin else { throw CommandError.notFound("product") }
+            return json(product)
+        },
+        Command(name: "PRODUCT.LIST", arity: -1, access: .anyone) { dispatcher, session, arguments in
+            let options = try arguments.options(from: 0, allowed: ["AFTER", "LIMIT"])
+            let limit = try limit(arguments, options)
+            let products = try await dispatcher.stockroom.products.list(after: try after(arguments, options), limit: limit, includeInactive: session.user?.role == .admin)
+            return page(products, limit: limit, id: \.id)
+        },
+        Command(name: "PRODUCT.SEARCH", arity: -2, access: .anyone) { dispatcher, session, arguments in
+            let text = try arguments.string(0, field: "text")
+            let options = try arguments.options(from: 1, allowed: ["LIMIT"])
+            let limit = options["LIMIT"] == nil ? 20 : try limit(arguments, options)
+            let products = try await dispatcher.stockroom.products.search(text, limit: limit, includeInactive: session.user?.role == .admin)
+            struct Results: Encodable { let items: [Product] }
+            return json(Results(items: products))
+        },
+        Command(name: "PRODUCT.CREATE", arity: 2, access: .admin) { dispatcher, session, arguments in
+            let product = try arguments.json(0, as: NewProduct.self)
+            return json(try await dispatcher.stockroom.products.create(product, as: session.principal!))
+        },
+        Command(name: "PRODUCT.UPDATE", arity: 3, access: .admin) { dispatcher, session, arguments in
+            struct Payload: Decodable {
+                let sku: String?, name: String?, description: String?, priceCents: Int64?, currency: String?
+                let stock: Int?
+            }
+            let id = try arguments.id(0)
+            let payload = try arguments.json(1, as: Payload.self)
+            guard payload.stock == nil else { throw CommandError.invalid("stock", "changes only through PRODUCT.RESTOCK and orders") }
+            let changes = ProductChanges(sku: payload.sku, name: payload.name, description: payload.description, priceCents: payload.priceCents, currency: payload.currency)
+            return json(try await dispatcher.stockroom.products.update(id: id, changes, as: session.principal!))
+        },
+        Command(name: "PRODUCT.RESTOCK", arity: 3, access: .admin) { dispatcher, session, arguments in
+            let id = try arguments.id(0)
+            let quantity = try arguments.integer(1, field: "quantity")
+            return json(try await dispatcher.stockroom.products.restock(id: id, quantity: quantity, as: session.principal!))
+        },
+        Command(name: "PRODUCT.DEACTIVATE", arity: 2, access: .admin) { dispatcher, session, arguments in
+            json(try await dispatcher.stockroom.products.deactivate(id: try arguments.id(0), as: session.principal!))
+        },
+    ]
+}

@@ -1,0 +1,20 @@
+/// Bounds on what a client may send, enforced while parsing so a hostile or broken
+/// client cannot make the server buffer without limit.
+public struct ProtocolLimits: Sendable, Equatable {
+    /// The longest inline request line, and the longest `*<n>`/`$<n>` header line.
+    public var maxInlineLength = 64 * 1024
+    /// The most arguments in one request.
+    public var maxArguments = 1024
+    /// The longest single argument.
+    public var maxArgumentLength = 1024 * 1024
+
+    public init() {}
+}
+
+/// A request the server cannot parse. The connection gets `-ERR Protocol error: …` and
+/// is closed; nothing after it is executed.
+public struct ProtocolError: Error, Sendable, Equatable, CustomStringConvertible {
+    public let reason: String
+    public init(_ reason: String) { self.reason = reason }
+    public var description: String { "Protocol error: \(reason)" }
+}

@@ -1,0 +1,129 @@
+public import NIOCore
+
+/// Cuts requests out of the bytes a client sent, deciding per request by its first byte:
+/// `*` starts a RESP array of bulk strings (what Redis clients send), anything else an
+/// inline line typed by a person (`PING`, `PRODUCT.GET 42`).
+///
+/// A plain struct, free of I/O, so every malformed input can be tested byte by byte.
+/// Parsing is incremental: `next` returns nil until a whole request has arrived, and
+/// consumes nothing then.
+public struct RequestParser: Sendable {
+    public let limits: ProtocolLimits
+
+    public init(limits: ProtocolLimits = ProtocolLimits()) {
+        self.limits = limits
+    }
+
+    /// The next request's arguments, or nil when more bytes are needed. Empty inline lines
+    /// and empty arrays are skipped.
+    public func next(_ buffer: inout ByteBuffer) throws(ProtocolError) -> [ByteBuffer]? {
+        while let first = buffer.readableBytesView.first {
+            let request: [ByteBuffer]?
+            if first == UInt8(ascii: "*") {
+                request = try multibulk(&buffer)
+            } else {
+                request = try inline(&buffer)
+            }
+            guard let request else { return nil }
+            if !request.isEmpty { return request }
+        }
+        return nil
+    }
+
+    // MARK: - RESP arrays
+
+    private func multibulk(_ buffer: inout ByteBuffer) throws(ProtocolError) -> [ByteBuffer]? {
+        var cursor = buffer
+        guard let countLine = try line(&cursor, tooLong: "too big mbulk count string") else { return nil }
+        guard let count = Self.integer(countLine.dropFirst()), count <= 1024 * 1024 else {
+            throw ProtocolError("invalid multibulk length")
+        }
+        if count <= 0 {
+            buffer = cursor
+            return []
+        }
+        guard count <= limits.maxArguments else {
+            throw ProtocolError("too many arguments (\(count), at most \(limits.maxArguments))")
+        }
+        var arguments: [ByteBuffer] = []
+        arguments.reserveCapacity(count)
+        for _ in 0..<count {
+            guard let header = try line(&cursor, tooLong: "too big bulk count string") else { return nil }
+            guard header.first == UInt8(ascii: "$") else {
+                let got = header.first.map { Character(Unicode.Scalar($0)) } ?? " "
+                throw ProtocolError("expected '$', got '\(got)'")
+            }
+            guard let length = Self.integer(header.dropFirst()), length >= 0 else {
+                throw ProtocolError("invalid bulk length")
+            }
+            guard length <= limits.maxArgumentLength else {
+                throw ProtocolError("invalid bulk length (\(length) bytes, at most \(limits.maxArgumentLength))")
+            }
+            guard cursor.readableBytes >= length + 2 else { return nil }
+            let argument = cursor.readSlice(length: length)!
+            guard cursor.readInteger(as: UInt16.self) == 0x0D0A else {
+                throw ProtocolError("expected CRLF after a bulk string")
+            }
+            arguments.append(argument)
+        }
+        buffer = cursor
+        return arguments
+    }
+
+    /// A header line up to CRLF (without it), or nil when it has not fully arrived.
+    private func line(_ buffer: inout ByteBuffer, tooLong: String) throws(ProtocolError) -> ArraySlice<UInt8>? {
+        let view = buffer.readableBytesView
+        guard let newline = view.firstIndex(of: UInt8(ascii: "\n")) else {
+            if view.count > limits.maxInlineLength { throw ProtocolError(tooLong) }
+            return nil
+        }
+        let length = newline - view.startIndex
+        guard length <= limits.maxInlineLength else { throw ProtocolError(tooLong) }
+        guard length > 0, view[newline - 1] == UInt8(ascii: "\r") else {
+            throw ProtocolError("expected CRLF at the end of a header line")
+        }
+        let bytes = buffer.readBytes(length: length + 1)!
+        return bytes[0..<(length - 1)]
+    }
+
+    static func integer(_ digits: ArraySlice<UInt8>) -> Int? {
+        guard !digits.isEmpty, digits.count <= 18 else { return nil }
+        var value = 0
+        var negative = false
+        for (offset, byte) in digits.enumerated() {
+            if offset == 0 && byte == UInt8(ascii: "-") && digits.count > 1 { negative = true; continue }
+            guard byte >= UInt8(ascii: "0") && byte <= UInt8(ascii: "9") else { return nil }
+            value = value * 10 + Int(byte - UInt8(ascii: "0"))
+        }
+        return negative ? -value : value
+    }
+
+    // MARK: - Inline lines
+
+    private func inline(_ buffer: inout ByteBuffer) throws(ProtocolError) -> [ByteBuffer]? {
+        let view = buffer.readableBytesView
+        guard let newline = view.firstIndex(of: UInt8(ascii: "\n")) else {
+            if view.count > limits.maxInlineLength { throw ProtocolError("too big inline request") }
+            return nil
+        }
+        var length = newline - view.startIndex
+        guard length <= limits.maxInlineLength else { throw ProtocolError("too big inline request") }
+        let bytes = buffer.readBytes(length: length + 1)!
+        if length > 0 && bytes[length - 1] == UInt8(ascii: "\r") { length -= 1 }
+        let line = bytes[0..<length]
+        guard let arguments = InlineArguments.split(line) else {
+            throw ProtocolError("unbalanced quotes in request")
+        }
+        guard arguments.count <= limits.maxArguments else {
+            throw ProtocolError("too many arguments (\(arguments.count), at most \(limits.maxArguments))")
+        }
+        if Self.isHTTPRequestLine(arguments) { throw ProtocolError("HTTP requests are not supported") }
+        return arguments.map { ByteBuffer(bytes: $0) }
+    }
+
+    /// `GET / HTTP/1.1`, `POST /x HTTP/1.0` …: someone pointed a browser or a proxy here.
+    static func isHTTPRequestLine(_ arguments: [[UInt8]]) -> Bool {
+        guard arguments.count == 3, let last = arguments.last else { return false }
+        return last.starts(with: Array("HTTP/".utf8))
+    }
+}

@@ -1,0 +1,24 @@
+/// Everything `stockroom serve` can be told.
+public struct ServerConfiguration: Sendable {
+    /// Loopback unless told otherwise: the service has no TLS of its own.
+    public var host = "127.0.0.1"
+    /// 7379: Redis's port with a 7 in front. 0 picks a free port (tests).
+    public var port = 7379
+    /// Connections beyond this get `-ERR max number of clients reached` and are closed.
+    public var maxClients = 10_000
+    /// A connection that sends nothing for this long is closed — never in the middle of a
+    /// command.
+    public var idleTimeout: Duration = .seconds(300)
+    /// A client that does not read its replies: once the server holds `maxPendingReplyBytes`
+    /// for it, it stops reading its requests; if it still has not read anything after
+    /// `slowReaderTimeout`, it is closed.
+    public var maxPendingReplyBytes = 1 << 20
+    public var slowReaderTimeout: Duration = .seconds(30)
+    /// How long a graceful shutdown waits for commands in progress.
+    public var shutdownDeadline: Duration = .seconds(10)
+    /// After this many failed logins a connection is closed.
+    public var maxFailedLogins = 5
+    public var limits = ProtocolLimits()
+
+    public init() {}
+}
