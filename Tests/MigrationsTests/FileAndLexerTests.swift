@@ -85,6 +85,23 @@ struct FileAndLexerTests {
         #expect(throws: SQLLexerError(reason: "unterminated /* comment", line: 1)) { try SQLLexer.statements(in: "/* /* */") }
     }
 
+    /// Inputs cut off or odd at every kind of token: the lexer answers with statements or
+    /// an error with a line, never a crash or a hang.
+    @Test(arguments: [
+        "$", "$$", "$a", "$a$", "$1", "a$", "'", "''", "E'", "E'\\", "E'\\'", "e'x\\'';", "U&'d\\0061t'",
+        "\"", "\"\"\"", "/*", "/* */ */", "*/", "-", "--", "-- x", ";", ";;;", "\u{FEFF}", "\r\n\r\n",
+        "BEGIN ATOMIC", "CREATE FUNCTION f() BEGIN ATOMIC", "CREATE FUNCTION f() BEGIN ATOMIC SELECT 1; END", "END;", "CASE END",
+        "SELECT $q$;$q", "SELECT $q$ $Q$ ;", "SELECT 1 /* ; */; SELECT '\n;\n'", "é; ü;", "\u{0}",
+    ])
+    func oddInputsEndInStatementsOrALineNumberedError(sql: String) {
+        do {
+            let statements = try SQLLexer.statements(in: sql)
+            #expect(statements.allSatisfy { $0.line >= 1 && !$0.text.isEmpty })
+        } catch {
+            #expect(error.line >= 1 && !error.reason.isEmpty)
+        }
+    }
+
     @Test func filesThatCannotRunInATransactionAreDetected() throws {
         func mode(_ sql: String) throws -> TransactionMode { try MigrationScript(path: "f", contents: sql).mode }
         #expect(try mode("CREATE TABLE t (id int);") == .transaction)
