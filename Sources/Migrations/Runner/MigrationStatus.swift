@@ -61,7 +61,7 @@ extension [MigrationStatus] {
             switch status.state {
             case .failed:
                 throw MigrationError(.needsResolution, """
-                    migration \(status.version) (\(status.title)) ran outside a transaction and failed part-way\(status.error.map { ": \($0)" } ?? ""). \
+                    migration \(status.version) (\(status.title)) ran outside a transaction and failed part-way (\(status.error ?? "its runner stopped before it finished")). \
                     Inspect the database, finish or undo its statements by hand, then record what you decided: \
                     `stockroom migrate resolve \(status.version) --applied` or `stockroom migrate resolve \(status.version) --rolled-back`
                     """)

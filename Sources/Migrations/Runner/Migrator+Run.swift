@@ -35,8 +35,12 @@ extension Migrator {
             case .down: try await history.setOutcome(migration.version, .applied)
             }
         }
-        func markFailed(_ failure: MigrationError) async throws {
-            try await history.setOutcome(migration.version, .failed, error: failure.message)
+        // The row keeps what the server said; the advice on what to do is added again
+        // when `up` refuses, so it is not stored (and then repeated) here.
+        func markFailed(_ error: PostgresError, in sentText: String, firstLine: Int) async throws -> MigrationError {
+            let cause = describe(error, in: script, sentText: sentText, firstLine: firstLine)
+            try await history.setOutcome(migration.version, .failed, error: cause)
+            return failure(script, of: migration, error, sentText: sentText, firstLine: firstLine, partial: true)
         }
 
         switch script.mode {
@@ -65,9 +69,7 @@ extension Migrator {
                     try await undoRunning()
                     throw failure(script, of: migration, error, sentText: script.sql, firstLine: 1, partial: false)
                 }
-                let failure = failure(script, of: migration, error, sentText: script.sql, firstLine: 1, partial: true)
-                try await markFailed(failure)
-                throw failure
+                throw try await markFailed(error, in: script.sql, firstLine: 1)
             }
             try await done()
 
@@ -79,9 +81,7 @@ extension Migrator {
                 do {
                     try await connection.simpleQuery(unsafeSQL: statement.text)
                 } catch let error as PostgresError {
-                    let failure = failure(script, of: migration, error, sentText: statement.text, firstLine: statement.line, partial: true)
-                    try await markFailed(failure)
-                    throw failure
+                    throw try await markFailed(error, in: statement.text, firstLine: statement.line)
                 }
             }
             try await done()
@@ -89,26 +89,35 @@ extension Migrator {
         return clock.now - start
     }
 
-    /// The error for a failed script: the file, the line, the SQLSTATE and the server's
-    /// message; for a script that ran outside our transaction, how to resolve it.
+    /// The error for a failed script: what the server said, and whether anything of it
+    /// remains; for a script that ran outside our transaction, how to resolve it.
     private func failure(_ script: MigrationScript, of migration: Migration, _ error: PostgresError, sentText: String, firstLine: Int, partial: Bool) -> MigrationError {
+        let cause = describe(error, in: script, sentText: sentText, firstLine: firstLine)
+        guard partial else {
+            return MigrationError(.migrationFailed, cause + ". Nothing of it was applied.", underlying: error)
+        }
+        return MigrationError(.needsResolution, cause + """
+            . It ran outside a transaction, so statements before the failing one may have taken effect; \
+            fix the database by hand, then run `stockroom migrate resolve \(migration.version) --applied` \
+            or `stockroom migrate resolve \(migration.version) --rolled-back`.
+            """, underlying: error)
+    }
+
+    /// `file:line: SQLSTATE code: message (hint: …)`, the line when the server gives a
+    /// position (or, for one statement of several, the statement's first line).
+    private func describe(_ error: PostgresError, in script: MigrationScript, sentText: String, firstLine: Int) -> String {
         var location = script.path
         if let position = error.position, position > 0 {
             // The server counts characters from 1 within the text it was sent.
             let newlines = sentText.unicodeScalars.prefix(position - 1).lazy.filter { $0 == "\n" }.count
             location += ":\(firstLine + newlines)"
         } else if sentText != script.sql {
-            location += ":\(firstLine)"  // one statement of several: at least its line
+            location += ":\(firstLine)"
         }
-        var message = "\(location): "
-        if let state = error.sqlState { message += "SQLSTATE \(state.rawValue): " }
-        message += error.message
-        if let hint = error.hint { message += " (hint: \(hint))" }
-        guard partial else {
-            message += ". Nothing of it was applied."
-            return MigrationError(.migrationFailed, message, underlying: error)
-        }
-        message += ". It ran outside a transaction, so statements before the failing one may have taken effect; fix the database by hand, then run `stockroom migrate resolve \(migration.version) --applied` or `stockroom migrate resolve \(migration.version) --rolled-back`."
-        return MigrationError(.needsResolution, message, underlying: error)
+        var text = "\(location): "
+        if let state = error.sqlState { text += "SQLSTATE \(state.rawValue): " }
+        text += error.message
+        if let hint = error.hint { text += " (hint: \(hint))" }
+        return text
     }
 }
