@@ -77,6 +77,7 @@ struct FileAndLexerTests {
         #expect(statements[4].text.hasSuffix("END;"))
         #expect(statements[5].text == "SELECT $1, a$b$c FROM t")
         #expect(try SQLLexer.statements(in: "-- nothing\n/* at all */\n\n").isEmpty)
+        #expect(try SQLLexer.statements(in: ";\nSELECT 1;;\n ; SELECT 2").map(\.text) == ["SELECT 1;", "SELECT 2"])
     }
 
     @Test func unterminatedQuotesAreErrorsWithTheLine() {

@@ -51,7 +51,8 @@ public struct SQLLexer {
             switch c {
             case ";" where blockDepth == 0:
                 position += 1
-                finish(through: position, into: &statements)
+                // A lone semicolon is an empty statement: the server skips it, and so do we.
+                if start?.offset == position - 1 { start = nil } else { finish(through: position, into: &statements) }
             case "'":
                 literals.append(try readQuoted(quote: "'", backslashEscapes: false))
             case "\"":
