@@ -65,6 +65,7 @@ let package = Package(
                 "StockroomServer", "Stockroom", "Migrations", "LibPQ", logging,
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
             swiftSettings: strict
         ),

@@ -62,7 +62,8 @@ enum JSONPayload {
         let encoder = JSONEncoder()
         encoder.keyEncodingStrategy = .convertToSnakeCase
         encoder.dateEncodingStrategy = .iso8601
-        encoder.outputFormatting = [.withoutEscapingSlashes]
+        // Sorted keys: the same object always reads the same, byte for byte.
+        encoder.outputFormatting = [.withoutEscapingSlashes, .sortedKeys]
         // Encoding our own models cannot fail; a failure is a bug worth crashing tests on.
         return String(decoding: try! encoder.encode(value), as: UTF8.self)
     }

@@ -1,0 +1,93 @@
+import Foundation
+import LibPQ
+import Logging
+import Migrations
+import NIOCore
+import NIOPosix
+import ServiceLifecycle
+import Stockroom
+import StockroomServer
+
+/// A server on a free port over a database of its own (migrated from migrations/), for
+/// one test. A database rather than a schema, so a test can make it unreachable.
+struct TestServer: Sendable {
+    static let url = StockroomDatabase.urlFromEnvironment(ProcessInfo.processInfo.environment)
+    static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+
+    let port: Int
+    let server: StockroomServer
+    let stockroom: Stockroom
+    let databaseName: String
+    let databaseURL: String
+    let group: ServiceGroup
+
+    static func with<T>(
+        configure: (inout ServerConfiguration) -> Void = { _ in },
+        poolSize: Int = 8,
+        isolation actor: isolated (any Actor)? = #isolation,
+        _ body: (TestServer) async throws -> T
+    ) async throws -> T {
+        let name = "srv_" + UUID().uuidString.lowercased().replacingOccurrences(of: "-", with: "")
+        let admin = try await PostgresConnection.connect(url)
+        try await admin.query("CREATE DATABASE \(identifier: name)")
+        let databaseURL = Self.url(database: name)
+        try await Migrator(databaseURL: databaseURL, configuration: .init(directory: root.appendingPathComponent("migrations"))).up()
+
+        var logger = Logger(label: "test.server")
+        logger.logLevel = .warning
+        let pool = PostgresPool(configuration: .init(connection: .init(databaseURL), maxConnections: poolSize, acquireTimeout: .seconds(5)), logger: logger)
+        let stockroom = Stockroom(pool: pool, passwordHasher: PasswordHasher(operations: 1, memoryBytes: 1 << 20))
+        var configuration = ServerConfiguration()
+        configuration.port = 0
+        configure(&configuration)
+        let server = StockroomServer(stockroom: stockroom, configuration: configuration, logger: logger)
+        let group = ServiceGroup(configuration: .init(services: [.init(service: server)], logger: logger))
+        let running = Task { try await group.run() }
+        let harness = TestServer(port: try await server.listeningPort(), server: server, stockroom: stockroom, databaseName: name, databaseURL: databaseURL, group: group)
+        func cleanUp() async {
+            await group.triggerGracefulShutdown()
+            _ = await running.result
+            await pool.close()
+            _ = try? await admin.query("ALTER DATABASE \(identifier: name) WITH ALLOW_CONNECTIONS true")
+            _ = try? await admin.query("DROP DATABASE \(identifier: name) WITH (FORCE)")
+            await admin.close()
+        }
+        do {
+            let value = try await body(harness)
+            await cleanUp()
+            return value
+        } catch {
+            await cleanUp()
+            throw error
+        }
+    }
+
+    static func url(database: String) -> String {
+        let (base, query) = url.firstIndex(of: "?").map { (String(url[..<$0]), String(url[$0...])) } ?? (url, "")
+        return base[..<base.lastIndex(of: "/")!] + "/" + database + query
+    }
+
+    /// A connected client for `body`; closed afterwards.
+    func client<T>(isolation actor: isolated (any Actor)? = #isolation, _ body: (TestClient) async throws -> T) async throws -> T {
+        try await TestClient.connect(port: port, body)
+    }
+
+    /// A registered user, logged in on `client`.
+    @discardableResult
+    func logIn(_ client: TestClient, admin: Bool = false) async throws -> (id: Int, email: String, token: String) {
+        let email = "u\(UUID().uuidString.prefix(8).lowercased())@example.com"
+        let user = try await stockroom.accounts.register(email: email, name: "Test User", password: "password123", role: admin ? .admin : .customer)
+        let reply = try await client.call("SESSION.LOGIN", #"{"email":"\#(email)","password":"password123"}"#)
+        let token = try reply.json()["token"] as! String
+        return (Int(user.id), email, token)
+    }
+
+    /// A product created through the service by an admin connection.
+    func product(sku: String = "SKU-\(UUID().uuidString.prefix(8))", price: Int = 1250, stock: Int = 10) async throws -> Int {
+        try await client { client in
+            try await logIn(client, admin: true)
+            let reply = try await client.call("PRODUCT.CREATE", #"{"sku":"\#(sku)","name":"Mug \#(sku)","description":"A mug","price_cents":\#(price),"currency":"EUR","stock":\#(stock)}"#)
+            return try reply.json()["id"] as! Int
+        }
+    }
+}
