@@ -1,0 +1,175 @@
+import Foundation
+import LibPQ
+import Testing
+@testable import StockroomServer
+
+@Suite("Connections: pipelining, protocol errors, limits, shutdown, database outages")
+struct ConnectionTests {
+    @Test func tenThousandPipelinedCommandsComeBackInOrder() async throws {
+        try await TestServer.with { server in
+            let id = try await server.product(sku: "PIPE-1")
+            try await server.client { (c: TestClient) async throws -> Void in
+                var batch = ""
+                for n in 0..<10_000 {
+                    batch += n % 100 == 99 ? "PRODUCT.GET \(id)\r\n" : TestClient.resp(["ECHO", "\(n)"])
+                }
+                try await c.send(batch)
+                for n in 0..<10_000 {
+                    let reply = try await c.reply()
+                    if n % 100 == 99 {
+                        #expect(try reply.json()["sku"] as? String == "PIPE-1")
+                    } else if reply != .bulk("\(n)") {
+                        Issue.record("reply \(n) out of order: \(reply)")
+                        return
+                    }
+                }
+            }
+        }
+    }
+
+    @Test(arguments: [
+        "*3000000000\r\n",
+        "*3\r\n$3\r\nSET\r\n$1\r\nx\r\nfooz\r\n",
+        "*3\r\n$3\r\nSET\r\n$1\r\nx\r\n$-10\r\n",
+        "*3\r\n$3\r\nSET\r\n$1\r\nx\r\n$2000000000\r\n",
+        "*1\r\nfoo=bar\r\n",
+        "SET \"\"\"test-key\"\"\" test-value\r\n",
+        "GET / HTTP/1.1\r\n",
+        "*blabla\r\n",
+    ])
+    func malformedInputGetsItsErrorAndAClosedConnection(input: String) async throws {
+        try await TestServer.with { server in
+            try await server.client { (bystander: TestClient) async throws -> Void in
+                try await server.client { (c: TestClient) async throws -> Void in
+                    #expect(try await c.call("PING") == .simple("PONG"))
+                    // Whatever follows the bad bytes in the same write is never executed.
+                    try await c.send(input + "USER.REGISTER {\"email\":\"late@example.com\",\"name\":\"Late\",\"password\":\"password123\"}\r\n")
+                    let reply = try await c.reply()
+                    #expect("\(reply)".hasPrefix("-ERR Protocol error: "))
+                    #expect(try await c.isClosed())
+                }
+                #expect(try await bystander.call("PING") == .simple("PONG"), "other clients carry on")
+                #expect(try await server.stockroom.accounts.users(limit: 500, as: .init(userID: 0, role: .admin)).isEmpty)
+            }
+        }
+    }
+
+    @Test func junkAndOverlongLinesCloseTheConnection() async throws {
+        try await TestServer.with { server in
+            try await server.client { (c: TestClient) async throws -> Void in
+                try await c.send(bytes: [0x2A, 0xFF, 0xFE, 0x0D, 0x0A])
+                #expect("\(try await c.reply())".hasPrefix("-ERR Protocol error"))
+                #expect(try await c.isClosed())
+            }
+            try await server.client { (c: TestClient) async throws -> Void in
+                try await c.send(String(repeating: "x", count: 70_000))
+                #expect(try await c.reply() == .error("ERR Protocol error: too big inline request"))
+                #expect(try await c.isClosed())
+            }
+        }
+    }
+
+    @Test func nothingAfterQuitIsExecuted() async throws {
+        try await TestServer.with { server in
+            try await server.client { (c: TestClient) async throws -> Void in
+                try await c.send("PING\r\nQUIT\r\nUSER.REGISTER {\"email\":\"after@example.com\",\"name\":\"After\",\"password\":\"password123\"}\r\n")
+                #expect(try await c.reply() == .simple("PONG"))
+                #expect(try await c.reply() == .simple("OK"))
+                #expect(try await c.isClosed())
+            }
+            #expect(try await server.stockroom.accounts.users(limit: 500, as: .init(userID: 0, role: .admin)).isEmpty)
+        }
+    }
+
+    @Test func theClientOverTheLimitIsTurnedAway() async throws {
+        try await TestServer.with(configure: { $0.maxClients = 2 }) { server in
+            try await server.client { (a: TestClient) async throws -> Void in
+                try await server.client { (b: TestClient) async throws -> Void in
+                    #expect(try await a.call("PING") == .simple("PONG"))
+                    #expect(try await b.call("PING") == .simple("PONG"))
+                    try await server.client { (c: TestClient) async throws -> Void in
+                        #expect(try await c.reply() == .error("ERR max number of clients reached"))
+                        #expect(try await c.isClosed())
+                    }
+                }
+                // Room again once one has left.
+                try await Task.sleep(for: .milliseconds(100))
+                try await server.client { (c: TestClient) async throws -> Void in
+                    #expect(try await c.call("PING") == .simple("PONG"))
+                }
+            }
+        }
+    }
+
+    @Test func idleConnectionsAreClosedButNotDuringACommand() async throws {
+        try await TestServer.with(configure: { $0.idleTimeout = .milliseconds(300) }) { server in
+            let id = try await server.product(sku: "IDLE-1")
+            try await server.client { (c: TestClient) async throws -> Void in
+                try await server.logIn(c, admin: true)
+                // A command that waits on the database for longer than the idle timeout
+                // still gets its answer.
+                let blocker = try await PostgresConnection.connect(server.databaseURL)
+                try await blocker.query("BEGIN")
+                try await blocker.query("SELECT * FROM products WHERE id = \(Int64(id)) FOR UPDATE")
+                try await c.send(TestClient.resp(["PRODUCT.RESTOCK", "\(id)", "1"]))
+                try await Task.sleep(for: .milliseconds(800))
+                try await blocker.query("COMMIT")
+                await blocker.close()
+                #expect(try await c.reply().json()["stock"] as? Int == 11)
+                // Then, idle, it is closed.
+                let clock = ContinuousClock()
+                let start = clock.now
+                #expect(try await c.isClosed())
+                #expect(clock.now - start < .seconds(5))
+            }
+        }
+    }
+
+    @Test func gracefulShutdownFinishesTheCommandInFlight() async throws {
+        try await TestServer.with { server in
+            let id = try await server.product(sku: "SLOW-1")
+            try await server.client { (idle: TestClient) async throws -> Void in
+                try await server.client { (c: TestClient) async throws -> Void in
+                    #expect(try await idle.call("PING") == .simple("PONG"))
+                    // Hold every row lock on the product, so a restock waits on the database.
+                    let blocker = try await PostgresConnection.connect(server.databaseURL)
+                    try await blocker.query("BEGIN")
+                    try await blocker.query("SELECT * FROM products WHERE id = \(Int64(id)) FOR UPDATE")
+                    try await server.logIn(c, admin: true)
+                    try await c.send(TestClient.resp(["PRODUCT.RESTOCK", "\(id)", "5"]) + "PING\r\n")
+                    try await Task.sleep(for: .milliseconds(200))
+                    let shutdown = Task { await server.group.triggerGracefulShutdown() }
+                    try await Task.sleep(for: .milliseconds(200))
+                    try await blocker.query("COMMIT")
+                    await blocker.close()
+                    #expect(try await c.reply().json()["stock"] as? Int == 15, "the command in flight finishes")
+                    let next = try await c.nextReply()
+                    #expect(next == nil || next?.errorCode == "SHUTDOWN", "newer ones are refused: \(String(describing: next))")
+                    #expect(try await c.isClosed())
+                    #expect(try await idle.isClosed(), "idle connections are closed")
+                    await shutdown.value
+                }
+            }
+        }
+    }
+
+    @Test func aDatabaseOutageGivesUnavailableThenRecovers() async throws {
+        try await TestServer.with { server in
+            let id = try await server.product(sku: "OUTAGE-1")
+            try await server.client { (c: TestClient) async throws -> Void in
+                #expect(try await c.call("PRODUCT.GET", "\(id)").json()["id"] as? Int == id)
+                let admin = try await PostgresConnection.connect(TestServer.url)
+                try await admin.query("ALTER DATABASE \(identifier: server.databaseName) WITH ALLOW_CONNECTIONS false")
+                try await admin.query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = \(server.databaseName) AND pid <> pg_backend_pid()")
+                for _ in 0..<3 {
+                    let reply = try await c.call("PRODUCT.GET", "\(id)")
+                    #expect(reply.errorCode == "UNAVAILABLE", "\(reply)")
+                }
+                #expect(try await c.call("PING") == .simple("PONG"), "the server itself lives on")
+                try await admin.query("ALTER DATABASE \(identifier: server.databaseName) WITH ALLOW_CONNECTIONS true")
+                await admin.close()
+                #expect(try await c.call("PRODUCT.GET", "\(id)").json()["id"] as? Int == id, "works again without a restart")
+            }
+        }
+    }
+}
