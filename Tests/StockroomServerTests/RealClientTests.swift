@@ -1,0 +1,107 @@
+import Synchronization
+import Foundation
+import Testing
+
+/// The Redis tools and clients people already have, unchanged, against the service.
+/// `make test` installs them (redis-tools from Debian, redis-py into .build/venv).
+@Suite("Real Redis clients")
+struct RealClientTests {
+    @Test func redisCliOneShotAndPipe() async throws {
+        try await TestServer.with { server in
+            let id = try await server.product(sku: "CLI-1")
+            let get = try await run("redis-cli", ["-p", "\(server.port)", "PRODUCT.GET", "\(id)"])
+            #expect(get.status == 0)
+            #expect(get.output.contains("\"sku\":\"CLI-1\""))
+            let missing = try await run("redis-cli", ["-p", "\(server.port)", "PRODUCT.GET", "999999"])
+            #expect(missing.output.contains("NOTFOUND"))
+
+            // --pipe sends RESP from standard input and counts the replies.
+            let commands = (0..<100).map { n in "*2\r\n$4\r\nECHO\r\n$\("\(n)".count)\r\n\(n)\r\n" }.joined() + "*2\r\n$11\r\nPRODUCT.GET\r\n$\("\(id)".count)\r\n\(id)\r\n"
+            let pipe = try await run("redis-cli", ["-p", "\(server.port)", "--pipe"], input: commands)
+            #expect(pipe.status == 0)
+            #expect(pipe.output.contains("errors: 0, replies: 101"), "\(pipe.output)")
+        }
+    }
+
+    @Test(arguments: [2, 3])
+    func redisPy(protocolVersion: Int) async throws {
+        let python = TestServer.root.appendingPathComponent(".build/venv/bin/python").path
+        try #require(FileManager.default.isExecutableFile(atPath: python), "redis-py is missing: run `make test` (it creates .build/venv)")
+        try await TestServer.with { server in
+            let script = """
+                import json, sys, redis
+                r = redis.Redis(host="127.0.0.1", port=\(server.port), protocol=\(protocolVersion), decode_responses=True)
+                assert r.ping() is True
+                r.execute_command("USER.REGISTER", json.dumps({"email": "py@example.com", "name": "Py Thon", "password": "password123"}))
+                login = json.loads(r.execute_command("SESSION.LOGIN", json.dumps({"email": "py@example.com", "password": "password123"})))
+                assert len(login["token"]) >= 43, login
+                assert json.loads(r.execute_command("WHOAMI"))["email"] == "py@example.com"
+                try:
+                    r.execute_command("ORDER.GET", "999999")
+                    sys.exit("expected an error")
+                except redis.exceptions.ResponseError as error:
+                    assert str(error).startswith("NOTFOUND"), error
+                pipe = r.pipeline(transaction=False)
+                for n in range(50):
+                    pipe.echo(str(n))
+                assert pipe.execute() == [str(n) for n in range(50)]
+                print("ok", r.connection_pool.connection_kwargs.get("protocol"))
+                """
+            let result = try await run(python, ["-c", script])
+            #expect(result.status == 0, "\(result.output)")
+            #expect(result.output.contains("ok"))
+        }
+    }
+
+    @Test func redisBenchmarkRunsWithoutErrors() async throws {
+        try await TestServer.with { server in
+            // redis-benchmark fills __rand_int__ with 12 zero-padded digits below -r.
+            try await server.client { (admin: TestClient) async throws -> Void in
+                try await server.logIn(admin, admin: true)
+                for n in 0..<20 {
+                    let sku = "BENCH-" + String(repeating: "0", count: 12 - "\(n)".count) + "\(n)"
+                    let reply = try await admin.call("PRODUCT.CREATE", #"{"sku":"\#(sku)","name":"Bench \#(n)","price_cents":100,"currency":"EUR","stock":1000}"#)
+                    #expect(reply.errorCode == nil, "\(reply)")
+                }
+            }
+            let result = try await run("redis-benchmark", ["-p", "\(server.port)", "-c", "8", "-n", "2000", "-r", "20", "-q", "PRODUCT.GET", "SKU", "BENCH-__rand_int__"])
+            #expect(result.status == 0)
+            #expect(result.output.contains("requests per second"), "\(result.output)")
+            #expect(!result.output.contains("ERR") && !result.output.contains("NOTFOUND"), "\(result.output)")
+        }
+    }
+}
+
+/// Runs a program to completion without blocking a thread of the cooperative pool (the
+/// server under test needs those): the exit is awaited through a continuation.
+func run(_ program: String, _ arguments: [String], input: String? = nil) async throws -> (status: Int32, output: String) {
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+    process.arguments = [program] + arguments
+    let output = Pipe()
+    process.standardOutput = output
+    process.standardError = output
+    let stdin = Pipe()
+    process.standardInput = stdin
+    let collected = OutputCollector()
+    output.fileHandleForReading.readabilityHandler = { handle in collected.append(handle.availableData) }
+    let status: Int32 = try await withCheckedThrowingContinuation { continuation in
+        process.terminationHandler = { continuation.resume(returning: $0.terminationStatus) }
+        do {
+            try process.run()
+            if let input { stdin.fileHandleForWriting.write(Data(input.utf8)) }
+            try stdin.fileHandleForWriting.close()
+        } catch {
+            continuation.resume(throwing: error)
+        }
+    }
+    output.fileHandleForReading.readabilityHandler = nil
+    collected.append(output.fileHandleForReading.readDataToEndOfFile())
+    return (status, collected.text)
+}
+
+final class OutputCollector: Sendable {
+    private let data = Mutex(Data())
+    func append(_ chunk: Data) { data.withLock { $0.append(chunk) } }
+    var text: String { data.withLock { String(decoding: $0, as: UTF8.self) } }
+}
