@@ -216,6 +216,26 @@ struct RunnerTests {
         }
     }
 
+    @Test func aWaitingRunnerNamesTheRunnerThatHoldsTheLock() async throws {
+        let folder = try MigrationFolder(["1_slow.up.sql": "SELECT pg_sleep(2);\n"])
+        try await TestDatabase.withDatabase { url in
+            let separator = url.contains("?") ? "&" : "?"
+            let service = folder.migrator(url + separator + "application_name=inventory-api")
+            let anonymous = folder.migrator(url) { $0.lockWait = .milliseconds(300) }
+            let first = Task { try await service.up().count }
+            // Wait until the first runner holds the lock and is inside the slow migration.
+            let watcher = try await PostgresConnection.connect(url)
+            while try await watcher.count("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND query LIKE 'SELECT pg_sleep(2)%' AND state = 'active'") == 0 {
+                try await Task.sleep(for: .milliseconds(20))
+            }
+            await watcher.close()
+            let error = await #expect(throws: MigrationError.self) { try await anonymous.up() }
+            #expect(error?.code == .lockTimeout)
+            #expect(error?.message.contains("application \"inventory-api\"") == true, "the caller's own name is kept")
+            #expect(try await first.value == 1)
+        }
+    }
+
     @Test func aMigrationBehindALongTransactionFailsFast() async throws {
         let folder = try MigrationFolder([
             "1_a.up.sql": "CREATE TABLE busy (id int);\n",

@@ -198,7 +198,12 @@ public struct Migrator: Sendable {
 
     private func withLockedHistory<T>(create: Bool, _ body: (PostgresConnection, MigrationHistory) async throws -> T) async throws -> T {
         try await withConnection { connection in
-            try await connection.simpleQuery(unsafeSQL: "SET application_name = 'stockroom migrate'")
+            // A name in pg_stat_activity, so a runner that gives up waiting can say who holds
+            // the lock; a name the caller chose (a service's own) is kept.
+            try await connection.query("""
+                SELECT set_config('application_name', 'stockroom migrate', false)
+                WHERE current_setting('application_name') IN ('', 'stockroom')
+                """)
             let history = try await MigrationHistory.open(on: connection, table: configuration.historyTable)
             let lock = MigrationLock(connection: connection, objectID: try await MigrationLock.key(on: connection, for: history))
             try await lock.acquire(timeout: configuration.lockWait)
