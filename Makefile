@@ -10,8 +10,9 @@ export DATABASE_URL ?= postgres://stockroom:stockroom@127.0.0.1:$(PG_PORT)/stock
 
 BIN = .build/$(CONFIGURATION)/stockroom
 EXAMPLES = Examples/LowStockAlert
+VENV = .build/venv
 
-.PHONY: help deps db db-stop db-reset psql build migrate run test test-examples bench clean
+.PHONY: help deps db db-stop db-reset psql build migrate demo-data run test test-examples pyclients clean
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  make %-14s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -37,13 +38,20 @@ build: deps ## Build everything (warnings are errors)
 migrate: db build ## Apply pending migrations to DATABASE_URL
 	$(BIN) migrate up
 
-run: migrate ## Start the database, migrate it, and serve on 127.0.0.1:7379
+demo-data: migrate ## A few demo products (skipped when their skus exist)
+	@psql -X -q -v ON_ERROR_STOP=1 "$$DATABASE_URL" -f scripts/demo-data.sql
+
+run: demo-data ## Start the database, migrate it, add demo products, serve on 127.0.0.1:7379
 	$(BIN) serve
 
-test: db ## The whole suite against the local PostgreSQL, then the example programs
+test: db pyclients ## The whole suite against the local PostgreSQL, then the example programs
 	$(SWIFT) build --build-tests
 	$(SWIFT) test --skip-build
 	@$(MAKE) --no-print-directory test-examples
+
+pyclients: deps ## redis-py in .build/venv, for the tests that drive the service with it
+	@test -x $(VENV)/bin/python || python3 -m venv $(VENV)
+	@$(VENV)/bin/python -c 'import redis' 2>/dev/null || $(VENV)/bin/pip install --quiet 'redis>=5,<9'
 
 test-examples: db ## Build the programs under Examples/ and run them against a migrated test database
 	@scripts/test-examples.sh $(EXAMPLES)

@@ -15,7 +15,7 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 PGDIR="$ROOT/.pg"
 PORT="${STOCKROOM_PG_PORT:-54320}"
-DEBIAN_PACKAGES=(postgresql postgresql-contrib libpq-dev libsodium-dev pkg-config redis-tools)
+DEBIAN_PACKAGES=(postgresql postgresql-contrib libpq-dev libsodium-dev pkg-config redis-tools netcat-openbsd python3 python3-venv)
 
 die() { echo "db: $*" >&2; exit 1; }
 say() { echo "db: $*"; }
@@ -37,6 +37,8 @@ missing_packages() {
     [[ -f /usr/include/sodium.h ]] || missing+=(libsodium-dev)
     command -v pkg-config >/dev/null 2>&1 || missing+=(pkg-config)
     command -v redis-cli >/dev/null 2>&1 || missing+=(redis-tools)
+    command -v nc >/dev/null 2>&1 || missing+=(netcat-openbsd)
+    python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || missing+=(python3-venv)
     echo "${missing[*]}"
 }
 
@@ -47,7 +49,7 @@ cmd_deps() {
     if [[ "$(id -u)" -ne 0 ]]; then
         die "missing $missing; install them with: sudo apt-get install ${DEBIAN_PACKAGES[*]}"
     fi
-    command -v apt-get >/dev/null 2>&1 || die "missing $missing and there is no apt-get here; install PostgreSQL 14+, libpq and libsodium headers, pkg-config and redis-tools by hand"
+    command -v apt-get >/dev/null 2>&1 || die "missing $missing and there is no apt-get here; install PostgreSQL 14+, libpq and libsodium headers, pkg-config, redis-tools, nc and python3-venv by hand"
     say "installing $missing (apt-get)"
     mkdir -p "$ROOT/.build"
     local aptlog="$ROOT/.build/apt.log"

@@ -87,7 +87,9 @@ struct ServeCommand: AsyncParsableCommand {
         let group = ServiceGroup(configuration: groupConfiguration)
         let address = Task {
             let port = try await server.listeningPort()
-            print("stockroom \(StockroomServer.version) serving on \(configuration.host):\(port) — try: redis-cli -p \(port) PING, or: nc \(configuration.host) \(port)")
+            // Straight to the file descriptor: print's buffer would hold it back when
+            // standard output is a pipe.
+            FileHandle.standardOutput.write(Data("stockroom \(StockroomServer.version) serving on \(configuration.host):\(port) — try: redis-cli -p \(port) PRODUCT.LIST, or: nc \(configuration.host) \(port)\n".utf8))
         }
         do {
             try await group.run()
