@@ -78,6 +78,8 @@ struct FileAndLexerTests {
         #expect(statements[5].text == "SELECT $1, a$b$c FROM t")
         #expect(try SQLLexer.statements(in: "-- nothing\n/* at all */\n\n").isEmpty)
         #expect(try SQLLexer.statements(in: ";\nSELECT 1;;\n ; SELECT 2").map(\.text) == ["SELECT 1;", "SELECT 2"])
+        let rule = "CREATE RULE r AS ON INSERT TO t DO ALSO (INSERT INTO a VALUES (1); INSERT INTO b VALUES (2));"
+        #expect(try SQLLexer.statements(in: rule + "\nSELECT 1;").map(\.text) == [rule, "SELECT 1;"])
     }
 
     @Test func unterminatedQuotesAreErrorsWithTheLine() {

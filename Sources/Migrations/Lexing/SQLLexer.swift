@@ -1,9 +1,9 @@
 /// Splits SQL into statements the way psql does, knowing PostgreSQL's quoting: `--` and
 /// nested `/* */` comments, '…' strings (with `''`), E'…' strings (with backslash
 /// escapes), "…" identifiers, and dollar quotes (`$$…$$`, `$tag$…$tag$`). A semicolon
-/// inside any of those does not end a statement, nor does one inside the body of a
-/// `CREATE FUNCTION … BEGIN ATOMIC … END` (tracked by BEGIN/CASE … END depth, as psql
-/// does).
+/// inside any of those does not end a statement, nor does one inside parentheses or in
+/// the body of a `CREATE FUNCTION … BEGIN ATOMIC … END` (tracked by BEGIN/CASE … END
+/// depth, as psql does).
 ///
 /// It does not parse SQL; it finds statement boundaries, words and string literals, which
 /// is what the runner needs to decide how to run a file.
@@ -28,6 +28,9 @@ public struct SQLLexer {
         var words: [String] = []
         var literals: [String] = []
         var blockDepth = 0
+        // Like psql, a semicolon inside parentheses does not end a statement: a rule's
+        // `DO (INSERT …; UPDATE …)` is one statement.
+        var parenDepth = 0
 
         func finish(through end: Int, into statements: inout [SQLStatement]) {
             guard let begin = start else { return }
@@ -38,6 +41,7 @@ public struct SQLLexer {
             words = []
             literals = []
             blockDepth = 0
+            parenDepth = 0
         }
 
         while position < scalars.count {
@@ -49,7 +53,13 @@ public struct SQLLexer {
             if c == "/" && next == "*" { try skipBlockComment(); continue }
             if start == nil { start = (position, line) }
             switch c {
-            case ";" where blockDepth == 0:
+            case "(":
+                parenDepth += 1
+                position += 1
+            case ")":
+                parenDepth = max(0, parenDepth - 1)
+                position += 1
+            case ";" where blockDepth == 0 && parenDepth == 0:
                 position += 1
                 // A lone semicolon is an empty statement: the server skips it, and so do we.
                 if start?.offset == position - 1 { start = nil } else { finish(through: position, into: &statements) }
