@@ -35,7 +35,7 @@ struct HistoryRecoveryTests {
             #expect(try await migrator.states() == ["1": .failed])
             // Refused again: the server's words once, the advice once.
             let refused = await #expect(throws: MigrationError.self) { try await migrator.up() }
-            #expect(refused?.message.contains("1_two.up.sql: SQLSTATE 42P07: relation \"first\" already exists") == true)
+            #expect(refused?.message.contains("1_two.up.sql:5: SQLSTATE 42P07: relation \"first\" already exists") == true)
             #expect(refused?.message.components(separatedBy: "--rolled-back").count == 2)
             try await migrator.resolve(MigrationVersion("1")!, as: .applied)
             #expect(try await migrator.states() == ["1": .applied])

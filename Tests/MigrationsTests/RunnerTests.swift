@@ -70,6 +70,13 @@ struct RunnerTests {
             await connection.close()
             #expect(try await migrator.states() == ["1": .applied, "2": .pending])
 
+            // No position from the server ("already exists"): the line of the statement it
+            // counted to.
+            try folder.write("2_broken.up.sql", "CREATE TABLE half (id int);\nDO $$ BEGIN\n  PERFORM 1;\nEND $$;\nCREATE TABLE half (id int);\n")
+            let unplaced = await #expect(throws: MigrationError.self) { try await migrator.up() }
+            #expect(unplaced?.underlying?.position == nil)
+            #expect(unplaced?.message.contains("2_broken.up.sql:5: SQLSTATE 42P07") == true)
+
             try folder.write("2_broken.up.sql", "CREATE TABLE half (id int);\n")
             #expect(try await migrator.up().count == 1)
         }

@@ -26,11 +26,18 @@ extension PostgresConnection {
             try connection.revalidateIfIdle()
             var last: OpaquePointer?
             var failure: PostgresError?
+            var completed = 0
             guard PQsendQuery(connection.raw, sql) == 1 else { throw connection.connectionError("could not send the query") }
             // Read every result so that the connection is ready for the next statement.
+            // Each statement before a failing one yields one result.
             while let result = PQgetResult(connection.raw) {
-                if failure == nil, let error = connection.error(from: result) {
-                    failure = error
+                if failure == nil {
+                    if var error = connection.error(from: result) {
+                        error.statementIndex = completed
+                        failure = error
+                    } else {
+                        completed += 1
+                    }
                 }
                 if let last { PQclear(last) }
                 last = result

@@ -45,6 +45,10 @@ public struct PostgresError: Error, Sendable, CustomStringConvertible, CustomDeb
     public var dataType: String?
     /// 1-based character offset into the statement where the server located the error.
     public var position: Int?
+    /// For text sent through `simpleQuery` (several statements at once): how many of its
+    /// statements completed before this one failed, i.e. the failing statement's 0-based
+    /// index. The server reports no position for many errors; this still says where.
+    public var statementIndex: Int?
     public var context: String?
     public var severity: String?
 

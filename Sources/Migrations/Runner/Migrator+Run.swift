@@ -103,8 +103,10 @@ extension Migrator {
             """, underlying: error)
     }
 
-    /// `file:line: SQLSTATE code: message (hint: …)`, the line when the server gives a
-    /// position (or, for one statement of several, the statement's first line).
+    /// `file:line: SQLSTATE code: message (hint: …)`. The line is the server's position
+    /// when it gives one; otherwise the first line of the failing statement: the one sent
+    /// alone, or in a whole file the one the server counted to (its statements are split
+    /// as the lexer splits them).
     private func describe(_ error: PostgresError, in script: MigrationScript, sentText: String, firstLine: Int) -> String {
         var location = script.path
         if let position = error.position, position > 0 {
@@ -113,6 +115,8 @@ extension Migrator {
             location += ":\(firstLine + newlines)"
         } else if sentText != script.sql {
             location += ":\(firstLine)"
+        } else if let index = error.statementIndex, script.statements.indices.contains(index) {
+            location += ":\(script.statements[index].line)"
         }
         var text = "\(location): "
         if let state = error.sqlState { text += "SQLSTATE \(state.rawValue): " }
