@@ -90,6 +90,30 @@ struct HistoryRecoveryTests {
         }
     }
 
+    @Test func statusTellsAMigrationInProgressFromOneWhoseRunnerDied() async throws {
+        let folder = try MigrationFolder(["1_slow.up.sql": "-- stockroom:no-transaction\nSELECT pg_sleep(1.5);\n"])
+        try await TestDatabase.withDatabase { url in
+            let migrator = folder.migrator(url)
+            let running = Task { try await migrator.up().count }
+            var seen: [String: MigrationStatus.State] = [:]
+            for _ in 0..<100 where seen != ["1": .running] {
+                seen = try await migrator.states()
+                try await Task.sleep(for: .milliseconds(10))
+            }
+            #expect(seen == ["1": .running], "seen from outside while the other runner works")
+            #expect(try await running.value == 1)
+            #expect(try await migrator.states() == ["1": .applied])
+
+            // A row left `running` with nobody holding the lock: its runner died.
+            let connection = try await PostgresConnection.connect(url)
+            try await connection.query("UPDATE stockroom_migrations SET outcome = 'running'")
+            await connection.close()
+            #expect(try await migrator.states() == ["1": .failed])
+            let refused = await #expect(throws: MigrationError.self) { try await migrator.up() }
+            #expect(refused?.message.contains("its runner stopped before it finished") == true)
+        }
+    }
+
     @Test func eachSchemaOfTheSearchPathKeepsItsOwnHistory() async throws {
         let folder = try MigrationFolder(["1_t.up.sql": "CREATE TABLE t (id int);\n"])
         try await TestDatabase.withDatabase { url in

@@ -24,11 +24,15 @@ struct MigrationLock {
         let clock = ContinuousClock()
         let deadline = clock.now + timeout
         while true {
-            let acquired = try await connection.query("SELECT pg_try_advisory_lock(\(Self.classID), \(objectID))").first![0, as: Bool.self]
-            if acquired { return }
+            if try await tryAcquire() { return }
             if clock.now >= deadline { throw MigrationError(.lockTimeout, "another migration runner held the lock for over \(timeout): \(try await holder())") }
             try await Task.sleep(for: .milliseconds(100))
         }
+    }
+
+    /// Takes the lock if nobody holds it, without waiting.
+    func tryAcquire() async throws -> Bool {
+        try await connection.query("SELECT pg_try_advisory_lock(\(Self.classID), \(objectID))").first![0, as: Bool.self]
     }
 
     func release() async {

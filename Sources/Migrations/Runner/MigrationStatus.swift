@@ -9,6 +9,8 @@ public struct MigrationStatus: Sendable, Equatable {
         case pending
         /// It ran outside a transaction and failed (or its runner died) part-way.
         case failed
+        /// Another runner is applying it outside a transaction right now.
+        case running
         /// Applied, but its file changed since.
         case modified
         /// Applied, but its file is gone.
@@ -29,8 +31,9 @@ public struct MigrationStatus: Sendable, Equatable {
     /// Anything but an applied, unchanged file needs a person or a run of `up`.
     public var needsAttention: Bool { state != .applied }
 
-    /// Files and history side by side, by version.
-    public static func compare(files: [Migration], history: [HistoryEntry]) -> [MigrationStatus] {
+    /// Files and history side by side, by version. A `running` row is only running while
+    /// `runnerActive` (another runner holds the lock); otherwise its runner died: failed.
+    public static func compare(files: [Migration], history: [HistoryEntry], runnerActive: Bool = false) -> [MigrationStatus] {
         let byVersion = Dictionary(files.map { ($0.version, $0) }, uniquingKeysWith: { a, _ in a })
         let recorded = Dictionary(history.map { ($0.version, $0) }, uniquingKeysWith: { a, _ in a })
         let newestApplied = history.filter { $0.outcome == .applied }.map(\.version).max()
@@ -43,7 +46,8 @@ public struct MigrationStatus: Sendable, Equatable {
                 continue
             }
             let state: State = switch entry.outcome {
-            case .failed, .running: .failed
+            case .failed: .failed
+            case .running: runnerActive ? .running : .failed
             case .applied: file == nil ? .missing : (file!.up.checksum == entry.checksum ? .applied : .modified)
             }
             result.append(MigrationStatus(version: version, title: file?.title ?? entry.title, state: state, appliedAt: entry.appliedAt, path: file?.up.path, error: entry.error))
@@ -59,7 +63,7 @@ extension [MigrationStatus] {
         for status in self {
             let name = status.path.map { ($0 as NSString).lastPathComponent } ?? "version \(status.version) (\(status.title))"
             switch status.state {
-            case .failed:
+            case .failed, .running:
                 throw MigrationError(.needsResolution, """
                     migration \(status.version) (\(status.title)) ran outside a transaction and failed part-way (\(status.error ?? "its runner stopped before it finished")). \
                     Inspect the database, finish or undo its statements by hand, then record what you decided: \

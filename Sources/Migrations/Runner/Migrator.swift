@@ -72,8 +72,21 @@ public struct Migrator: Sendable {
     public func status() async throws -> [MigrationStatus] {
         let files = try MigrationDirectory.load(configuration.directory)
         return try await withConnection { connection in
-            let history = try await MigrationHistory.open(on: connection, table: configuration.historyTable).entries()
-            return MigrationStatus.compare(files: files, history: history)
+            let history = try await MigrationHistory.open(on: connection, table: configuration.historyTable)
+            // Read under the lock when it is free, so a `running` row then surely belongs
+            // to a runner that died; when another runner holds it, the row is its work in
+            // progress. Never waits.
+            let lock = MigrationLock(connection: connection, objectID: try await MigrationLock.key(on: connection, for: history))
+            let locked = try await lock.tryAcquire()
+            let entries: [HistoryEntry]
+            do {
+                entries = try await history.entries()
+            } catch {
+                if locked { await lock.release() }
+                throw error
+            }
+            if locked { await lock.release() }
+            return MigrationStatus.compare(files: files, history: entries, runnerActive: !locked)
         }
     }
 
