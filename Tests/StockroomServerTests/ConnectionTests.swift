@@ -102,17 +102,18 @@ struct ConnectionTests {
     }
 
     @Test func idleConnectionsAreClosedButNotDuringACommand() async throws {
-        try await TestServer.with(configure: { $0.idleTimeout = .milliseconds(300) }) { server in
+        try await TestServer.with(configure: { $0.idleTimeout = .seconds(2) }) { server in
             let id = try await server.product(sku: "IDLE-1")
+            // Hold the product's row lock, so a restock waits on the database.
+            let blocker = try await PostgresConnection.connect(server.databaseURL)
+            try await blocker.query("BEGIN")
+            try await blocker.query("SELECT * FROM products WHERE id = \(Int64(id)) FOR UPDATE")
             try await server.client { (c: TestClient) async throws -> Void in
                 try await server.logIn(c, admin: true)
                 // A command that waits on the database for longer than the idle timeout
                 // still gets its answer.
-                let blocker = try await PostgresConnection.connect(server.databaseURL)
-                try await blocker.query("BEGIN")
-                try await blocker.query("SELECT * FROM products WHERE id = \(Int64(id)) FOR UPDATE")
                 try await c.send(TestClient.resp(["PRODUCT.RESTOCK", "\(id)", "1"]))
-                try await Task.sleep(for: .milliseconds(800))
+                try await Task.sleep(for: .seconds(4))
                 try await blocker.query("COMMIT")
                 await blocker.close()
                 #expect(try await c.reply().json()["stock"] as? Int == 11)
