@@ -186,86 +186,6 @@ struct RunnerTests {
         }
     }
 
-    @Test func tenRunnersAtOnceApplyEachFileExactlyOnce() async throws {
-        var files: [String: String] = ["0001_log.up.sql": "CREATE TABLE log (version int);\n"]
-        for n in 2...6 {
-            files["000\(n)_step.up.sql"] = "INSERT INTO log VALUES (\(n));\nSELECT pg_sleep(0.02);\n"
-        }
-        files["0007_index.up.sql"] = "CREATE INDEX CONCURRENTLY log_version ON log (version);\nINSERT INTO log VALUES (7);\n"
-        let folder = try MigrationFolder(files)
-        try await TestDatabase.withDatabase { url in
-            let applied = try await withThrowingTaskGroup(of: Int.self) { group in
-                for _ in 0..<10 { group.addTask { try await folder.migrator(url).up().count } }
-                return try await group.reduce(0, +)
-            }
-            #expect(applied == 7)
-            let connection = try await PostgresConnection.connect(url)
-            #expect(try await connection.count("SELECT count(*) FROM log") == 6)
-            #expect(try await connection.count("SELECT count(DISTINCT version) FROM log") == 6)
-            #expect(try await connection.count("SELECT count(*) FROM stockroom_migrations WHERE outcome = 'applied'") == 7)
-            await connection.close()
-        }
-    }
-
-    @Test func aRunnerWaitingTooLongSaysWhoHoldsTheLock() async throws {
-        let folder = try MigrationFolder(["1_a.up.sql": "CREATE TABLE a (id int);\n"])
-        try await TestDatabase.withDatabase { url in
-            let holder = try await PostgresConnection.connect(url + "?application_name=long-runner")
-            try await holder.query("SELECT pg_advisory_lock(\(Int32(0x5354_4B52)), hashtext(current_schema() || '.' || 'stockroom_migrations'))")
-            let error = await #expect(throws: MigrationError.self) {
-                try await folder.migrator(url) { $0.lockWait = .milliseconds(300) }.up()
-            }
-            #expect(error?.code == .lockTimeout)
-            #expect(error?.message.contains("long-runner") == true)
-            #expect(error?.message.contains("\(holder.backendPID)") == true)
-            await holder.close()
-            #expect(try await folder.migrator(url).up().count == 1)
-        }
-    }
-
-    @Test func aWaitingRunnerNamesTheRunnerThatHoldsTheLock() async throws {
-        let folder = try MigrationFolder(["1_slow.up.sql": "SELECT pg_sleep(2);\n"])
-        try await TestDatabase.withDatabase { url in
-            let separator = url.contains("?") ? "&" : "?"
-            let service = folder.migrator(url + separator + "application_name=inventory-api")
-            let anonymous = folder.migrator(url) { $0.lockWait = .milliseconds(300) }
-            let first = Task { try await service.up().count }
-            // Wait until the first runner holds the lock and is inside the slow migration.
-            let watcher = try await PostgresConnection.connect(url)
-            while try await watcher.count("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND query LIKE 'SELECT pg_sleep(2)%' AND state = 'active'") == 0 {
-                try await Task.sleep(for: .milliseconds(20))
-            }
-            await watcher.close()
-            let error = await #expect(throws: MigrationError.self) { try await anonymous.up() }
-            #expect(error?.code == .lockTimeout)
-            #expect(error?.message.contains("application \"inventory-api\"") == true, "the caller's own name is kept")
-            #expect(try await first.value == 1)
-        }
-    }
-
-    @Test func aMigrationBehindALongTransactionFailsFast() async throws {
-        let folder = try MigrationFolder([
-            "1_a.up.sql": "CREATE TABLE busy (id int);\n",
-            "2_b.up.sql": "ALTER TABLE busy ADD COLUMN note text;\n",
-        ])
-        try await TestDatabase.withDatabase { url in
-            try await folder.migrator(url).up(to: MigrationVersion("1")!)
-            let blocker = try await PostgresConnection.connect(url)
-            try await blocker.query("BEGIN")
-            try await blocker.query("SELECT * FROM busy")  // holds ACCESS SHARE until it ends
-            let clock = ContinuousClock()
-            let start = clock.now
-            let error = await #expect(throws: MigrationError.self) {
-                try await folder.migrator(url) { $0.lockTimeout = .milliseconds(200) }.up()
-            }
-            #expect(clock.now - start < .seconds(3))
-            #expect(error?.underlying?.sqlState == .lockNotAvailable)
-            try await blocker.query("ROLLBACK")
-            await blocker.close()
-            #expect(try await folder.migrator(url).up().count == 1)
-        }
-    }
-
     @Test func theRealWorldOpenMeterFolderGoesUpDownAndUpAgain() async throws {
         // 269 golang-migrate pairs from openmeterio/openmeter (Apache 2.0), kept beside the
         // checkout in shared/corpus rather than copied into it.
@@ -287,28 +207,4 @@ struct RunnerTests {
             #expect(status.count == count && status.allSatisfy { !$0.needsAttention })
         }
     }
-}
-
-/// `pg_dump --schema-only` of the database, without the history table, comments, and the
-/// random key of the `\restrict` lines newer pg_dumps write. pg_dump runs on a thread of
-/// its own: waiting for it must not hold one of the few cooperative threads.
-func schemaDump(_ url: String) async throws -> String {
-    try await withCheckedThrowingContinuation { continuation in
-        Thread.detachNewThread {
-            continuation.resume(with: Result { try runPgDump(url) })
-        }
-    }
-}
-
-private func runPgDump(_ url: String) throws -> String {
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-    process.arguments = ["pg_dump", "--schema-only", "--no-owner", "--exclude-table=stockroom_migrations", url]
-    let pipe = Pipe()
-    process.standardOutput = pipe
-    try process.run()
-    let data = pipe.fileHandleForReading.readDataToEndOfFile()
-    process.waitUntilExit()
-    guard process.terminationStatus == 0 else { throw MigrationError(.database, "pg_dump failed") }
-    return String(decoding: data, as: UTF8.self).split(separator: "\n").filter { !$0.hasPrefix("--") && !$0.hasPrefix("\\restrict") && !$0.hasPrefix("\\unrestrict") }.joined(separator: "\n")
 }

@@ -88,3 +88,27 @@ extension Migrator {
         Dictionary(uniqueKeysWithValues: try await status().map { ($0.version.digits, $0.state) })
     }
 }
+
+/// `pg_dump --schema-only` of the database, without the history table, comments, and the
+/// random key of the `\restrict` lines newer pg_dumps write. pg_dump runs on a thread of
+/// its own: waiting for it must not hold one of the few cooperative threads.
+func schemaDump(_ url: String) async throws -> String {
+    try await withCheckedThrowingContinuation { continuation in
+        Thread.detachNewThread {
+            continuation.resume(with: Result { try runPgDump(url) })
+        }
+    }
+}
+
+private func runPgDump(_ url: String) throws -> String {
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+    process.arguments = ["pg_dump", "--schema-only", "--no-owner", "--exclude-table=stockroom_migrations", url]
+    let pipe = Pipe()
+    process.standardOutput = pipe
+    try process.run()
+    let data = pipe.fileHandleForReading.readDataToEndOfFile()
+    process.waitUntilExit()
+    guard process.terminationStatus == 0 else { throw MigrationError(.database, "pg_dump failed") }
+    return String(decoding: data, as: UTF8.self).split(separator: "\n").filter { !$0.hasPrefix("--") && !$0.hasPrefix("\\restrict") && !$0.hasPrefix("\\unrestrict") }.joined(separator: "\n")
+}

@@ -1,4 +1,4 @@
-public import Foundation
+import Foundation
 import LibPQ
 public import Logging
 
@@ -13,26 +13,6 @@ public import Logging
 /// Each run holds a session-level advisory lock on a connection of its own, so any
 /// number of runners may start at once: each migration is applied exactly once.
 public struct Migrator: Sendable {
-    public struct Configuration: Sendable {
-        public var directory: URL
-        /// The history table, created in the current schema (the first schema of the
-        /// search path that exists) and always addressed there.
-        public var historyTable = "stockroom_migrations"
-        /// `lock_timeout` for the migrations' statements: a migration stuck behind a long
-        /// transaction fails fast instead of stalling the traffic queued behind it.
-        public var lockTimeout: Duration? = .seconds(5)
-        /// `statement_timeout` for the migrations' statements; none by default.
-        public var statementTimeout: Duration?
-        /// How long to wait for another runner to finish.
-        public var lockWait: Duration = .seconds(120)
-        /// Apply pending files older than the newest applied one instead of refusing.
-        public var allowOutOfOrder = false
-
-        public init(directory: URL) {
-            self.directory = directory
-        }
-    }
-
     /// One migration run, up or down.
     public struct Step: Sendable {
         public var version: MigrationVersion
@@ -188,56 +168,5 @@ public struct Migrator: Sendable {
             case .rolledBack: _ = try await history.remove(version)
             }
         }
-    }
-
-    // MARK: - Connections, lock and history
-
-    private func withConnection<T>(_ body: (PostgresConnection) async throws -> T) async throws -> T {
-        let connection: PostgresConnection
-        do {
-            connection = try await PostgresConnection.connect(connectionString, logger: logger)
-        } catch let error as PostgresError {
-            throw MigrationError(.database, "cannot connect: \(error)", underlying: error)
-        }
-        do {
-            let value = try await body(connection)
-            await connection.close()
-            return value
-        } catch {
-            await connection.close()
-            throw error
-        }
-    }
-
-    private func withLockedHistory<T>(create: Bool, _ body: (PostgresConnection, MigrationHistory) async throws -> T) async throws -> T {
-        try await withConnection { connection in
-            // A name in pg_stat_activity, so a runner that gives up waiting can say who holds
-            // the lock; a name the caller chose (a service's own) is kept.
-            try await connection.query("""
-                SELECT set_config('application_name', 'stockroom migrate', false)
-                WHERE current_setting('application_name') IN ('', 'stockroom')
-                """)
-            let history = try await MigrationHistory.open(on: connection, table: configuration.historyTable)
-            let lock = MigrationLock(connection: connection, objectID: try await MigrationLock.key(on: connection, for: history))
-            try await lock.acquire(timeout: configuration.lockWait)
-            do {
-                if create { try await history.create() }
-                try await applyTimeouts(on: connection)
-                let value = try await body(connection, history)
-                await lock.release()
-                return value
-            } catch {
-                await lock.release()
-                throw error
-            }
-        }
-    }
-
-    private func applyTimeouts(on connection: PostgresConnection) async throws {
-        func milliseconds(_ duration: Duration?) -> Int64 {
-            guard let duration else { return 0 }
-            return duration.components.seconds * 1000 + duration.components.attoseconds / 1_000_000_000_000_000
-        }
-        try await connection.query("SELECT set_config('lock_timeout', \(String(milliseconds(configuration.lockTimeout))), false), set_config('statement_timeout', \(String(milliseconds(configuration.statementTimeout))), false)")
     }
 }

@@ -1,0 +1,55 @@
+import LibPQ
+
+extension Migrator {
+    /// A connection of the run's own, closed when `body` ends, however it ends.
+    func withConnection<T>(_ body: (PostgresConnection) async throws -> T) async throws -> T {
+        let connection: PostgresConnection
+        do {
+            connection = try await PostgresConnection.connect(connectionString, logger: logger)
+        } catch let error as PostgresError {
+            throw MigrationError(.database, "cannot connect: \(error)", underlying: error)
+        }
+        do {
+            let value = try await body(connection)
+            await connection.close()
+            return value
+        } catch {
+            await connection.close()
+            throw error
+        }
+    }
+
+    /// `body` under the runner's lock, with the history at hand and the timeouts set.
+    func withLockedHistory<T>(create: Bool, _ body: (PostgresConnection, MigrationHistory) async throws -> T) async throws -> T {
+        try await withConnection { connection in
+            // A name in pg_stat_activity, so a runner that gives up waiting can say who holds
+            // the lock; a name the caller chose (a service's own) is kept.
+            try await connection.query("""
+                SELECT set_config('application_name', 'stockroom migrate', false)
+                WHERE current_setting('application_name') IN ('', 'stockroom')
+                """)
+            let history = try await MigrationHistory.open(on: connection, table: configuration.historyTable)
+            let lock = MigrationLock(connection: connection, objectID: try await MigrationLock.key(on: connection, for: history))
+            try await lock.acquire(timeout: configuration.lockWait)
+            do {
+                if create { try await history.create() }
+                try await applyTimeouts(on: connection)
+                let value = try await body(connection, history)
+                await lock.release()
+                return value
+            } catch {
+                await lock.release()
+                throw error
+            }
+        }
+    }
+
+    /// `lock_timeout` and `statement_timeout` for the rest of the session (0 is none).
+    private func applyTimeouts(on connection: PostgresConnection) async throws {
+        func milliseconds(_ duration: Duration?) -> Int64 {
+            guard let duration else { return 0 }
+            return duration.components.seconds * 1000 + duration.components.attoseconds / 1_000_000_000_000_000
+        }
+        try await connection.query("SELECT set_config('lock_timeout', \(String(milliseconds(configuration.lockTimeout))), false), set_config('statement_timeout', \(String(milliseconds(configuration.statementTimeout))), false)")
+    }
+}
