@@ -5,7 +5,7 @@ import Migrations
 struct MigrateStatus: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "status",
-        abstract: "Every version with its state; exits 1 when anything needs attention (pending, failed, modified, missing)."
+        abstract: "Every version with its state; exits 1 when anything needs attention (pending, failed, running, modified, missing)."
     )
 
     @OptionGroup var options: MigrationOptions
