@@ -10,6 +10,13 @@ enum TestStockroom {
     static let url = StockroomDatabase.urlFromEnvironment(ProcessInfo.processInfo.environment)
     static let migrations = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("migrations")
 
+    /// The runner logs each migration at info: three lines per test would bury failures.
+    static let quietLogger: Logger = {
+        var logger = Logger(label: "StockroomTests.migrations")
+        logger.logLevel = .warning
+        return logger
+    }()
+
     /// Fast parameters for tests that are not about hashing.
     static let fastHasher = PasswordHasher(operations: 1, memoryBytes: 1 << 20)
 
@@ -28,7 +35,7 @@ enum TestStockroom {
         let conninfo = url + separator + "options=-csearch_path%3D\(schema)"
         // The schema comes from migrations/ through the runner, as in production; the
         // history table lands in the test's own schema (first in its search path).
-        try await Migrator(databaseURL: conninfo, configuration: .init(directory: migrations)).up()
+        try await Migrator(databaseURL: conninfo, configuration: .init(directory: migrations), logger: quietLogger).up()
 
         let pool = PostgresPool(configuration: .init(connection: .init(conninfo), maxConnections: maxConnections, acquireTimeout: .seconds(30)))
         let stockroom = Stockroom(pool: pool, passwordHasher: hasher, sessionLifetime: sessionLifetime)
