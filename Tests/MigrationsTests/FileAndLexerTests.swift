@@ -113,6 +113,9 @@ struct FileAndLexerTests {
         if case .noTransaction = try mode("REINDEX (VERBOSE) TABLE CONCURRENTLY t;") {} else { Issue.record("REINDEX CONCURRENTLY not detected") }
         if case .noTransaction = try mode("VACUUM ANALYZE t;") {} else { Issue.record("VACUUM not detected") }
         if case .noTransaction = try mode("ALTER SYSTEM SET work_mem = '8MB';") {} else { Issue.record("ALTER SYSTEM not detected") }
+        if case .noTransaction = try mode("ALTER TABLE m DETACH PARTITION m_2024 CONCURRENTLY;") {} else { Issue.record("DETACH … CONCURRENTLY not detected") }
+        if case .noTransaction = try mode("DISCARD ALL;") {} else { Issue.record("DISCARD ALL not detected") }
+        #expect(try mode("ALTER TABLE m DETACH PARTITION m_2024;\nDISCARD PLANS;\nREFRESH MATERIALIZED VIEW CONCURRENTLY v;") == .transaction)
         // The words only count outside quotes, comments and bodies.
         #expect(try mode("-- CREATE INDEX CONCURRENTLY i ON t (id);\nSELECT 'VACUUM';\nDO $$ BEGIN EXECUTE 'VACUUM'; END $$;") == .transaction)
         // An added enum value used later in the same file needs a commit in between.

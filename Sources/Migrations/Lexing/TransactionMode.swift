@@ -48,11 +48,17 @@ public enum TransactionMode: Sendable, Equatable {
             if head.contains("DATABASE") || head.contains("SYSTEM") { return "REINDEX DATABASE/SYSTEM" }
         case "VACUUM":
             return "VACUUM"
+        case "DISCARD":
+            if w.dropFirst().first == "ALL" { return "DISCARD ALL" }
         case "CLUSTER":
             // Only CLUSTER without a table refuses a transaction block.
             if w.count == 1 || w == ["CLUSTER", "VERBOSE"] { return "CLUSTER" }
         case "ALTER":
             if w.starts(with: ["ALTER", "SYSTEM"]) { return "ALTER SYSTEM" }
+            if w.starts(with: ["ALTER", "TABLE"]), let detach = w.firstIndex(of: "DETACH"),
+               w[detach...].contains("CONCURRENTLY") {
+                return "ALTER TABLE … DETACH PARTITION … CONCURRENTLY"
+            }
             if w.starts(with: ["ALTER", "DATABASE"]), w.contains("TABLESPACE") { return "ALTER DATABASE … SET TABLESPACE" }
             // A value added to an enum cannot be used before the transaction that added
             // it commits; when the same file uses it later, the file must run outside one.
