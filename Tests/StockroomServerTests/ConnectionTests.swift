@@ -174,3 +174,43 @@ struct ConnectionTests {
         }
     }
 }
+
+@Suite("Batched product lookups")
+struct BatchingTests {
+    @Test func pipelinedLookupsShareStatementsAndKeepTheirOrder() async throws {
+        try await TestServer.with { server in
+            var ids: [Int] = []
+            for n in 0..<5 { ids.append(try await server.product(sku: "BATCH-\(n)")) }
+            let hidden = try await server.product(sku: "BATCH-HIDDEN")
+            try await server.client { (admin: TestClient) async throws -> Void in
+                try await server.logIn(admin, admin: true)
+                #expect(try await admin.call("PRODUCT.DEACTIVATE", "\(hidden)").errorCode == nil)
+            }
+            try await server.client { (c: TestClient) async throws -> Void in
+                var batch = ""
+                var expected: [String?] = []
+                for n in 0..<300 {
+                    switch n % 50 == 49 ? 3 : n % 3 {
+                    case 0: batch += "PRODUCT.GET \(ids[n % 5])\r\n"; expected.append("BATCH-\(n % 5)")
+                    case 1: batch += TestClient.resp(["PRODUCT.GET", "SKU", "BATCH-\((n + 1) % 5)"]); expected.append("BATCH-\((n + 1) % 5)")
+                    case 2: batch += "PRODUCT.GET \(n % 8 == 2 ? 999_999 : hidden)\r\n"; expected.append(nil)
+                    default: batch += "ECHO \(n)\r\n"; expected.append("echo \(n)")
+                    }
+                }
+                try await c.send(batch)
+                for (n, want) in expected.enumerated() {
+                    let reply = try await c.reply()
+                    switch want {
+                    case nil: #expect(reply.errorCode == "NOTFOUND", "reply \(n): \(reply)")
+                    case let echo? where echo.hasPrefix("echo "): #expect(reply == .bulk(String(echo.dropFirst(5))), "reply \(n)")
+                    case let sku?: #expect(try reply.json()["sku"] as? String == sku, "reply \(n): \(reply)")
+                    }
+                }
+                guard case .bulk(let info?) = try await c.call("INFO", "stats") else { Issue.record("INFO"); return }
+                func number(_ key: String) -> Int { Int(info.split(separator: "\r\n").first { $0.hasPrefix(key + ":") }!.dropFirst(key.count + 1))! }
+                #expect(number("product_lookups") == 294)
+                #expect(number("product_lookup_statements") * 2 <= number("product_lookups"), "lookups share statements: \(info)")
+            }
+        }
+    }
+}

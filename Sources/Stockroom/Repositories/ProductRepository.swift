@@ -98,6 +98,19 @@ public struct ProductRepository: Sendable {
         return product
     }
 
+    /// Many products in one statement, by ids and skus together: what a service batching
+    /// concurrent lookups sends instead of one round trip each. Missing ones are simply
+    /// absent; inactive ones are included (the caller decides who may see them).
+    public func products(ids: [Int64], skus: [String]) async throws -> [Product] {
+        guard !ids.isEmpty || !skus.isEmpty else { return [] }
+        return try await mappingErrors {
+            try await pool.query("""
+                SELECT \(unsafeRaw: Self.columns) FROM products
+                WHERE id = ANY(\(ids)) OR sku = ANY(\(skus))
+                """).decode(Product.self)
+        }
+    }
+
     /// Products by id, `limit` (1–500) at a time after `after`. Customers see active
     /// products only; admins may ask for all.
     public func list(after: Int64 = 0, limit: Int = 50, includeInactive: Bool = false) async throws -> [Product] {

@@ -3,15 +3,17 @@ import Stockroom
 extension CommandDispatcher {
     static let productCommands: [Command] = [
         Command(name: "PRODUCT.GET", arity: -2, access: .anyone) { dispatcher, session, arguments in
-            let product: Product
+            let key: ProductLookupBatcher.Key
             switch arguments.count {
             case 1:
-                product = try await dispatcher.stockroom.products.product(id: try arguments.id(0))
+                key = .id(try arguments.id(0))
             case 2 where try arguments.string(0, field: "by").uppercased() == "SKU":
-                product = try await dispatcher.stockroom.products.product(sku: try arguments.string(1, field: "sku"))
+                key = .sku(try arguments.string(1, field: "sku"))
             default:
                 throw CommandError.syntax("syntax error: PRODUCT.GET <id> or PRODUCT.GET SKU <sku>")
             }
+            // Concurrent lookups share one statement; see ProductLookupBatcher.
+            guard let product = try await dispatcher.lookups.product(key) else { throw CommandError.notFound("product") }
             // Inactive products are hidden from customers and anonymous readers.
             guard product.active || session.user?.role == .admin else { throw CommandError.notFound("product") }
             return json(product)

@@ -11,6 +11,7 @@ final class CommandDispatcher: Sendable {
     let configuration: ServerConfiguration
     let stats: ServerStats
     let throttle = LoginThrottle()
+    let lookups: ProductLookupBatcher
     let logger: Logger
     let version: String
     let commands: [String: Command]
@@ -21,6 +22,9 @@ final class CommandDispatcher: Sendable {
         self.stats = stats
         self.version = version
         self.logger = logger
+        // Half the pool at most for batched lookups, so writes always find a connection.
+        let inFlight = min(configuration.maxLookupStatementsInFlight, (stockroom.pool.configuration.maxConnections + 1) / 2)
+        self.lookups = ProductLookupBatcher(products: stockroom.products, maxInFlight: inFlight)
         var table: [String: Command] = [:]
         for command in Self.connectionCommands + Self.accountCommands + Self.productCommands + Self.orderCommands {
             table[command.name] = command

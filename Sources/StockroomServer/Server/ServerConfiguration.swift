@@ -1,3 +1,5 @@
+import Foundation
+
 /// Everything `stockroom serve` can be told.
 public struct ServerConfiguration: Sendable {
     /// Loopback unless told otherwise: the service has no TLS of its own.
@@ -19,6 +21,10 @@ public struct ServerConfiguration: Sendable {
     /// After this many failed logins a connection is closed.
     public var maxFailedLogins = 5
     public var limits = ProtocolLimits()
+    /// Product lookups run as batches, at most this many statements at a time; lookups
+    /// arriving meanwhile join the next batch. About the database's core count: more
+    /// statements in flight buy parallelism, fewer buy bigger batches.
+    public var maxLookupStatementsInFlight = max(1, min(4, ProcessInfo.processInfo.activeProcessorCount))
 
     public init() {}
 }

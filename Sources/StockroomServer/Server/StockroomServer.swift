@@ -133,30 +133,89 @@ public final class StockroomServer: Service, Sendable {
         var session = Session(id: id)
         do {
             try await connection.executeThenClose { inbound, outbound in
-                var buffer = connection.channel.allocator.buffer(capacity: 256)
-                for try await request in inbound {
-                    let reply: Reply
-                    var close = false
-                    switch request {
-                    case .protocolError(let error):
-                        reply = .error(code: "ERR", message: error.description)
-                        close = true
-                        logger.info("protocol error", metadata: ["error": "\(error.reason)"])
-                    case .command where registry.isShuttingDown:
-                        reply = .error(code: "SHUTDOWN", message: "the server is shutting down")
-                    case .command(let arguments):
-                        reply = await dispatcher.execute(arguments, session: &session)
-                        close = session.closeAfterReply
-                    }
-                    buffer.clear()
-                    reply.write(to: &buffer, protocolVersion: session.protocolVersion)
-                    try await outbound.write(buffer)
-                    if close { break }
-                }
+                try await answer(inbound, outbound, allocator: connection.channel.allocator, session: &session, logger: logger)
             }
         } catch {
             logger.debug("connection ended with an error", metadata: ["error": "\(error)"])
         }
         logger.info("connection closed", metadata: ["client.address": "\(peer)", "user.id": "\(session.user.map { "\($0.id)" } ?? "-")"])
+    }
+
+    /// A reply on its way to the writer: known already, or still being computed by a
+    /// batched lookup.
+    private enum PendingReply: Sendable {
+        case ready(Reply, protocolVersion: Int)
+        case pending(Task<Reply, Never>, protocolVersion: Int)
+    }
+
+    /// Reads requests and answers them in order. Product lookups are handed to the batcher
+    /// and run concurrently — so the lookups of a pipelining client share round trips —
+    /// while a writer task sends the replies in request order. Any other command first
+    /// waits for the lookups before it, so commands still take effect in request order.
+    private func answer(
+        _ inbound: NIOAsyncChannelInboundStream<ServerRequest>,
+        _ outbound: NIOAsyncChannelOutboundWriter<ByteBuffer>,
+        allocator: ByteBufferAllocator,
+        session: inout Session,
+        logger: Logger
+    ) async throws {
+        let (replies, queue) = AsyncStream<PendingReply>.makeStream()
+        let window = ReplyWindow(size: 256)
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask {
+                defer { window.close() }
+                var buffer = allocator.buffer(capacity: 512)
+                for await pending in replies {
+                    let (reply, version) = switch pending {
+                    case .ready(let reply, let version): (reply, version)
+                    case .pending(let task, let version): (await task.value, version)
+                    }
+                    buffer.clear()
+                    reply.write(to: &buffer, protocolVersion: version)
+                    try await outbound.write(buffer)
+                    window.release()
+                }
+            }
+            defer { queue.finish() }
+            var lookups: [Task<Reply, Never>] = []
+            for try await request in inbound {
+                guard await window.acquire() else { break }
+                var close = false
+                switch request {
+                case .protocolError(let error):
+                    queue.yield(.ready(.error(code: "ERR", message: error.description), protocolVersion: session.protocolVersion))
+                    close = true
+                    logger.info("protocol error", metadata: ["error": "\(error.reason)"])
+                case .command where registry.isShuttingDown:
+                    queue.yield(.ready(.error(code: "SHUTDOWN", message: "the server is shutting down"), protocolVersion: session.protocolVersion))
+                case .command(let arguments) where Self.isProductLookup(arguments):
+                    let snapshot = session
+                    let dispatcher = self.dispatcher
+                    let task = Task {
+                        var session = snapshot  // a lookup reads the session, never changes it
+                        return await dispatcher.execute(arguments, session: &session)
+                    }
+                    // Lookups beyond the window have been written, so they are done.
+                    if lookups.count >= 256 { lookups.removeFirst(lookups.count - 255) }
+                    lookups.append(task)
+                    queue.yield(.pending(task, protocolVersion: session.protocolVersion))
+                case .command(let arguments):
+                    for lookup in lookups { _ = await lookup.value }
+                    lookups.removeAll()
+                    let reply = await dispatcher.execute(arguments, session: &session)
+                    queue.yield(.ready(reply, protocolVersion: session.protocolVersion))
+                    close = session.closeAfterReply
+                }
+                if close { break }
+            }
+            queue.finish()
+            try await group.waitForAll()
+        }
+    }
+
+    /// PRODUCT.GET with its arguments: read-only, so it may run ahead of the replies before it.
+    static func isProductLookup(_ arguments: [ByteBuffer]) -> Bool {
+        guard arguments.count == 2 || arguments.count == 3, arguments[0].readableBytes == 11 else { return false }
+        return String(buffer: arguments[0]).uppercased() == "PRODUCT.GET"
     }
 }
