@@ -14,6 +14,8 @@ public struct MigrationError: Error, Sendable, CustomStringConvertible {
         public static let duplicateVersion = Code(rawValue: "duplicate_version")
         /// A file could not be read or lexed.
         public static let unreadableFile = Code(rawValue: "unreadable_file")
+        /// A file runs something the runner cannot allow (it would drop the runner's lock).
+        public static let unsupportedStatement = Code(rawValue: "unsupported_statement")
         /// An applied file changed since it was applied.
         public static let modified = Code(rawValue: "modified")
         /// An applied version has no file any more.

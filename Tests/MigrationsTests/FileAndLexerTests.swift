@@ -114,7 +114,6 @@ struct FileAndLexerTests {
         if case .noTransaction = try mode("VACUUM ANALYZE t;") {} else { Issue.record("VACUUM not detected") }
         if case .noTransaction = try mode("ALTER SYSTEM SET work_mem = '8MB';") {} else { Issue.record("ALTER SYSTEM not detected") }
         if case .noTransaction = try mode("ALTER TABLE m DETACH PARTITION m_2024 CONCURRENTLY;") {} else { Issue.record("DETACH … CONCURRENTLY not detected") }
-        if case .noTransaction = try mode("DISCARD ALL;") {} else { Issue.record("DISCARD ALL not detected") }
         #expect(try mode("ALTER TABLE m DETACH PARTITION m_2024;\nDISCARD PLANS;\nREFRESH MATERIALIZED VIEW CONCURRENTLY v;") == .transaction)
         // The words only count outside quotes, comments and bodies.
         #expect(try mode("-- CREATE INDEX CONCURRENTLY i ON t (id);\nSELECT 'VACUUM';\nDO $$ BEGIN EXECUTE 'VACUUM'; END $$;") == .transaction)
@@ -126,6 +125,15 @@ struct FileAndLexerTests {
         #expect(try mode("SELECT 1;\n-- stockroom:no-transaction\n") == .transaction)
         #expect(try mode("BEGIN;\nCREATE TABLE t (id int);\nCOMMIT;\n") == .ownTransaction)
         #expect(try mode("START TRANSACTION;\nCREATE TABLE t (id int);\nEND;\n") == .ownTransaction)
+    }
+
+    @Test func statementsThatWouldDropTheRunnersLockAreRefused() {
+        for sql in ["SELECT 1;\nDISCARD ALL;", "SELECT pg_advisory_unlock_all();", "select PG_ADVISORY_UNLOCK_ALL ()"] {
+            let error = #expect(throws: MigrationError.self) { try MigrationScript(path: "9_x.up.sql", contents: sql) }
+            #expect(error?.code == .unsupportedStatement)
+            #expect(error?.message.hasPrefix("9_x.up.sql:") == true)
+        }
+        #expect(throws: Never.self) { try MigrationScript(path: "f", contents: "DISCARD PLANS;\nSELECT 'DISCARD ALL';\nDO $$ BEGIN PERFORM 1; END $$;") }
     }
 
     @Test func statusComparesFilesWithHistory() throws {

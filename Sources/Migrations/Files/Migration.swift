@@ -28,6 +28,11 @@ public struct MigrationScript: Sendable {
         } catch {
             throw MigrationError(.unreadableFile, "\(path): \(error.reason) (line \(error.line))")
         }
+        // The runner's advisory lock is what keeps two runners from applying one file
+        // twice; these would release it halfway through a run.
+        if let statement = statements.first(where: { $0.starts(with: "DISCARD", "ALL") || $0.words.contains("PG_ADVISORY_UNLOCK_ALL") }) {
+            throw MigrationError(.unsupportedStatement, "\(path):\(statement.line): DISCARD ALL and pg_advisory_unlock_all() would release the migration runner's lock (and reset its timeouts); remove the statement")
+        }
         self.mode = TransactionMode.detect(sql: sql, statements: statements)
     }
 

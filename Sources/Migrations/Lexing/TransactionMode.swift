@@ -48,8 +48,6 @@ public enum TransactionMode: Sendable, Equatable {
             if head.contains("DATABASE") || head.contains("SYSTEM") { return "REINDEX DATABASE/SYSTEM" }
         case "VACUUM":
             return "VACUUM"
-        case "DISCARD":
-            if w.dropFirst().first == "ALL" { return "DISCARD ALL" }
         case "CLUSTER":
             // Only CLUSTER without a table refuses a transaction block.
             if w.count == 1 || w == ["CLUSTER", "VERBOSE"] { return "CLUSTER" }
