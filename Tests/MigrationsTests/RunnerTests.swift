@@ -50,6 +50,37 @@ struct RunnerTests {
         }
     }
 
+    @Test func statementsThatRefuseATransactionRunOutsideOne() async throws {
+        let folder = try MigrationFolder([
+            "1_setup.up.sql": """
+                CREATE TABLE t (id int);
+                CREATE TYPE mood AS ENUM ('ok');
+                CREATE TABLE people (mood mood);
+                CREATE TABLE m (d date) PARTITION BY RANGE (d);
+                CREATE TABLE m_2024 PARTITION OF m FOR VALUES FROM ('2024-01-01') TO ('2025-01-01');
+                """,
+            "2_refusing.up.sql": """
+                CREATE INDEX CONCURRENTLY t_id ON t (id);
+                REINDEX INDEX CONCURRENTLY t_id;
+                VACUUM (ANALYZE) t;
+                ALTER TABLE m DETACH PARTITION m_2024 CONCURRENTLY;
+                ALTER TYPE mood ADD VALUE 'great';
+                INSERT INTO people VALUES ('great');
+                """,
+        ])
+        try await TestDatabase.withDatabase { url in
+            let applied = try await folder.migrator(url).up()
+            #expect(applied.map(\.version.digits) == ["1", "2"])
+            #expect(applied[0].mode == .transaction)
+            if case .noTransaction = applied[1].mode {} else { Issue.record("2_refusing should run outside a transaction") }
+            let connection = try await PostgresConnection.connect(url)
+            #expect(try await connection.count("SELECT count(*) FROM people WHERE mood = 'great'") == 1)
+            #expect(try await connection.count("SELECT count(*) FROM pg_inherits WHERE inhparent = 'm'::regclass") == 0)
+            #expect(try await connection.exists("t_id"))
+            await connection.close()
+        }
+    }
+
     @Test func aFailingFileLeavesNoTrace() async throws {
         let folder = try MigrationFolder([
             "1_ok.up.sql": "CREATE TABLE kept (id int);\n",
