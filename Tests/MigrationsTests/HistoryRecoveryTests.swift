@@ -114,6 +114,18 @@ struct HistoryRecoveryTests {
         }
     }
 
+    @Test func theServersErrorsOutsideAMigrationAreMigrationErrorsToo() async throws {
+        let folder = try MigrationFolder(["1_t.up.sql": "CREATE TABLE t (id int);\n"])
+        try await TestDatabase.withDatabase { url in
+            let connection = try await PostgresConnection.connect(url)
+            try await connection.query("CREATE TABLE stockroom_migrations (something_else int)")
+            await connection.close()
+            let error = await #expect(throws: MigrationError.self) { try await folder.migrator(url).up() }
+            #expect(error?.code == .database)
+            #expect(error?.underlying?.sqlState == .undefinedColumn)
+        }
+    }
+
     @Test func eachSchemaOfTheSearchPathKeepsItsOwnHistory() async throws {
         let folder = try MigrationFolder(["1_t.up.sql": "CREATE TABLE t (id int);\n"])
         try await TestDatabase.withDatabase { url in

@@ -1,7 +1,9 @@
 import LibPQ
 
 extension Migrator {
-    /// A connection of the run's own, closed when `body` ends, however it ends.
+    /// A connection of the run's own, closed when `body` ends, however it ends. The
+    /// server's errors outside a migration's SQL become `MigrationError.database`, so
+    /// callers match one error type.
     func withConnection<T>(_ body: (PostgresConnection) async throws -> T) async throws -> T {
         let connection: PostgresConnection
         do {
@@ -13,6 +15,9 @@ extension Migrator {
             let value = try await body(connection)
             await connection.close()
             return value
+        } catch let error as PostgresError {
+            await connection.close()
+            throw MigrationError(.database, "the database answered: \(error)", underlying: error)
         } catch {
             await connection.close()
             throw error
