@@ -222,7 +222,9 @@ struct RunnerTests {
         // checkout in shared/corpus rather than copied into it.
         let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
         let candidates = [ProcessInfo.processInfo.environment["STOCKROOM_MIGRATION_CORPUS"]].compactMap { $0 }
-            + [root.appendingPathComponent("../shared/corpus/openmeter").standardized.path]
+            + [root.appendingPathComponent("../shared/corpus/openmeter").standardized.path,
+               // Where the workplace keeps it, for clones made elsewhere (CI).
+               "/work/shared/corpus/openmeter"]
         let found = candidates.first { FileManager.default.fileExists(atPath: $0) }
         let directory = URL(fileURLWithPath: try #require(found, "the openmeter corpus is not in \(candidates); set STOCKROOM_MIGRATION_CORPUS"))
         try await TestDatabase.withDatabase { url in
