@@ -12,7 +12,7 @@ BIN = .build/$(CONFIGURATION)/stockroom
 EXAMPLES = Examples/LowStockAlert
 VENV = .build/venv
 
-.PHONY: help deps db db-stop db-reset psql build migrate demo-data run test test-examples pyclients clean
+.PHONY: help deps db db-stop db-reset psql build migrate demo-data run test test-examples pyclients bench clean
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  make %-14s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -58,3 +58,7 @@ test-examples: db ## Build the programs under Examples/ and run them against a m
 
 clean: ## Remove build products (not the database)
 	rm -rf .build .build-* $(addsuffix /.build,$(EXAMPLES))
+
+bench: db ## Stockroom against pgbench and redis-benchmark in one run (release build; about 5 minutes)
+	$(SWIFT) build -c release --product stockroom
+	@scripts/bench.sh

@@ -1,0 +1,110 @@
+#!/usr/bin/env bash
+# make bench: Stockroom against pgbench and redis-benchmark on this machine, in one run,
+# printing each figure, each ratio, and the exact commands. Ratios measured in one run
+# hold on a noisy machine; absolute numbers do not.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+BASE_URL="${DATABASE_URL:-postgres://stockroom:stockroom@127.0.0.1:54320/stockroom}"
+DB=stockroom_bench
+URL="${BASE_URL%/*}/$DB"
+SECONDS_EACH="${BENCH_SECONDS:-8}"
+PORT="${BENCH_PORT:-7399}"
+BIN="$ROOT/.build/release/stockroom"
+OUT="$ROOT/.build/bench"
+mkdir -p "$OUT"
+THREADS="$(nproc)"
+
+say() { echo "bench: $*" >&2; }
+run() { echo "\$ $*" >&2; "$@"; }
+
+ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
+
+# --- machine ---------------------------------------------------------------------------
+PGVERSION="$(psql -X -Atc 'SHOW server_version' "$BASE_URL")"
+say "machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), PostgreSQL $PGVERSION, $(date -u +%Y-%m-%dT%H:%MZ)"
+
+# --- data: a database of its own, seeded with COPY ---------------------------------------
+say "seeding $DB: 100,000 products, 2,000 users (COPY), pgbench scale 1 (100,000 accounts)"
+psql -X -q "$BASE_URL" -c "DROP DATABASE IF EXISTS $DB WITH (FORCE)" -c "CREATE DATABASE $DB" >/dev/null
+"$BIN" migrate up --database-url "$URL" --dir "$ROOT/migrations" >/dev/null
+awk 'BEGIN { for (i = 0; i < 100000; i++) printf "BENCH-%012d\tBench product %d\tseeded for make bench\t%d\tEUR\t1000000000\n", i, i, 100 + i % 5000 }' |
+    psql -X -q "$URL" -c "\\copy products (sku, name, description, price_cents, currency, stock) FROM STDIN"
+# One real Argon2id hash, shared by every bench user (each hash carries its own salt and
+# parameters, so reusing one string is valid): hashing 2,000 passwords would take minutes.
+printf 'bench password\n' | "$BIN" admin create bench-1@example.com --name "Bench 1" --database-url "$URL" >/dev/null
+psql -X -q "$URL" -c "UPDATE users SET role = 'customer' WHERE email = 'bench-1@example.com'" \
+    -c "INSERT INTO users (email, name, role, password_hash) SELECT 'bench-' || n || '@example.com', 'Bench ' || n, 'customer', (SELECT password_hash FROM users WHERE email = 'bench-1@example.com') FROM generate_series(2, 2000) AS n" \
+    -c "VACUUM ANALYZE" >/dev/null
+pgbench -i -s 1 -q "$URL" >/dev/null 2>&1
+
+# --- the service ------------------------------------------------------------------------
+SERVER_LOG="$OUT/server.log"
+"$BIN" serve --port "$PORT" --database-url "$URL" --pool-size 16 >"$SERVER_LOG" 2>&1 &
+SERVER_PID=$!
+trap 'kill $SERVER_PID 2>/dev/null; wait $SERVER_PID 2>/dev/null' EXIT
+for _ in $(seq 100); do redis-cli -p "$PORT" PING >/dev/null 2>&1 && break; sleep 0.1; done
+
+pgbench_tps() { sed -n 's/^tps = \([0-9.]*\) (without initial connection time)/\1/p'; }
+redis_rps() { tr '\r' '\n' | sed -n 's/.*: \([0-9.]*\) requests per second.*/\1/p' | tail -n 1; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }'; }
+
+declare -a ROWS
+
+# --- 1. point reads ---------------------------------------------------------------------
+for C in 8 64; do
+    PG=$(run pgbench -S -M prepared -c "$C" -j "$THREADS" -T "$SECONDS_EACH" -n "$URL" 2>/dev/null | pgbench_tps)
+    N=$(awk -v t="$PG" -v s="$SECONDS_EACH" 'BEGIN { n = int(t * s); if (n < 20000) n = 20000; print n }')
+    SR=$(run redis-benchmark -p "$PORT" -c "$C" -n "$N" -r 100000 -q PRODUCT.GET SKU BENCH-__rand_int__ 2>/dev/null | redis_rps)
+    SP=$(run redis-benchmark -p "$PORT" -c "$C" -n "$((N * 4))" -r 100000 -P 16 -q PRODUCT.GET SKU BENCH-__rand_int__ 2>/dev/null | redis_rps)
+    ROWS+=("point read C=$C|pgbench -S -M prepared|$PG|PRODUCT.GET|$SR|$(ratio "$SR" "$PG")|≥ 1.0")
+    ROWS+=("point read C=$C -P 16|pgbench -S -M prepared|$PG|PRODUCT.GET -P 16|$SP|$(ratio "$SP" "$PG")|≥ 2.0")
+done
+
+# --- 2. order placement -----------------------------------------------------------------
+for C in 8 64; do
+    PG=$(run pgbench -M prepared -c "$C" -j "$THREADS" -T "$SECONDS_EACH" -n "$URL" 2>/dev/null | pgbench_tps)
+    LINE=$(run "$BIN" bench orders --port "$PORT" --clients "$C" --seconds "$SECONDS_EACH" --users 2000)
+    echo "$LINE" >&2
+    SO=$(echo "$LINE" | sed -n 's/.*throughput=\([0-9]*\).*/\1/p')
+    ROWS+=("order C=$C|pgbench TPC-B-like|$PG|ORDER.PLACE|$SO|$(ratio "$SO" "$PG")|≥ 1.0")
+done
+
+# --- 3. the wrapper itself --------------------------------------------------------------
+cc -O2 -o "$OUT/point_query" "$ROOT/Benchmarks/c/point_query.c" -I/usr/include/postgresql -lpq -lpthread
+for P in 1 8; do
+    Q=$((P == 1 ? 20000 : 80000))
+    CL=$(run "$OUT/point_query" "$URL" "$Q" 100000 "$P")
+    SL=$(run "$BIN" bench point-query --database-url "$URL" --queries "$Q" --pool "$P")
+    echo "$CL" >&2; echo "$SL" >&2
+    CU=$(echo "$CL" | sed -n 's/.*us_per_query=\([0-9.]*\).*/\1/p')
+    SU=$(echo "$SL" | sed -n 's/.*us_per_query=\([0-9.]*\).*/\1/p')
+    OVER=$(awk -v s="$SU" -v c="$CU" 'BEGIN { printf "%+.1f%%", (s - c) / c * 100 }')
+    ROWS+=("point query, $P connection(s), µs/query|C on libpq|$CU|LibPQ|$SU|$OVER|≤ +10%")
+done
+
+# --- 4. connections ---------------------------------------------------------------------
+RSS_BEFORE=$(awk '/VmRSS/ {print $2}' "/proc/$SERVER_PID/status")
+python3 - "$PORT" 2000 <<'PY' &
+import socket, sys, time
+port, count = int(sys.argv[1]), int(sys.argv[2])
+sockets = []
+for _ in range(count):
+    s = socket.create_connection(("127.0.0.1", port))
+    sockets.append(s)
+time.sleep(6)
+PY
+HOLDER=$!
+sleep 4
+RSS_IDLE=$(awk '/VmRSS/ {print $2}' "/proc/$SERVER_PID/status")
+wait $HOLDER
+ROWS+=("RSS with 2,000 idle connections (MB)|before|$((RSS_BEFORE / 1024))|with 2,000|$((RSS_IDLE / 1024))||< 150 MB")
+T64=$(run redis-benchmark -p "$PORT" -c 64 -n 100000 -r 100000 -q PRODUCT.GET SKU BENCH-__rand_int__ 2>/dev/null | redis_rps)
+T1000=$(run redis-benchmark -p "$PORT" -c 1000 -n 100000 -r 100000 -q PRODUCT.GET SKU BENCH-__rand_int__ 2>/dev/null | redis_rps)
+ROWS+=("PRODUCT.GET at 1,000 vs 64 connections|64 connections|$T64|1,000 connections|$T1000|$(ratio "$T1000" "$T64")|≥ 0.8")
+
+# --- the table --------------------------------------------------------------------------
+echo
+echo "| measurement | reference | reference/s | Stockroom | Stockroom/s | ratio | target |"
+echo "|---|---|---|---|---|---|---|"
+for row in "${ROWS[@]}"; do echo "| ${row//|/ | } |"; done
