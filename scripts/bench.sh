@@ -15,8 +15,9 @@ OUT="$ROOT/.build/bench"
 mkdir -p "$OUT"
 THREADS="$(nproc)"
 
-say() { echo "bench: $*" >&2; }
-run() { echo "\$ $*" >&2; "$@"; }
+exec 3>&2  # the commands are shown on the terminal even when their own stderr is not
+say() { echo "bench: $*" >&3; }
+run() { echo "\$ $*" >&3; "$@"; }
 
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
 
@@ -35,7 +36,7 @@ awk 'BEGIN { for (i = 0; i < 100000; i++) printf "BENCH-%012d\tBench product %d\
 printf 'bench password\n' | "$BIN" admin create bench-1@example.com --name "Bench 1" --database-url "$URL" >/dev/null
 psql -X -q "$URL" -c "UPDATE users SET role = 'customer' WHERE email = 'bench-1@example.com'" \
     -c "INSERT INTO users (email, name, role, password_hash) SELECT 'bench-' || n || '@example.com', 'Bench ' || n, 'customer', (SELECT password_hash FROM users WHERE email = 'bench-1@example.com') FROM generate_series(2, 2000) AS n" \
-    -c "VACUUM ANALYZE" >/dev/null
+    -c "VACUUM ANALYZE products" -c "VACUUM ANALYZE users" >/dev/null
 pgbench -i -s 1 -q "$URL" >/dev/null 2>&1
 
 # --- the service ------------------------------------------------------------------------

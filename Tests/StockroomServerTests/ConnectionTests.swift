@@ -214,3 +214,50 @@ struct BatchingTests {
         }
     }
 }
+
+@Suite("Authorization and slow readers")
+struct AuthorizationTests {
+    @Test func everyCommandChecksWhoIsAsking() async throws {
+        try await TestServer.with { server in
+            let table = server.server.commandTable
+            let public_ = ["PING", "ECHO", "QUIT", "SELECT", "HELLO", "AUTH", "CLIENT", "COMMAND", "CONFIG", "INFO", "USER.REGISTER", "SESSION.LOGIN", "PRODUCT.GET", "PRODUCT.LIST", "PRODUCT.SEARCH"]
+            let adminOnly = ["USER.LIST", "PRODUCT.CREATE", "PRODUCT.UPDATE", "PRODUCT.RESTOCK", "PRODUCT.DEACTIVATE", "ORDER.SHIP", "ORDER.DELIVER"]
+            #expect(Set(table.keys).isSuperset(of: public_ + adminOnly))
+            try await server.client { (anonymous: TestClient) async throws -> Void in
+                try await server.client { (customer: TestClient) async throws -> Void in
+                    try await server.logIn(customer)
+                    for (name, arity) in table where !public_.contains(name) && name != "QUIT" {
+                        // The right number of arguments, so only the access check can answer.
+                        let arguments = [name] + Array(repeating: "1", count: max(0, abs(arity) - 1))
+                        let anonymousReply = try await anonymous.call(arguments)
+                        #expect(anonymousReply.errorCode == "NOAUTH", "\(name) anonymously: \(anonymousReply)")
+                        if adminOnly.contains(name) {
+                            let customerReply = try await customer.call(arguments)
+                            #expect(customerReply.errorCode == "NOPERM", "\(name) as a customer: \(customerReply)")
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    @Test func aClientThatNeverReadsIsClosed() async throws {
+        try await TestServer.with(configure: {
+            $0.maxPendingReplyBytes = 64 * 1024
+            $0.slowReaderTimeout = .milliseconds(500)
+        }) { server in
+            try await server.client { (c: TestClient) async throws -> Void in
+                let payload = String(repeating: "x", count: 64 * 1024)
+                let request = TestClient.resp(["ECHO", payload])
+                // 400 replies of 64 KiB: far more than the socket buffers hold.
+                // Our writes stall once the server stops reading; they fail once it closes.
+                do {
+                    for _ in 0..<400 { try await c.send(request) }
+                } catch {}
+                var replies = 0
+                while try await c.nextReply() != nil { replies += 1 }
+                #expect(replies < 400, "the server gave up on the slow reader after \(replies) replies")
+            }
+        }
+    }
+}

@@ -83,6 +83,10 @@ final class TestClient {
 
     /// Sends one command as a RESP array and reads its reply.
     func call(_ arguments: String...) async throws -> TestReply {
+        try await call(arguments)
+    }
+
+    func call(_ arguments: [String]) async throws -> TestReply {
         try await send(Self.resp(arguments))
         return try await reply()
     }

@@ -88,9 +88,10 @@ final class RESPConnection {
         for argument in arguments { request.writeString("$\(argument.utf8.count)\r\n\(argument)\r\n") }
         try await outbound.write(request)
         while true {
-            if let newline = buffer.readableBytesView.firstIndex(of: UInt8(ascii: "\n")) {
-                let line = buffer.readString(length: newline - buffer.readerIndex + 1)!
-                return String(line.dropLast(2))
+            let view = buffer.readableBytesView
+            if let newline = view.firstIndex(of: UInt8(ascii: "\n")) {
+                let line = buffer.readString(length: newline - view.startIndex + 1)!
+                return String(line.dropLast())  // "\r\n" is one Character
             }
             guard var more = try await inbound.next() else { throw ValidationError("the server closed the connection") }
             buffer.writeBuffer(&more)

@@ -32,6 +32,11 @@ public final class StockroomServer: Service, Sendable {
         self.dispatcher = CommandDispatcher(stockroom: stockroom, configuration: configuration, stats: stats, version: Self.version, logger: logger)
     }
 
+    /// Every command's name and arity (Redis's convention), for tests and COMMAND.
+    public var commandTable: [String: Int] {
+        dispatcher.commands.mapValues(\.arity)
+    }
+
     /// The port the server listens on, once it does (useful with port 0).
     public func listeningPort() async throws -> Int {
         try await withCheckedThrowingContinuation { continuation in
