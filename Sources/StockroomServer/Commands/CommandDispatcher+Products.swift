@@ -16,7 +16,7 @@ extension CommandDispatcher {
             guard let product = try await dispatcher.lookups.product(key) else { throw CommandError.notFound("product") }
             // Inactive products are hidden from customers and anonymous readers.
             guard product.active || session.user?.role == .admin else { throw CommandError.notFound("product") }
-            return json(product)
+            return .simple(ProductJSON.encode(product))
         },
         Command(name: "PRODUCT.LIST", arity: -1, access: .anyone) { dispatcher, session, arguments in
             let options = try arguments.options(from: 0, allowed: ["AFTER", "LIMIT"])
