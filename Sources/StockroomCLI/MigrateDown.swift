@@ -29,12 +29,7 @@ struct MigrateDown: AsyncParsableCommand {
         let dryRun = self.dryRun
         try await reportingFailures("migrate down") {
             let done = try await options.migrator().down(target, dryRun: dryRun) { step in
-                if dryRun {
-                    print("-- would roll back \(step.version) \(step.title) (\(step.mode.summary)): \(step.path)")
-                    print(step.sql.hasSuffix("\n") ? step.sql : step.sql + "\n")
-                } else {
-                    print("rolled back \(step.version) \(step.title) in \(step.duration.short)")
-                }
+                step.report(dryRun: dryRun, planned: "would roll back", done: "rolled back")
             }
             if done.isEmpty { print("nothing to roll back") }
         }

@@ -23,14 +23,21 @@ struct MigrateUp: AsyncParsableCommand {
         let dryRun = self.dryRun
         try await reportingFailures("migrate up") {
             let steps = try await options.migrator(allowOutOfOrder: allowOutOfOrder).up(to: to.flatMap(MigrationVersion.init), dryRun: dryRun) { step in
-                if dryRun {
-                    print("-- would apply \(step.version) \(step.title) (\(step.mode.summary)): \(step.path)")
-                    print(step.sql.hasSuffix("\n") ? step.sql : step.sql + "\n")
-                } else {
-                    print("applied \(step.version) \(step.title) in \(step.duration.short)")
-                }
+                step.report(dryRun: dryRun, planned: "would apply", done: "applied")
             }
             if steps.isEmpty { print("nothing to apply: the database is up to date") }
+        }
+    }
+}
+
+extension Migrator.Step {
+    /// One line per step as it ends; with --dry-run, the plan and the SQL instead.
+    func report(dryRun: Bool, planned: String, done: String) {
+        if dryRun {
+            print("-- \(planned) \(version) \(title) (\(mode.summary)): \(path)")
+            print(sql.hasSuffix("\n") ? sql : sql + "\n")
+        } else {
+            print("\(done) \(version) \(title) in \(duration.short)")
         }
     }
 }
