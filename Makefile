@@ -12,7 +12,7 @@ BIN = .build/$(CONFIGURATION)/stockroom
 EXAMPLES = Examples/LowStockAlert
 VENV = .build/venv
 
-.PHONY: help deps db db-stop db-reset psql build migrate demo-data run test test-examples pyclients bench clean
+.PHONY: help deps db db-stop db-reset psql build migrate demo-data run test test-examples pyclients bench bench-nio clean
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  make %-14s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -57,8 +57,12 @@ test-examples: db ## Build the programs under Examples/ and run them against a m
 	@scripts/test-examples.sh $(EXAMPLES)
 
 clean: ## Remove build products (not the database)
-	rm -rf .build .build-* $(addsuffix /.build,$(EXAMPLES))
+	rm -rf .build .build-* Benchmarks/.build $(addsuffix /.build,$(EXAMPLES))
 
-bench: db ## Stockroom against pgbench and redis-benchmark in one run (release build; about 5 minutes)
+bench: db ## Stockroom against pgbench and redis-benchmark in one run (release build; about 6 minutes)
 	$(SWIFT) build -c release --product stockroom
 	@scripts/bench.sh
+
+bench-nio: db ## make bench with PostgresNIO in the wrapper comparison (builds Benchmarks/, about 8 more minutes the first time)
+	$(SWIFT) build -c release --package-path Benchmarks --product PostgresNIOPointQuery
+	@$(MAKE) --no-print-directory bench

@@ -82,6 +82,14 @@ for P in 1 8; do
     SU=$(echo "$SL" | sed -n 's/.*us_per_query=\([0-9.]*\).*/\1/p')
     OVER=$(awk -v s="$SU" -v c="$CU" 'BEGIN { printf "%+.1f%%", (s - c) / c * 100 }')
     ROWS+=("point query, $P connection(s), µs/query|C on libpq|$CU|LibPQ|$SU|$OVER|≤ +10%")
+    # PostgresNIO, when `make bench-nio` has built its package (Benchmarks/).
+    NIO="$ROOT/Benchmarks/.build/release/PostgresNIOPointQuery"
+    if [[ -x "$NIO" ]]; then
+        NL=$(run "$NIO" 127.0.0.1 "$(psql -X -Atc 'SHOW port' "$URL")" stockroom stockroom "$DB" "$Q" 100000 "$P")
+        echo "$NL" >&2
+        NU=$(echo "$NL" | sed -n 's/.*us_per_query=\([0-9.]*\).*/\1/p')
+        ROWS+=("point query, $P connection(s), µs/query|PostgresNIO|$NU|LibPQ|$SU|$(ratio "$NU" "$SU")× faster|≥ 1.0×")
+    fi
 done
 
 # --- 4. connections ---------------------------------------------------------------------
