@@ -49,9 +49,12 @@ private struct RowContainer<Key: CodingKey>: KeyedDecodingContainerProtocol {
     var allKeys: [Key] { row.columns.compactMap { Key(stringValue: $0) } }
 
     func column(_ key: Key) -> Int? {
-        if let exact = row.columns.firstIndex(of: key.stringValue) { return exact }
-        guard keyStrategy == .convertToSnakeCase else { return nil }
-        return row.columns.firstIndex(of: Self.snakeCase(key.stringValue))
+        let snakeCase = keyStrategy == .convertToSnakeCase
+        return row.handle.column(forKey: key.stringValue, snakeCase: snakeCase) {
+            if let exact = row.columns.firstIndex(of: key.stringValue) { return exact }
+            guard snakeCase else { return nil }
+            return row.columns.firstIndex(of: Self.snakeCase(key.stringValue))
+        }
     }
 
     func require(_ key: Key) throws -> Int {

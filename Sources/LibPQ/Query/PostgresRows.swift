@@ -1,4 +1,5 @@
 internal import CLibPQ
+import Synchronization
 
 /// Owns a `PGresult`. A result is immutable once libpq hands it over, so reading it from
 /// any thread is safe.
@@ -15,6 +16,23 @@ final class ResultHandle: @unchecked Sendable {
     }
 
     deinit { PQclear(pointer) }
+
+    private struct KeyLookup: Hashable {
+        let key: String
+        let snakeCase: Bool
+    }
+
+    /// Column indexes by coding key, found once per result rather than once per row:
+    /// decoding rows into `Decodable` types asks for every key of every row.
+    private let keyColumns = Mutex<[KeyLookup: Int]>([:])
+
+    func column(forKey key: String, snakeCase: Bool, find: () -> Int?) -> Int? {
+        let lookup = KeyLookup(key: key, snakeCase: snakeCase)
+        if let known = keyColumns.withLock({ $0[lookup] }) { return known }
+        guard let found = find() else { return nil }
+        keyColumns.withLock { $0[lookup] = found }
+        return found
+    }
 }
 
 /// The rows a statement returned, and how many rows it affected.
