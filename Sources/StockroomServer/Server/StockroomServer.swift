@@ -164,35 +164,39 @@ public final class StockroomServer: Service, Sendable {
         session: inout Session,
         logger: Logger
     ) async throws {
-        let (replies, queue) = AsyncStream<PendingReply>.makeStream()
-        let window = ReplyWindow(size: 256)
+        let queue = ReplyQueue<PendingReply>(capacity: 256)
         try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask {
-                defer { window.close() }
-                var buffer = allocator.buffer(capacity: 512)
-                for await pending in replies {
-                    let (reply, version) = switch pending {
-                    case .ready(let reply, let version): (reply, version)
-                    case .pending(let task, let version): (await task.value, version)
+                defer { queue.finish() }
+                var buffers: [ByteBuffer] = []
+                while let batch = await queue.takeAll() {
+                    buffers.removeAll(keepingCapacity: true)
+                    for pending in batch {
+                        let (reply, version) = switch pending {
+                        case .ready(let reply, let version): (reply, version)
+                        case .pending(let task, let version): (await task.value, version)
+                        }
+                        var buffer = allocator.buffer(capacity: 256)
+                        reply.write(to: &buffer, protocolVersion: version)
+                        buffers.append(buffer)
                     }
-                    buffer.clear()
-                    reply.write(to: &buffer, protocolVersion: version)
-                    try await outbound.write(buffer)
-                    window.release()
+                    // One reply per message (ConnectionGuard counts them), one flush per batch.
+                    try await outbound.write(contentsOf: buffers)
+                    queue.written(batch.count)
                 }
             }
             defer { queue.finish() }
             var lookups: [Task<Reply, Never>] = []
             for try await request in inbound {
-                guard await window.acquire() else { break }
+                let pending: PendingReply
                 var close = false
                 switch request {
                 case .protocolError(let error):
-                    queue.yield(.ready(.error(code: "ERR", message: error.description), protocolVersion: session.protocolVersion))
+                    pending = .ready(.error(code: "ERR", message: error.description), protocolVersion: session.protocolVersion)
                     close = true
                     logger.info("protocol error", metadata: ["error": "\(error.reason)"])
                 case .command where registry.isShuttingDown:
-                    queue.yield(.ready(.error(code: "SHUTDOWN", message: "the server is shutting down"), protocolVersion: session.protocolVersion))
+                    pending = .ready(.error(code: "SHUTDOWN", message: "the server is shutting down"), protocolVersion: session.protocolVersion)
                 case .command(let arguments) where Self.isProductLookup(arguments):
                     let snapshot = session
                     let dispatcher = self.dispatcher
@@ -200,18 +204,18 @@ public final class StockroomServer: Service, Sendable {
                         var session = snapshot  // a lookup reads the session, never changes it
                         return await dispatcher.execute(arguments, session: &session)
                     }
-                    // Lookups beyond the window have been written, so they are done.
+                    // Lookups beyond the queue's capacity have been written, so they are done.
                     if lookups.count >= 256 { lookups.removeFirst(lookups.count - 255) }
                     lookups.append(task)
-                    queue.yield(.pending(task, protocolVersion: session.protocolVersion))
+                    pending = .pending(task, protocolVersion: session.protocolVersion)
                 case .command(let arguments):
                     for lookup in lookups { _ = await lookup.value }
                     lookups.removeAll()
                     let reply = await dispatcher.execute(arguments, session: &session)
-                    queue.yield(.ready(reply, protocolVersion: session.protocolVersion))
+                    pending = .ready(reply, protocolVersion: session.protocolVersion)
                     close = session.closeAfterReply
                 }
-                if close { break }
+                guard await queue.push(pending), !close else { break }
             }
             queue.finish()
             try await group.waitForAll()
