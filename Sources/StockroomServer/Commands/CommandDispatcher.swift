@@ -77,10 +77,11 @@ final class CommandDispatcher: Sendable {
             return .error(code: "SHUTDOWN", message: "the server is shutting down")
         } catch {
             // Not a rule of the domain and not the database being away: a bug. The reply
-            // carries an id to find the log line; the log carries the error, never the
-            // arguments (they may hold passwords).
+            // carries an id to find the log line; the log carries the error's terse
+            // description — never the arguments (they may hold passwords), nor a server
+            // error's detail (it may quote bound values).
             let requestID = String(UUID().uuidString.prefix(8)).lowercased()
-            logger.error("internal error", metadata: ["request.id": "\(requestID)", "command": "\(name)", "error": "\(String(reflecting: error))"])
+            logger.error("internal error", metadata: ["request.id": "\(requestID)", "command": "\(name)", "error": "\(error)"])
             return .error(code: "INTERNAL", message: "internal error (request id \(requestID))")
         }
     }
