@@ -27,7 +27,7 @@ extension PostgresConnection {
         }
         continuation.onTermination = { [weak self] _ in
             guard let self else { return }
-            self.queue.async { self.removeListener(id) }
+            self.thread.execute { self.removeListener(id) }
         }
         return stream
     }
@@ -42,7 +42,7 @@ extension PostgresConnection {
     private func startListeningLoop() {
         guard !listeners.isPolling else { return }
         listeners.isPolling = true
-        queue.async { self.pollNotifications() }
+        thread.execute { self.pollNotifications() }
     }
 
     /// One slice of waiting; requeues itself so that statements submitted meanwhile run
@@ -62,7 +62,7 @@ extension PostgresConnection {
             listeners.isPolling = false
             return
         }
-        queue.async { self.pollNotifications() }
+        thread.execute { self.pollNotifications() }
     }
 
     /// Hands out notifications libpq has collected, during a wait or during any statement.
@@ -79,7 +79,7 @@ extension PostgresConnection {
     }
 }
 
-/// Who listens on which channel; touched only on the connection's queue.
+/// Who listens on which channel; touched only on the connection's thread.
 struct NotificationListeners {
     typealias Continuation = AsyncThrowingStream<PostgresNotification, any Error>.Continuation
     private var entries: [Int: (channel: String, continuation: Continuation)] = [:]

@@ -5,10 +5,12 @@ import Synchronization
 
 /// One connection to PostgreSQL, driven through libpq.
 ///
-/// libpq's calls block, so each connection runs them on a serial Dispatch queue of its
-/// own — never on Swift's cooperative thread pool, which has only as many threads as
-/// cores and would stall every task while a query waits on the network. Operations
-/// submitted concurrently run one after another, in order.
+/// libpq's calls block, so each connection runs them on a thread of its own — never on
+/// Swift's cooperative thread pool, which has only as many threads as cores and would
+/// stall every task while a query waits on the network. Operations submitted
+/// concurrently run one after another. That thread is also a `TaskExecutor`
+/// (``executor``): a task that prefers it — as the body of `PostgresPool.withConnection`
+/// does — runs its statements inline, without switching threads per statement.
 ///
 /// Cancelling the calling task cancels the running statement on the server (`PQcancel`);
 /// so does a per-query `timeout`.
@@ -33,8 +35,8 @@ public final class PostgresConnection: @unchecked Sendable {
         }
     }
 
-    // Everything below `queue` is touched only on `queue`.
-    let queue: DispatchQueue
+    // Everything below `thread` is touched only on `thread`.
+    let thread: ConnectionThread
     let raw: OpaquePointer
     var statements: StatementCache
     var isClosed = false
@@ -51,9 +53,9 @@ public final class PostgresConnection: @unchecked Sendable {
     /// The server version, e.g. 150018 for 15.18.
     public let serverVersion: Int
 
-    private init(raw: OpaquePointer, queue: DispatchQueue, configuration: Configuration, logger: Logger) {
+    private init(raw: OpaquePointer, thread: ConnectionThread, configuration: Configuration, logger: Logger) {
         self.raw = raw
-        self.queue = queue
+        self.thread = thread
         self.configuration = configuration
         self.logger = logger
         self.statements = StatementCache(capacity: configuration.statementCacheCapacity)
@@ -68,17 +70,32 @@ public final class PostgresConnection: @unchecked Sendable {
         if !isClosed { PQfinish(raw) }
         cancelToken.replace(with: nil)
         noticeSink.release()
+        thread.stop()
     }
+
+    /// The connection's own thread as a task executor. Code that runs many statements on
+    /// one connection can prefer it so that each statement runs inline instead of
+    /// switching threads twice:
+    ///
+    /// ```swift
+    /// try await withTaskExecutorPreference(connection.executor) { … }
+    /// ```
+    ///
+    /// `PostgresPool.withConnection` does this for its body. Whatever else the body does
+    /// runs on that thread too, so keep long computations elsewhere.
+    public var executor: any TaskExecutor { thread }
 
     /// Opens a connection. Errors name host, port and database — never the password.
     public static func connect(_ configuration: Configuration, logger: Logger = Logger(label: "LibPQ")) async throws -> PostgresConnection {
-        let queue = DispatchQueue(label: "LibPQ.connection")
+        let thread = ConnectionThread(name: "LibPQ.connection")
         return try await withCheckedThrowingContinuation { continuation in
-            queue.async {
-                continuation.resume(with: Result {
+            thread.execute {
+                let result = Result {
                     let raw = try openConnection(configuration)
-                    return PostgresConnection(raw: raw, queue: queue, configuration: configuration, logger: logger)
-                })
+                    return PostgresConnection(raw: raw, thread: thread, configuration: configuration, logger: logger)
+                }
+                if case .failure = result { thread.stop() }
+                continuation.resume(with: result)
             }
         }
     }
@@ -117,13 +134,14 @@ public final class PostgresConnection: @unchecked Sendable {
     /// Closes the connection after whatever is running on it finishes.
     public func close() async {
         await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
-            queue.async {
+            thread.execute {
                 if !self.isClosed {
                     self.listeners.finishAll(throwing: nil)
                     self.cancelToken.replace(with: nil)
                     PQfinish(self.raw)
                     self.isClosed = true
                     self.brokenFlag.store(true, ordering: .relaxed)
+                    self.thread.stop()
                 }
                 continuation.resume()
             }
@@ -132,8 +150,9 @@ public final class PostgresConnection: @unchecked Sendable {
 
     // MARK: - Running operations on the connection's thread
 
-    /// Runs `body` on the connection's queue, cancellable by the calling task and by
-    /// `timeout`. `body` runs with exclusive use of `raw`.
+    /// Runs `body` on the connection's thread — inline when the caller is already there —
+    /// cancellable by the calling task and by `timeout`. `body` runs with exclusive use of
+    /// `raw`.
     func perform<T: Sendable>(timeout: Duration? = nil, cancellable: Bool = true, _ body: @escaping @Sendable (PostgresConnection) throws -> T) async throws -> T {
         let control = OperationControl(token: cancelToken)
         var timer: DispatchWorkItem?
@@ -146,30 +165,37 @@ public final class PostgresConnection: @unchecked Sendable {
         }
         defer { timer?.cancel() }
         return try await withTaskCancellationHandler {
-            try await withCheckedThrowingContinuation { continuation in
-                queue.async {
-                    if let reason = control.begin(), cancellable {
-                        continuation.resume(throwing: OperationControl.error(for: reason, underlying: nil))
-                        return
-                    }
-                    var result = Result { () throws -> T in
-                        guard !self.isClosed else { throw PostgresError(code: .closed, message: "the connection is closed") }
-                        return try body(self)
-                    }
-                    if !self.isClosed {
-                        if !self.listeners.isEmpty { self.deliverNotifications() }
-                        if PQstatus(self.raw) == CONNECTION_BAD { self.brokenFlag.store(true, ordering: .relaxed) }
-                        self.idleFlag.store(PQtransactionStatus(self.raw) == PQTRANS_IDLE, ordering: .relaxed)
-                    }
-                    if let reason = control.finish(), cancellable, case .failure(let error) = result {
-                        result = .failure(OperationControl.error(for: reason, underlying: error))
-                    }
-                    continuation.resume(with: result)
+            if thread.isCurrent {
+                return try run(body, control: control, cancellable: cancellable).get()
+            }
+            return try await withCheckedThrowingContinuation { continuation in
+                thread.execute {
+                    continuation.resume(with: self.run(body, control: control, cancellable: cancellable))
                 }
             }
         } onCancel: {
             if cancellable { control.cancel(.task) }
         }
+    }
+
+    /// One operation, on the connection's thread.
+    private func run<T>(_ body: (PostgresConnection) throws -> T, control: OperationControl, cancellable: Bool) -> Result<T, any Error> {
+        if let reason = control.begin(), cancellable {
+            return .failure(OperationControl.error(for: reason, underlying: nil))
+        }
+        var result = Result { () throws -> T in
+            guard !isClosed else { throw PostgresError(code: .closed, message: "the connection is closed") }
+            return try body(self)
+        }
+        if !isClosed {
+            if !listeners.isEmpty { deliverNotifications() }
+            if PQstatus(raw) == CONNECTION_BAD { brokenFlag.store(true, ordering: .relaxed) }
+            idleFlag.store(PQtransactionStatus(raw) == PQTRANS_IDLE, ordering: .relaxed)
+        }
+        if let reason = control.finish(), cancellable, case .failure(let error) = result {
+            result = .failure(OperationControl.error(for: reason, underlying: error))
+        }
+        return result
     }
 
     /// The libpq error message of the connection, for failures that have no result.

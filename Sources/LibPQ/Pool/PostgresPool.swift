@@ -53,13 +53,19 @@ public final class PostgresPool: Sendable {
     }
 
     /// Lends a connection to `body` and takes it back when `body` ends.
+    ///
+    /// Unless the caller is isolated to an actor, `body` runs on the connection's own
+    /// thread (it prefers ``PostgresConnection/executor``), so its statements run without
+    /// a thread switch each. Keep long computations out of `body`: they hold that thread.
     public func withConnection<T>(
         isolation actor: isolated (any Actor)? = #isolation,
         _ body: (PostgresConnection) async throws -> T
     ) async throws -> T {
         let connection = try await acquire()
         do {
-            let value = try await body(connection)
+            let value = try await withTaskExecutorPreference(connection.executor, isolation: actor) {
+                try await body(connection)
+            }
             release(connection)
             return value
         } catch {

@@ -16,20 +16,24 @@ struct BenchPointQuery: AsyncParsableCommand {
 
     func run() async throws {
         let clock = ContinuousClock()
+        let rows = Int32(self.rows)
         let connectionPool = PostgresPool(configuration: .init(connection: .init(databaseURL), maxConnections: pool))
         // Warm up: open the connections and prepare the statement on each.
         try await withThrowingTaskGroup(of: Void.self) { group in
-            for _ in 0..<pool { group.addTask { for _ in 0..<50 { _ = try await connectionPool.query("SELECT abalance FROM pgbench_accounts WHERE aid = \(Int32.random(in: 1...Int32(rows)))") } } }
+            for _ in 0..<pool { group.addTask { for _ in 0..<50 { _ = try await connectionPool.query("SELECT abalance FROM pgbench_accounts WHERE aid = \(Int32.random(in: 1...rows))") } } }
             try await group.waitForAll()
         }
         let start = clock.now
         let perTask = queries / pool
         try await withThrowingTaskGroup(of: Void.self) { group in
-            for _ in 0..<pool {
+            for task in 0..<pool {
                 group.addTask {
+                    // The C loop draws with rand_r; the system generator would add a
+                    // getrandom syscall per query to LibPQ's side alone.
+                    var random = XorShift(seed: UInt64(task + 1))
                     try await connectionPool.withConnection { connection in
                         for _ in 0..<perTask {
-                            let aid = Int32.random(in: 1...Int32(rows))
+                            let aid = Int32.random(in: 1...rows, using: &random)
                             let balance = try await connection.query("SELECT abalance FROM pgbench_accounts WHERE aid = \(aid)").first![0, as: Int32.self]
                             precondition(balance > Int32.min)
                         }
@@ -43,5 +47,17 @@ struct BenchPointQuery: AsyncParsableCommand {
         let total = perTask * pool
         await connectionPool.close()
         print("LibPQ connections=\(pool) queries=\(total) us_per_query=\(String(format: "%.2f", seconds * 1e6 / Double(total) * Double(pool))) per_second=\(Int(Double(total) / seconds))")
+    }
+}
+
+/// A cheap deterministic generator for load loops (xorshift64*).
+struct XorShift: RandomNumberGenerator {
+    private var state: UInt64
+    init(seed: UInt64) { state = seed &* 0x9E37_79B9_7F4A_7C15 | 1 }
+    mutating func next() -> UInt64 {
+        state ^= state >> 12
+        state ^= state << 25
+        state ^= state >> 27
+        return state &* 0x2545_F491_4F6C_DD1D
     }
 }

@@ -1,0 +1,115 @@
+@testable import LibPQ
+import Synchronization
+import Testing
+
+@Suite("The connection's thread as a task executor")
+struct ConnectionThreadTests {
+    @Test func jobsOfATaskThatPrefersItRunOnIt() async {
+        let thread = ConnectionThread(name: "test")
+        defer { thread.stop() }
+        #expect(!thread.isCurrent)
+        let onThread = await withTaskExecutorPreference(thread) {
+            await Task.yield()  // a suspension: the job that resumes must come back here
+            return thread.isCurrent
+        }
+        #expect(onThread)
+        // A child task inherits the preference.
+        let child = await withTaskExecutorPreference(thread) {
+            await withTaskGroup(of: Bool.self) { group in
+                group.addTask { thread.isCurrent }
+                return await group.next()!
+            }
+        }
+        #expect(child)
+    }
+
+    @Test func closuresRunInOrder() async {
+        let thread = ConnectionThread(name: "test")
+        defer { thread.stop() }
+        let seen = Mutex<[Int]>([])
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            for n in 0..<100 {
+                thread.execute {
+                    precondition(thread.isCurrent)
+                    seen.withLock { $0.append(n) }
+                    if n == 99 { continuation.resume() }
+                }
+            }
+        }
+        #expect(seen.withLock { $0 } == Array(0..<100))
+    }
+
+    @Test func workArrivingAfterItStoppedStillRuns() async {
+        let thread = ConnectionThread(name: "test")
+        thread.stop()
+        // Once the thread has exited, a task preferring it runs on the global executor,
+        // and closures on Dispatch: neither is lost.
+        try? await Task.sleep(for: .milliseconds(50))
+        let value = await withTaskExecutorPreference(thread) {
+            await Task.yield()
+            return thread.isCurrent ? -1 : 42
+        }
+        #expect(value == 42)
+        let ran = await withCheckedContinuation { continuation in
+            thread.execute { continuation.resume(returning: true) }
+        }
+        #expect(ran)
+    }
+}
+
+@Suite("Statements inline on the connection's thread")
+struct InlineStatementTests {
+    @Test func aPooledBodyRunsItsStatementsOnTheConnectionsThread() async throws {
+        let pool = PostgresPool(configuration: .init(connection: .init(TestDatabase.url), maxConnections: 1))
+        try await pool.withConnection { connection throws in
+            #expect(connection.thread.isCurrent)
+            let one = try await connection.query("SELECT 1").scalar(Int.self)
+            #expect(one == 1)
+            #expect(connection.thread.isCurrent, "no thread switch for the statement")
+        }
+        await pool.close()
+    }
+
+    @Test func inlineStatementsStayCancellable() async throws {
+        let pool = PostgresPool(configuration: .init(connection: .init(TestDatabase.url), maxConnections: 1))
+        let clock = ContinuousClock()
+        let start = clock.now
+        let task = Task {
+            try await pool.withConnection { connection in
+                precondition(connection.thread.isCurrent)
+                return try await connection.query("SELECT pg_sleep(30)")
+            }
+        }
+        try await Task.sleep(for: .milliseconds(300))
+        task.cancel()
+        await #expect(throws: CancellationError.self) { try await task.value }
+        let error = await #expect(throws: PostgresError.self) {
+            try await pool.withConnection { try await $0.query("SELECT pg_sleep(30)", timeout: .milliseconds(150)) }
+        }
+        #expect(error?.code == .timeout)
+        #expect(clock.now - start < .seconds(10))
+        #expect(try await pool.query("SELECT 2").scalar(Int.self) == 2)
+        await pool.close()
+    }
+
+    @Test func otherTasksStatementsOnTheSameConnectionWaitTheirTurn() async throws {
+        let pool = PostgresPool(configuration: .init(connection: .init(TestDatabase.url), maxConnections: 1))
+        let values = try await pool.withConnection { connection in
+            // Tasks elsewhere share this connection: theirs are queued to its thread and
+            // run between ours, never at the same time.
+            try await withThrowingTaskGroup(of: Int.self) { group in
+                for n in 0..<20 {
+                    group.addTask(executorPreference: globalConcurrentExecutor) {
+                        try await connection.query("SELECT \(n) FROM pg_sleep(0.001)").scalar(Int.self)
+                    }
+                }
+                for n in 20..<40 {
+                    _ = try await connection.query("SELECT \(n)").scalar(Int.self)
+                }
+                return try await group.reduce(into: []) { $0.append($1) }
+            }
+        }
+        #expect(values.sorted() == Array(0..<20))
+        await pool.close()
+    }
+}
