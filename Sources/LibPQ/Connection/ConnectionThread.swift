@@ -10,6 +10,12 @@ internal import Foundation
 /// statement issued from a task already on this thread runs inline, with no switch at all.
 /// Calls from anywhere else are queued here and run in order.
 ///
+/// While a libpq call blocks the thread (`blocking`), task jobs do not wait behind it:
+/// those queued and those arriving are handed to the global executor. Otherwise a task
+/// that prefers this thread — say, the one that would cancel the statement — could not
+/// run until the statement it wants to cancel has ended. Operations (closures) stay queued,
+/// in order.
+///
 /// Once stopped it finishes what is queued and exits; anything submitted after that is
 /// handed to the global executor (jobs) or to a Dispatch thread (closures), so a task that
 /// still prefers this executor never hangs.
@@ -19,9 +25,11 @@ final class ConnectionThread: TaskExecutor, @unchecked Sendable {
         case closure(@Sendable () -> Void)
     }
 
-    // `pending`, `stopping` and `exited` are guarded by `condition`.
+    // `pending`, `isBlocking`, `stopping` and `exited` are guarded by `condition`.
     private let condition = NSCondition()
     private var pending: [Work] = []
+    private var next = 0  // index of the oldest item of `pending`
+    private var isBlocking = false
     private var stopping = false
     private var exited = false
     /// Written by the thread before `init` returns, read-only afterwards.
@@ -47,6 +55,33 @@ final class ConnectionThread: TaskExecutor, @unchecked Sendable {
         if !submit(.job(job)) { globalConcurrentExecutor.enqueue(ExecutorJob(job)) }
     }
 
+    /// Runs `body`, a call that may block, on this thread (the caller's), with task jobs
+    /// sent elsewhere meanwhile.
+    func blocking<T>(_ body: () throws -> T) rethrows -> T {
+        condition.lock()
+        isBlocking = true
+        var jobs: [UnownedJob] = []
+        var kept: [Work] = []
+        for work in pending[next...] {
+            switch work {
+            case .job(let job): jobs.append(job)
+            case .closure: kept.append(work)
+            }
+        }
+        if !jobs.isEmpty {
+            pending = kept
+            next = 0
+        }
+        condition.unlock()
+        for job in jobs { globalConcurrentExecutor.enqueue(ExecutorJob(job)) }
+        defer {
+            condition.lock()
+            isBlocking = false
+            condition.unlock()
+        }
+        return try body()
+    }
+
     /// Runs `body` on this thread after everything queued before it.
     func execute(_ body: @escaping @Sendable () -> Void) {
         if !submit(.closure(body)) { DispatchQueue.global().async(execute: body) }
@@ -64,30 +99,33 @@ final class ConnectionThread: TaskExecutor, @unchecked Sendable {
         condition.lock()
         defer { condition.unlock() }
         guard !exited else { return false }
+        if case .job = work, isBlocking { return false }
         pending.append(work)
-        if pending.count == 1 { condition.signal() }
+        if pending.count - next == 1 { condition.signal() }
         return true
     }
 
+    /// One item at a time, so that `blocking` can move every job still waiting.
     private func runLoop() {
-        var batch: [Work] = []
         while true {
             condition.lock()
-            while pending.isEmpty && !stopping { condition.wait() }
-            if pending.isEmpty {
+            while next == pending.count && !stopping { condition.wait() }
+            if next == pending.count {
                 exited = true
                 condition.unlock()
                 return
             }
-            swap(&batch, &pending)
-            condition.unlock()
-            for work in batch {
-                switch work {
-                case .job(let job): job.runSynchronously(on: asUnownedTaskExecutor())
-                case .closure(let body): body()
-                }
+            let work = pending[next]
+            next += 1
+            if next == pending.count {
+                pending.removeAll(keepingCapacity: true)
+                next = 0
             }
-            batch.removeAll(keepingCapacity: true)
+            condition.unlock()
+            switch work {
+            case .job(let job): job.runSynchronously(on: asUnownedTaskExecutor())
+            case .closure(let body): body()
+            }
         }
     }
 }

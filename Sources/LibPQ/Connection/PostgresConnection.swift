@@ -185,7 +185,7 @@ public final class PostgresConnection: @unchecked Sendable {
         }
         var result = Result { () throws -> T in
             guard !isClosed else { throw PostgresError(code: .closed, message: "the connection is closed") }
-            return try body(self)
+            return try thread.blocking { try body(self) }
         }
         if !isClosed {
             if !listeners.isEmpty { deliverNotifications() }
