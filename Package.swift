@@ -39,7 +39,7 @@ let package = Package(
         .target(
             name: "StockroomServer",
             dependencies: [
-                "Stockroom", logging,
+                "Stockroom", "LibPQ", logging,
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),

@@ -142,7 +142,18 @@ struct ConnectionTests {
                     try await blocker.query("SELECT * FROM products WHERE id = \(Int64(id)) FOR UPDATE")
                     try await server.logIn(c, admin: true)
                     try await c.send(TestClient.resp(["PRODUCT.RESTOCK", "\(id)", "5"]) + "PING\r\n")
-                    try await Task.sleep(for: .milliseconds(500))  // the restock reaches the database
+                    // Shut down only once the restock waits on the lock: on a loaded machine
+                    // a fixed pause may end before the server has even read it.
+                    // (Asked on a connection of its own: inside the blocker's transaction
+                    // pg_stat_activity would not change.)
+                    let observer = try await PostgresConnection.connect(server.databaseURL)
+                    var waiting = 0
+                    for _ in 0..<200 where waiting == 0 {
+                        waiting = try await observer.query("SELECT count(*)::int FROM pg_stat_activity WHERE datname = \(server.databaseName) AND wait_event_type = 'Lock'").first![0, as: Int.self]
+                        if waiting == 0 { try await Task.sleep(for: .milliseconds(50)) }
+                    }
+                    await observer.close()
+                    #expect(waiting == 1, "the restock reached the database")
                     let shutdown = Task { await server.group.triggerGracefulShutdown() }
                     try await Task.sleep(for: .milliseconds(500))
                     try await blocker.query("COMMIT")

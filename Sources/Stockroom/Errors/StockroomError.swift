@@ -65,8 +65,9 @@ public struct StockroomError: Error, Sendable, Equatable, CustomStringConvertibl
 
 extension StockroomError {
     /// Maps database failures to domain errors by SQLSTATE and constraint name — never
-    /// by message text. Anything unrecognized is rethrown as is: it is a bug.
-    static func mapping(_ error: any Error) -> any Error {
+    /// by message text. Anything unrecognized is returned as is: it is a bug. Public for
+    /// services that run statements of their own on Stockroom's pool.
+    public static func mapping(_ error: any Error) -> any Error {
         guard let error = error as? PostgresError else { return error }
         switch error.code {
         case .connection, .poolExhausted, .closed:

@@ -102,9 +102,15 @@ public struct ProductRepository: Sendable {
     /// concurrent lookups sends instead of one round trip each. Missing ones are simply
     /// absent; inactive ones are included (the caller decides who may see them).
     public func products(ids: [Int64], skus: [String]) async throws -> [Product] {
+        try await pool.withConnection { try await products(ids: ids, skus: skus, on: $0) }
+    }
+
+    /// The same on a connection the caller holds — a batcher that keeps one between
+    /// batches, or a transaction.
+    public func products(ids: [Int64], skus: [String], on connection: PostgresConnection) async throws -> [Product] {
         guard !ids.isEmpty || !skus.isEmpty else { return [] }
         return try await mappingErrors {
-            try await pool.query("""
+            try await connection.query("""
                 SELECT \(unsafeRaw: Self.columns) FROM products
                 WHERE id = ANY(\(ids)) OR sku = ANY(\(skus))
                 """).decode(Product.self)

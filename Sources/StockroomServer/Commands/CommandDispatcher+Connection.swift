@@ -5,21 +5,21 @@ import Stockroom
 /// clients send on their own, answered the way they expect.
 extension CommandDispatcher {
     static let connectionCommands: [Command] = [
-        Command(name: "PING", arity: -1, access: .anyone) { _, _, arguments in
+        Command(name: "PING", arity: -1, access: .anyone, immediate: { _, _, arguments in
             guard arguments.count <= 1 else { throw CommandError.wrongArity("PING") }
             return arguments.count == 1 ? .bulk(arguments.bytes(0)) : .simple("PONG")
-        },
-        Command(name: "ECHO", arity: 2, access: .anyone) { _, _, arguments in
+        }),
+        Command(name: "ECHO", arity: 2, access: .anyone, immediate: { _, _, arguments in
             .bulk(arguments.bytes(0))
-        },
-        Command(name: "QUIT", arity: -1, access: .anyone) { _, session, _ in
+        }),
+        Command(name: "QUIT", arity: -1, access: .anyone, immediate: { _, session, _ in
             session.closeAfterReply = true
             return .ok
-        },
-        Command(name: "SELECT", arity: 2, access: .anyone) { _, _, arguments in
+        }),
+        Command(name: "SELECT", arity: 2, access: .anyone, immediate: { _, _, arguments in
             guard try arguments.string(0, field: "index") == "0" else { throw CommandError("ERR", "DB index is out of range") }
             return .ok
-        },
+        }),
         Command(name: "HELLO", arity: -1, access: .anyone) { dispatcher, session, arguments in
             try await dispatcher.hello(&session, arguments)
         },
@@ -31,13 +31,13 @@ extension CommandDispatcher {
             }
             return .ok
         },
-        Command(name: "CLIENT", arity: -2, access: .anyone) { dispatcher, session, arguments in
+        Command(name: "CLIENT", arity: -2, access: .anyone, immediate: { dispatcher, session, arguments in
             try dispatcher.client(&session, arguments)
-        },
-        Command(name: "COMMAND", arity: -1, access: .anyone) { dispatcher, session, arguments in
+        }),
+        Command(name: "COMMAND", arity: -1, access: .anyone, immediate: { dispatcher, session, arguments in
             try dispatcher.command(arguments)
-        },
-        Command(name: "CONFIG", arity: -2, access: .anyone) { dispatcher, session, arguments in
+        }),
+        Command(name: "CONFIG", arity: -2, access: .anyone, immediate: { dispatcher, session, arguments in
             guard try arguments.string(0, field: "subcommand").uppercased() == "GET", arguments.count >= 2 else {
                 throw CommandError.syntax("only CONFIG GET <pattern> is supported")
             }
@@ -49,7 +49,7 @@ extension CommandDispatcher {
                 }
             }
             return session.protocolVersion >= 3 ? .map(pairs) : .array(pairs.flatMap { [$0.0, $0.1] })
-        },
+        }),
         Command(name: "INFO", arity: -1, access: .anyone) { dispatcher, session, arguments in
             .bulk(try await dispatcher.info(sections: (0..<arguments.count).map { try arguments.string($0, field: "section").lowercased() }))
         },

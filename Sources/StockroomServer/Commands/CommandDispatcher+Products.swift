@@ -2,22 +2,18 @@ import Stockroom
 
 extension CommandDispatcher {
     static let productCommands: [Command] = [
-        Command(name: "PRODUCT.GET", arity: -2, access: .anyone) { dispatcher, session, arguments in
-            let key: ProductLookupBatcher.Key
+        // Concurrent lookups share one statement; see ProductLookupBatcher. The dispatcher
+        // finishes the reply (`lookupReply`).
+        Command(name: "PRODUCT.GET", arity: -2, access: .anyone, body: .lookup({ arguments in
             switch arguments.count {
             case 1:
-                key = .id(try arguments.id(0))
+                return .id(try arguments.id(0))
             case 2 where try arguments.string(0, field: "by").uppercased() == "SKU":
-                key = .sku(try arguments.string(1, field: "sku"))
+                return .sku(try arguments.string(1, field: "sku"))
             default:
                 throw CommandError.syntax("syntax error: PRODUCT.GET <id> or PRODUCT.GET SKU <sku>")
             }
-            // Concurrent lookups share one statement; see ProductLookupBatcher.
-            guard let product = try await dispatcher.lookups.product(key) else { throw CommandError.notFound("product") }
-            // Inactive products are hidden from customers and anonymous readers.
-            guard product.active || session.user?.role == .admin else { throw CommandError.notFound("product") }
-            return .simple(ProductJSON.encode(product))
-        },
+        })),
         Command(name: "PRODUCT.LIST", arity: -1, access: .anyone) { dispatcher, session, arguments in
             let options = try arguments.options(from: 0, allowed: ["AFTER", "LIMIT"])
             let limit = try limit(arguments, options)
@@ -56,4 +52,13 @@ extension CommandDispatcher {
             json(try await dispatcher.stockroom.products.deactivate(id: try arguments.id(0), as: session.principal!))
         },
     ]
+}
+
+extension CommandDispatcher {
+    /// PRODUCT.GET's reply once its batch has run.
+    func lookupReply(_ product: Product?, session: Session) throws -> Reply {
+        // Inactive products are hidden from customers and anonymous readers.
+        guard let product, product.active || session.user?.role == .admin else { throw CommandError.notFound("product") }
+        return .simple(ProductJSON.encode(product))
+    }
 }

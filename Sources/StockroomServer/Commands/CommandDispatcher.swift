@@ -24,7 +24,7 @@ final class CommandDispatcher: Sendable {
         self.logger = logger
         // Half the pool at most for batched lookups, so writes always find a connection.
         let inFlight = min(configuration.maxLookupStatementsInFlight, (stockroom.pool.configuration.maxConnections + 1) / 2)
-        self.lookups = ProductLookupBatcher(products: stockroom.products, maxInFlight: inFlight)
+        self.lookups = ProductLookupBatcher(products: stockroom.products, pool: stockroom.pool, maxInFlight: inFlight)
         var table: [String: Command] = [:]
         for command in Self.connectionCommands + Self.accountCommands + Self.productCommands + Self.orderCommands {
             table[command.name] = command
@@ -32,12 +32,73 @@ final class CommandDispatcher: Sendable {
         self.commands = table
     }
 
-    func execute(_ request: [ByteBuffer], session: inout Session) async -> Reply {
+    /// One request on its way through the dispatcher: what metrics and logs need.
+    struct Invocation: Sendable {
+        let name: String
+        let arguments: Arguments
+        let started: ContinuousClock.Instant
+        let known: Bool
+    }
+
+    /// How a request proceeds after `begin`.
+    enum Step: Sendable {
+        /// Answered already: an immediate command, or a request refused.
+        case done(Reply)
+        /// Look the product up (`lookups`), then `finishLookup`.
+        case lookup(ProductLookupBatcher.Key, Invocation)
+        /// Run it as a task with `runDeferred`.
+        case deferred(Command.Run, Invocation)
+    }
+
+    /// Looks the command up, checks its arity and who may run it, and runs it if it can be
+    /// answered at once. Never waits: the connection handler calls it on the event loop.
+    func begin(_ request: [ByteBuffer], session: inout Session) -> Step {
         let rawName = String(decoding: request[0].readableBytesView, as: UTF8.self)
-        let name = rawName.uppercased()
-        let clock = ContinuousClock()
-        let start = clock.now
-        let reply = await run(name: name, rawName: rawName, arguments: Arguments(values: Array(request.dropFirst())), session: &session)
+        // Command names are ASCII: no Unicode case mapping on every request.
+        let name = String(decoding: request[0].readableBytesView.map { (0x61...0x7A).contains($0) ? $0 - 0x20 : $0 }, as: UTF8.self)
+        let command = commands[name]
+        let invocation = Invocation(name: name, arguments: Arguments(values: Array(request.dropFirst())), started: .now, known: command != nil)
+        let arguments = invocation.arguments
+        guard let command else {
+            let shown = arguments.values.prefix(8).map { "'\(String(decoding: $0.readableBytesView.prefix(64), as: UTF8.self))'" }.joined(separator: " ")
+            return .done(finish(invocation, .error(code: "ERR", message: "unknown command '\(String(rawName.prefix(128)))', with args beginning with: \(shown)")))
+        }
+        guard command.accepts(argumentCount: arguments.count) else {
+            return .done(finish(invocation, reply(CommandError.wrongArity(name))))
+        }
+        switch command.access {
+        case .anyone: break
+        case .user: if session.user == nil { return .done(finish(invocation, reply(CommandError.noAuth))) }
+        case .admin:
+            guard let user = session.user else { return .done(finish(invocation, reply(CommandError.noAuth))) }
+            if user.role != .admin { return .done(finish(invocation, reply(CommandError.noPerm))) }
+        }
+        switch command.body {
+        case .immediate(let body):
+            let reply: Reply
+            do { reply = try body(self, &session, arguments) } catch { reply = self.reply(for: error, invocation) }
+            return .done(finish(invocation, reply))
+        case .lookup(let key):
+            do { return .lookup(try key(arguments), invocation) } catch { return .done(finish(invocation, reply(for: error, invocation))) }
+        case .deferred(let run):
+            return .deferred(run, invocation)
+        }
+    }
+
+    func runDeferred(_ run: Command.Run, _ invocation: Invocation, session: inout Session) async -> Reply {
+        let reply: Reply
+        do { reply = try await run(self, &session, invocation.arguments) } catch { reply = self.reply(for: error, invocation) }
+        return finish(invocation, reply)
+    }
+
+    func finishLookup(_ result: Result<Product?, any Error>, _ invocation: Invocation, session: Session) -> Reply {
+        let reply: Reply
+        do { reply = try lookupReply(result.get(), session: session) } catch { reply = self.reply(for: error, invocation) }
+        return finish(invocation, reply)
+    }
+
+    /// Counts the command and its outcome.
+    private func finish(_ invocation: Invocation, _ reply: Reply) -> Reply {
         stats.commandsProcessed.add(1, ordering: .relaxed)
         let outcome: String
         if case .error(let code, _) = reply {
@@ -46,42 +107,28 @@ final class CommandDispatcher: Sendable {
         } else {
             outcome = "OK"
         }
-        let label = commands[name] == nil ? "unknown" : name.lowercased()
+        let label = invocation.known ? invocation.name.lowercased() : "unknown"
         Counter(label: "stockroom.commands", dimensions: [("command", label), ("outcome", outcome)]).increment()
-        Metrics.Timer(label: "stockroom.command.duration", dimensions: [("command", label)]).recordNanoseconds(Self.nanoseconds(clock.now - start))
+        Metrics.Timer(label: "stockroom.command.duration", dimensions: [("command", label)]).recordNanoseconds(Self.nanoseconds(.now - invocation.started))
         return reply
     }
 
-    private func run(name: String, rawName: String, arguments: Arguments, session: inout Session) async -> Reply {
-        guard let command = commands[name] else {
-            let shown = arguments.values.prefix(8).map { "'\(String(decoding: $0.readableBytesView.prefix(64), as: UTF8.self))'" }.joined(separator: " ")
-            return .error(code: "ERR", message: "unknown command '\(String(rawName.prefix(128)))', with args beginning with: \(shown)")
-        }
-        guard command.accepts(argumentCount: arguments.count) else {
-            return reply(CommandError.wrongArity(name))
-        }
-        switch command.access {
-        case .anyone: break
-        case .user: if session.user == nil { return reply(CommandError.noAuth) }
-        case .admin:
-            guard let user = session.user else { return reply(CommandError.noAuth) }
-            if user.role != .admin { return reply(CommandError.noPerm) }
-        }
-        do {
-            return try await command.run(self, &session, arguments)
-        } catch let error as CommandError {
+    /// Every failure becomes an error reply with a protocol code.
+    private func reply(for error: any Error, _ invocation: Invocation) -> Reply {
+        switch error {
+        case let error as CommandError:
             return reply(error)
-        } catch let error as StockroomError {
+        case let error as StockroomError:
             return reply(CommandError(error))
-        } catch is CancellationError {
+        case is CancellationError:
             return .error(code: "SHUTDOWN", message: "the server is shutting down")
-        } catch {
+        default:
             // Not a rule of the domain and not the database being away: a bug. The reply
             // carries an id to find the log line; the log carries the error's terse
             // description — never the arguments (they may hold passwords), nor a server
             // error's detail (it may quote bound values).
             let requestID = String(UUID().uuidString.prefix(8)).lowercased()
-            logger.error("internal error", metadata: ["request.id": "\(requestID)", "command": "\(name)", "error": "\(error)"])
+            logger.error("internal error", metadata: ["request.id": "\(requestID)", "command": "\(invocation.name)", "error": "\(error)"])
             return .error(code: "INTERNAL", message: "internal error (request id \(requestID))")
         }
     }

@@ -36,6 +36,13 @@ enum ProductJSON {
     /// '/' included, as is.
     static func appendQuoted(_ text: String, to out: inout String) {
         out += "\""
+        // Most text needs no escaping. Every byte to escape is ASCII, and UTF-8 never uses
+        // ASCII bytes inside a multi-byte character, so a byte scan decides exactly.
+        if !text.utf8.contains(where: { $0 == 0x22 || $0 == 0x5C || $0 < 0x20 }) {
+            out += text
+            out += "\""
+            return
+        }
         var plainStart = text.unicodeScalars.startIndex
         var index = plainStart
         let scalars = text.unicodeScalars

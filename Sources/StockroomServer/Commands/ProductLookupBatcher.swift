@@ -1,3 +1,4 @@
+import LibPQ
 import Stockroom
 import Synchronization
 
@@ -14,9 +15,11 @@ final class ProductLookupBatcher: Sendable {
         case sku(String)
     }
 
+    typealias Completion = @Sendable (Result<Product?, any Error>) -> Void
+
     private struct Waiter {
         let key: Key
-        let continuation: CheckedContinuation<Product?, any Error>
+        let completion: Completion
     }
 
     private struct State {
@@ -29,27 +32,30 @@ final class ProductLookupBatcher: Sendable {
     let batches = Atomic<Int>(0)
 
     private let products: ProductRepository
+    private let pool: PostgresPool
     private let maxInFlight: Int
     private let maxBatch: Int
     private let state = Mutex(State())
 
-    init(products: ProductRepository, maxInFlight: Int, maxBatch: Int = 256) {
+    init(products: ProductRepository, pool: PostgresPool, maxInFlight: Int, maxBatch: Int = 256) {
         self.products = products
+        self.pool = pool
         self.maxInFlight = max(1, maxInFlight)
         self.maxBatch = maxBatch
     }
 
-    /// The product, or nil when there is none with that id or sku.
-    func product(_ key: Key) async throws -> Product? {
-        try await withCheckedThrowingContinuation { continuation in
-            let batch = state.withLock { state -> [Waiter]? in
-                state.queue.append(Waiter(key: key, continuation: continuation))
-                guard state.inFlight < maxInFlight else { return nil }
-                state.inFlight += 1
-                return take(&state)
-            }
-            if let batch { start(batch) }
+    /// Looks the product up and calls `completion` — on whichever thread ran the batch —
+    /// with it, or nil when there is none with that id or sku. A callback rather than an
+    /// async function: the connection handler calls this on its event loop and must not
+    /// wait.
+    func product(_ key: Key, completion: @escaping Completion) {
+        let batch = state.withLock { state -> [Waiter]? in
+            state.queue.append(Waiter(key: key, completion: completion))
+            guard state.inFlight < maxInFlight else { return nil }
+            state.inFlight += 1
+            return take(&state)
         }
+        if let batch { start(batch) }
     }
 
     private func take(_ state: inout State) -> [Waiter] {
@@ -58,25 +64,44 @@ final class ProductLookupBatcher: Sendable {
         return Array(state.queue.prefix(count))
     }
 
+    /// A worker: takes a pooled connection and runs batches on it while lookups keep
+    /// coming. Its body runs on the connection's own thread (see
+    /// `PostgresPool.withConnection`), so from one batch to the next nothing switches
+    /// threads; the replies go back to each client's event loop.
     private func start(_ first: [Waiter]) {
         Task {
             var batch = first
-            while true {
-                await run(batch)
-                let next = state.withLock { state -> [Waiter]? in
-                    guard !state.queue.isEmpty else {
-                        state.inFlight -= 1
-                        return nil
+            do {
+                try await pool.withConnection { connection in
+                    while true {
+                        try await run(batch, on: connection)
+                        guard let next = nextBatchOrRetire() else { return }
+                        batch = next
                     }
-                    return take(&state)
                 }
-                guard let next else { return }
-                batch = next
+            } catch {
+                // No connection, or this one broke: this batch fails, and the worker
+                // retires with its connection; the next lookup starts a fresh one.
+                let error = StockroomError.mapping(error)
+                for waiter in batch { waiter.completion(.failure(error)) }
+                if let next = nextBatchOrRetire() { start(next) }
             }
         }
     }
 
-    private func run(_ batch: [Waiter]) async {
+    private func nextBatchOrRetire() -> [Waiter]? {
+        state.withLock { state -> [Waiter]? in
+            guard !state.queue.isEmpty else {
+                state.inFlight -= 1
+                return nil
+            }
+            return take(&state)
+        }
+    }
+
+    /// Completes every waiter of `batch` when the statement succeeds; throws, leaving
+    /// them to the caller, when it fails.
+    private func run(_ batch: [Waiter], on connection: PostgresConnection) async throws {
         lookups.add(batch.count, ordering: .relaxed)
         batches.add(1, ordering: .relaxed)
         var ids: Set<Int64> = []
@@ -87,22 +112,18 @@ final class ProductLookupBatcher: Sendable {
             case .sku(let sku): skus.insert(sku)
             }
         }
-        do {
-            let found = try await products.products(ids: Array(ids), skus: Array(skus))
-            var byID: [Int64: Product] = [:]
-            var bySKU: [String: Product] = [:]
-            for product in found {
-                byID[product.id] = product
-                bySKU[product.sku] = product
+        let found = try await products.products(ids: Array(ids), skus: Array(skus), on: connection)
+        var byID: [Int64: Product] = [:]
+        var bySKU: [String: Product] = [:]
+        for product in found {
+            byID[product.id] = product
+            bySKU[product.sku] = product
+        }
+        for waiter in batch {
+            switch waiter.key {
+            case .id(let id): waiter.completion(.success(byID[id]))
+            case .sku(let sku): waiter.completion(.success(bySKU[sku]))
             }
-            for waiter in batch {
-                switch waiter.key {
-                case .id(let id): waiter.continuation.resume(returning: byID[id])
-                case .sku(let sku): waiter.continuation.resume(returning: bySKU[sku])
-                }
-            }
-        } catch {
-            for waiter in batch { waiter.continuation.resume(throwing: error) }
         }
     }
 }

@@ -1,0 +1,251 @@
+import Logging
+import NIOCore
+
+/// Serves one client connection, on its event loop.
+///
+/// Requests arrive whole and in order from `RequestDecoder`. Commands that need nothing
+/// but the session are answered on the spot; product lookups join the batcher and answer
+/// when their batch comes back, without holding up the requests behind them; any other
+/// command runs as a task after every command before it has finished, and before any
+/// command after it starts, because it may change the session or depend on what the
+/// earlier ones did. Replies go out in request order (`ReplySequence`), one flush per
+/// read or per batch of completions.
+///
+/// No task per connection and no thread switch for a request that needs none: an idle
+/// connection costs a few handlers, and PING costs a read and a write.
+///
+/// Backpressure: while `maxOutstanding` requests are unanswered, or the client is not
+/// reading its replies, the handler stops reading from the socket.
+final class ConnectionHandler: ChannelDuplexHandler {
+    typealias InboundIn = ServerRequest
+    typealias OutboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
+
+    /// A command that must wait for the lookups before it.
+    private struct Held {
+        let run: Command.Run
+        let invocation: CommandDispatcher.Invocation
+    }
+
+    static let maxOutstanding = 256
+
+    private let dispatcher: CommandDispatcher
+    private let registry: ConnectionRegistry
+    private var logger: Logger
+    private var session: Session
+    private var replies = ReplySequence()
+    private var backlog = CircularBuffer<ServerRequest>()
+    /// A deferred command is running or waiting for earlier lookups: nothing after it starts.
+    private var blocked = false
+    private var held: Held?
+    /// After QUIT, too many failed logins or a protocol error: answer what came before, then close.
+    private var closing = false
+    private var inputClosed = false
+    private var isActive = true
+    private var readHeld = false
+    private var flushScheduled = false
+    private let allocator = ByteBufferAllocator()
+
+    init(dispatcher: CommandDispatcher, registry: ConnectionRegistry, session: Session, logger: Logger) {
+        self.dispatcher = dispatcher
+        self.registry = registry
+        self.session = session
+        self.logger = logger
+    }
+
+    // MARK: - Channel events
+
+    func channelActive(context: ChannelHandlerContext) {
+        logger.info("connection opened", metadata: ["client.address": "\(context.channel.remoteAddress?.description ?? "unknown")"])
+        context.fireChannelActive()
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        isActive = false
+        logger.info("connection closed", metadata: ["user.id": "\(session.user.map { "\($0.id)" } ?? "-")"])
+        context.fireChannelInactive()
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        guard !closing else { return }  // nothing sent after QUIT or a protocol error runs
+        backlog.append(unwrapInboundIn(data))
+        drain(context: context)
+    }
+
+    func channelReadComplete(context: ChannelHandlerContext) {
+        context.flush()
+        context.fireChannelReadComplete()
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if let event = event as? ChannelEvent, event == .inputClosed {
+            // The client finished sending (or a graceful shutdown stopped reading): answer
+            // what was received, then close.
+            inputClosed = true
+            closeIfDone(context: context)
+            return
+        }
+        context.fireUserInboundEventTriggered(event)
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        logger.debug("connection error", metadata: ["error": "\(error)"])
+        context.close(promise: nil)
+    }
+
+    func read(context: ChannelHandlerContext) {
+        if shouldHoldReads(context: context) {
+            readHeld = true
+        } else {
+            context.read()
+        }
+    }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        if context.channel.isWritable, isActive, !blocked { drain(context: context) }
+        resumeReadingIfRoom(context: context)
+        context.fireChannelWritabilityChanged()
+    }
+
+    // MARK: - Running requests
+
+    private func drain(context: ChannelHandlerContext) {
+        // While the client is not reading its replies, run nothing more: the requests wait
+        // in the backlog (one read's worth at most, since reads are held too).
+        while !blocked, !closing, context.channel.isWritable, let request = backlog.popFirst() {
+            switch request {
+            case .protocolError(let error):
+                append(.error(code: "ERR", message: error.description), protocolVersion: session.protocolVersion)
+                logger.info("protocol error", metadata: ["error": "\(error.reason)"])
+                closeAfterReplies()
+            case .command where registry.isShuttingDown:
+                append(.error(code: "SHUTDOWN", message: "the server is shutting down"), protocolVersion: session.protocolVersion)
+            case .command(let arguments):
+                start(arguments, context: context)
+            }
+        }
+        writeReady(context: context)
+        closeIfDone(context: context)
+    }
+
+    private func start(_ arguments: [ByteBuffer], context: ChannelHandlerContext) {
+        let version = session.protocolVersion
+        switch dispatcher.begin(arguments, session: &session) {
+        case .done(let reply):
+            append(reply, protocolVersion: session.protocolVersion)
+            if session.closeAfterReply { closeAfterReplies() }
+        case .lookup(let key, let invocation):
+            let number = replies.reserve()
+            let snapshot = session  // a lookup reads the session, never changes it
+            let dispatcher = self.dispatcher
+            let allocator = self.allocator
+            let loop = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+            dispatcher.lookups.product(key) { result in
+                // The reply is encoded on the thread that ran the batch, not the event loop.
+                let reply = dispatcher.finishLookup(result, invocation, session: snapshot)
+                var buffer = allocator.buffer(capacity: 256)
+                reply.write(to: &buffer, protocolVersion: version)
+                loop.eventLoop.execute { [buffer] in
+                    let (handler, context) = loop.value
+                    handler.complete(number, buffer, context: context)
+                }
+            }
+        case .deferred(let run, let invocation):
+            blocked = true
+            held = Held(run: run, invocation: invocation)
+            startHeldIfReady(context: context)
+        }
+    }
+
+    /// Starts the held command once the lookups before it have answered, so that it takes
+    /// effect after them, as the client sent them.
+    private func startHeldIfReady(context: ChannelHandlerContext) {
+        guard let held, replies.waiting == 0 else { return }
+        self.held = nil
+        let number = replies.reserve()
+        let dispatcher = self.dispatcher
+        let snapshot = session
+        let loop = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+        Task {
+            var session = snapshot
+            let reply = await dispatcher.runDeferred(held.run, held.invocation, session: &session)
+            var buffer = ByteBufferAllocator().buffer(capacity: 256)
+            // In the protocol the command leaves behind: HELLO 3's own reply is RESP3.
+            reply.write(to: &buffer, protocolVersion: session.protocolVersion)
+            loop.eventLoop.execute { [buffer, session] in
+                let (handler, context) = loop.value
+                handler.session = session
+                handler.blocked = false
+                if session.closeAfterReply { handler.closeAfterReplies() }
+                handler.complete(number, buffer, context: context)
+            }
+        }
+    }
+
+    private func complete(_ number: Int, _ buffer: ByteBuffer, context: ChannelHandlerContext) {
+        replies.fill(number, with: buffer)
+        guard isActive else { return }
+        startHeldIfReady(context: context)
+        writeReady(context: context)
+        scheduleFlush(context: context)
+        if !blocked { drain(context: context) }
+        closeIfDone(context: context)
+        resumeReadingIfRoom(context: context)
+    }
+
+    // MARK: - Replies
+
+    private func append(_ reply: Reply, protocolVersion: Int) {
+        var buffer = allocator.buffer(capacity: 64)
+        reply.write(to: &buffer, protocolVersion: protocolVersion)
+        replies.append(buffer)
+    }
+
+    /// Writes every reply whose turn has come; one message per reply (ConnectionGuard
+    /// counts them). The flush comes with the end of the read, or `scheduleFlush`.
+    private func writeReady(context: ChannelHandlerContext) {
+        guard isActive else { return }
+        for buffer in replies.takeReady() {
+            context.write(wrapOutboundOut(buffer!), promise: nil)
+        }
+    }
+
+    /// Flushes once the completions queued on the event loop now have run, so that the
+    /// replies of one batch share a write.
+    private func scheduleFlush(context: ChannelHandlerContext) {
+        guard !flushScheduled else { return }
+        flushScheduled = true
+        let loop = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+        context.eventLoop.execute {
+            let (handler, context) = loop.value
+            handler.flushScheduled = false
+            if handler.isActive { context.flush() }
+        }
+    }
+
+    // MARK: - Closing and backpressure
+
+    private func closeAfterReplies() {
+        closing = true
+        backlog.removeAll()
+    }
+
+    private func closeIfDone(context: ChannelHandlerContext) {
+        guard isActive, closing || inputClosed, backlog.isEmpty, !blocked, replies.isEmpty else { return }
+        isActive = false
+        // Closing at once would drop replies still queued for a slow socket; an empty
+        // write completes only after every write before it.
+        let channel = context.channel
+        context.writeAndFlush(wrapOutboundOut(ByteBuffer())).whenComplete { _ in channel.close(promise: nil) }
+    }
+
+    private func shouldHoldReads(context: ChannelHandlerContext) -> Bool {
+        backlog.count + replies.count >= Self.maxOutstanding || !context.channel.isWritable
+    }
+
+    private func resumeReadingIfRoom(context: ChannelHandlerContext) {
+        guard readHeld, isActive, !shouldHoldReads(context: context) else { return }
+        readHeld = false
+        context.read()
+    }
+}
