@@ -50,6 +50,21 @@ struct RunnerTests {
         }
     }
 
+    @Test func stockroomsOwnMigrationsGoDownAndUpToTheSameSchema() async throws {
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        let directory = root.appendingPathComponent("migrations")
+        try await TestDatabase.withDatabase { url in
+            let migrator = Migrator(databaseURL: url, configuration: .init(directory: directory), logger: quietLogger)
+            let count = try MigrationDirectory.load(directory).count
+            #expect(try await migrator.up().count == count)
+            let first = try await schemaDump(url)
+            #expect(first.contains("products_search_on_text_change"))
+            #expect(try await migrator.down(.all).count == count)
+            #expect(try await migrator.up().count == count)
+            #expect(try await schemaDump(url) == first)
+        }
+    }
+
     @Test func statementsThatRefuseATransactionRunOutsideOne() async throws {
         let folder = try MigrationFolder([
             "1_setup.up.sql": """

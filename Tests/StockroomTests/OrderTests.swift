@@ -35,6 +35,8 @@ struct OrderTests {
             let reread = try await stockroom.orders.order(id: order.id, as: ann)
             #expect(reread.lines == order.lines)
             #expect(reread.subtotalCents == order.subtotalCents)
+            // The order place() returns, built from its one statement, is the order as read.
+            #expect(reread == order)
         }
     }
 

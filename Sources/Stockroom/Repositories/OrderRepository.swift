@@ -39,7 +39,7 @@ public struct OrderRepository: Sendable {
             let rows = try await withTransactionRetry(maxAttempts: 3) {
                 try await pool.query(Self.placeStatement(owner: owner, lines: lines, key: request.idempotencyKey, requestHash: requestHash, actor: principal.userID))
             }
-            return try await outcome(of: rows, lines: lines, owner: owner, key: request.idempotencyKey, requestHash: requestHash)
+            return try await outcome(of: rows, owner: owner, key: request.idempotencyKey, requestHash: requestHash)
         } catch let error as PostgresError where error.sqlState == .uniqueViolation && error.constraint == "orders_idempotency_key_unique" {
             // A concurrent request with the same key won the race.
             return try await replay(owner: owner, key: request.idempotencyKey!, requestHash: requestHash)
@@ -119,22 +119,38 @@ public struct OrderRepository: Sendable {
             history AS (
                 INSERT INTO order_status_history (order_id, status, changed_by)
                 SELECT id, 'pending', \(actor) FROM placed
-                RETURNING changed_at
+                RETURNING status, changed_at, changed_by
             )
+            -- Per line: why an order was refused. Once placed, also the whole order, in the
+            -- shape select() reads it, so that placing costs one round trip.
             SELECT l.line_no, l.product_id, l.quantity, l.found, l.active, l.stock, l.currency,
                    l.line_total > 9223372036854775807 AS overflow,
                    (SELECT id FROM existing) AS existing_id,
-                   p.id AS order_id, (SELECT changed_at FROM history) AS placed_at
+                   p.id AS order_id, p.status, p.currency AS order_currency, p.subtotal_cents, p.total_cents,
+                   p.created_at, p.updated_at,
+                   (SELECT jsonb_agg(jsonb_build_object(
+                        'productId', k.product_id, 'sku', k.sku, 'name', k.name, 'unitPriceCents', k.price_cents,
+                        'quantity', k.quantity, 'lineTotalCents', k.line_total::int8) ORDER BY k.line_no)
+                    FROM lines k WHERE p.id IS NOT NULL) AS order_lines,
+                   (SELECT jsonb_agg(jsonb_build_object(
+                        'status', h.status, 'changedAt', extract(epoch FROM h.changed_at), 'changedBy', h.changed_by))
+                    FROM history h) AS order_history
             FROM lines l LEFT JOIN placed p ON true
             ORDER BY l.line_no
             """
     }
 
     /// Turns the placement statement's rows into the order, or the reason it was refused.
-    private func outcome(of rows: PostgresRows, lines: [OrderRequest.Line], owner: Int64, key: String?, requestHash: [UInt8]) async throws -> Order {
+    private func outcome(of rows: PostgresRows, owner: Int64, key: String?, requestHash: [UInt8]) async throws -> Order {
         guard let first = rows.first else { throw StockroomError(.invalidInput, "an order needs lines", field: "lines") }
         if let orderID = try first["order_id", as: Int64?.self] {
-            return try await order(id: orderID, visibleTo: nil)
+            return Order(
+                id: orderID, userID: owner, status: OrderStatus(rawValue: try first["status"])!,
+                currency: try first["order_currency"], subtotalCents: try first["subtotal_cents"], totalCents: try first["total_cents"],
+                idempotencyKey: key, createdAt: try first["created_at"], updatedAt: try first["updated_at"],
+                lines: try first["order_lines", as: PostgresJSON<[OrderLine]>.self].value,
+                history: try Self.history(first["order_history", as: PostgresJSON<[HistoryEntry]>.self].value)
+            )
         }
         if try first["existing_id", as: Int64?.self] != nil, let key {
             return try await replay(owner: owner, key: key, requestHash: requestHash)
@@ -238,10 +254,12 @@ public struct OrderRepository: Sendable {
             currency: try row["currency"], subtotalCents: try row["subtotal_cents"], totalCents: try row["total_cents"],
             idempotencyKey: try row["idempotency_key"], createdAt: try row["created_at"], updatedAt: try row["updated_at"],
             lines: try row["lines", as: PostgresJSON<[OrderLine]>.self].value,
-            history: try row["history", as: PostgresJSON<[HistoryEntry]>.self].value.map {
-                OrderStatusChange(status: $0.status, changedAt: Date(timeIntervalSince1970: $0.changedAt), changedBy: $0.changedBy)
-            }
+            history: history(try row["history", as: PostgresJSON<[HistoryEntry]>.self].value)
         )
+    }
+
+    private static func history(_ entries: [HistoryEntry]) -> [OrderStatusChange] {
+        entries.map { OrderStatusChange(status: $0.status, changedAt: Date(timeIntervalSince1970: $0.changedAt), changedBy: $0.changedBy) }
     }
 
     // MARK: - Transitions
