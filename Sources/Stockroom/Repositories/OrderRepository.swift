@@ -36,8 +36,19 @@ public struct OrderRepository: Sendable {
             // One statement, one round trip. Concurrent orders over the same products
             // lock them in id order, so they queue instead of deadlocking; a deadlock or
             // serialization failure from elsewhere is retried.
+            let statement = Self.placeStatement(owner: owner, lines: lines, key: request.idempotencyKey, requestHash: requestHash, actor: principal.userID)
             let rows = try await withTransactionRetry(maxAttempts: 3) {
-                try await pool.query(Self.placeStatement(owner: owner, lines: lines, key: request.idempotencyKey, requestHash: requestHash, actor: principal.userID))
+                try await pool.withConnection { connection in
+                    // Left to choose, PostgreSQL re-plans this statement on every call
+                    // (its custom plans look cheaper than the generic one), and planning
+                    // nine CTEs costs more than running them: about a third of the
+                    // throughput. Its plan does not depend on the values, so force the
+                    // generic plan for this statement alone — in the same round trip.
+                    let results = try await connection.pipeline(["SET plan_cache_mode = force_generic_plan", statement, "RESET plan_cache_mode"])
+                    _ = try results[0].get()
+                    _ = try results[2].get()
+                    return try results[1].get()
+                }
             }
             return try await outcome(of: rows, owner: owner, key: request.idempotencyKey, requestHash: requestHash)
         } catch let error as PostgresError where error.sqlState == .uniqueViolation && error.constraint == "orders_idempotency_key_unique" {

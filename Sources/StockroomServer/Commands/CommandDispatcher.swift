@@ -146,6 +146,11 @@ final class CommandDispatcher: Sendable {
         .simple(JSONPayload.encode(value))
     }
 
+    /// An order, written by hand (see `OrderJSON`).
+    static func json(_ order: Order) -> Reply {
+        .simple(OrderJSON.encode(order))
+    }
+
     /// `{"items":[…],"next":<id or null>}`: `next` is the last id when the page is full.
     static func page<T: Encodable>(_ items: [T], limit: Int, id: (T) -> Int64) -> Reply {
         return json(Page(items: items, next: items.count == limit ? items.last.map(id) : nil))

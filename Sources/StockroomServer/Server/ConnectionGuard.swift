@@ -1,10 +1,10 @@
 import NIOCore
 
-/// Closes connections that hold resources for nothing: idle ones (no request for
-/// `idleTimeout`, and no command in progress), and slow readers (replies piling up past
+/// Closes connections that hold resources for nothing: idle ones (nothing read or written
+/// for `idleTimeout`, and no command in progress), and slow readers (replies piling up past
 /// the write buffer's high water mark for `slowReaderTimeout`).
 ///
-/// Sits between the request decoder and the connection's task: it counts requests in and
+/// Sits between the request decoder and the connection handler: it counts requests in and
 /// replies out, so it knows whether a command is in progress.
 final class ConnectionGuard: ChannelDuplexHandler {
     typealias InboundIn = ServerRequest
@@ -31,7 +31,7 @@ final class ConnectionGuard: ChannelDuplexHandler {
     }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
-        if let idle = event as? IdleStateHandler.IdleStateEvent, idle == .read {
+        if let idle = event as? IdleStateHandler.IdleStateEvent, idle == .all {
             // Never in the middle of a command: a slow query is not an idle client.
             if unanswered == 0 { context.close(promise: nil) }
             return

@@ -8,8 +8,8 @@ public struct ServerConfiguration: Sendable {
     public var port = 7379
     /// Connections beyond this get `-ERR max number of clients reached` and are closed.
     public var maxClients = 10_000
-    /// A connection that sends nothing for this long is closed — never in the middle of a
-    /// command.
+    /// A connection with nothing read or written for this long is closed — never in the
+    /// middle of a command.
     public var idleTimeout: Duration = .seconds(300)
     /// A client that does not read its replies: once the server holds `maxPendingReplyBytes`
     /// for it, it stops reading its requests; if it still has not read anything after
