@@ -15,6 +15,9 @@ final class CommandDispatcher: Sendable {
     let logger: Logger
     let version: String
     let commands: [String: Command]
+    /// Made once per command, not per request (each creation goes through the metrics
+    /// factory); error outcomes are rare and made as they come.
+    private let metrics: [String: CommandMetrics]
 
     init(stockroom: Stockroom, configuration: ServerConfiguration, stats: ServerStats, version: String, logger: Logger) {
         self.stockroom = stockroom
@@ -30,6 +33,7 @@ final class CommandDispatcher: Sendable {
             table[command.name] = command
         }
         self.commands = table
+        self.metrics = table.mapValues { CommandMetrics(name: $0.name.lowercased()) }
     }
 
     /// One request on its way through the dispatcher: what metrics and logs need.
@@ -37,7 +41,8 @@ final class CommandDispatcher: Sendable {
         let name: String
         let arguments: Arguments
         let started: ContinuousClock.Instant
-        let known: Bool
+        /// nil for an unknown command.
+        let metrics: CommandMetrics?
     }
 
     /// How a request proceeds after `begin`.
@@ -57,7 +62,7 @@ final class CommandDispatcher: Sendable {
         // Command names are ASCII: no Unicode case mapping on every request.
         let name = String(decoding: request[0].readableBytesView.map { (0x61...0x7A).contains($0) ? $0 - 0x20 : $0 }, as: UTF8.self)
         let command = commands[name]
-        let invocation = Invocation(name: name, arguments: Arguments(values: Array(request.dropFirst())), started: .now, known: command != nil)
+        let invocation = Invocation(name: name, arguments: Arguments(values: Array(request.dropFirst())), started: .now, metrics: metrics[name])
         let arguments = invocation.arguments
         guard let command else {
             let shown = arguments.values.prefix(8).map { "'\(String(decoding: $0.readableBytesView.prefix(64), as: UTF8.self))'" }.joined(separator: " ")
@@ -107,9 +112,9 @@ final class CommandDispatcher: Sendable {
         } else {
             outcome = "OK"
         }
-        let label = invocation.known ? invocation.name.lowercased() : "unknown"
-        Counter(label: "stockroom.commands", dimensions: [("command", label), ("outcome", outcome)]).increment()
-        Metrics.Timer(label: "stockroom.command.duration", dimensions: [("command", label)]).recordNanoseconds(Self.nanoseconds(.now - invocation.started))
+        let metrics = invocation.metrics ?? CommandMetrics(name: "unknown")
+        metrics.counter(outcome).increment()
+        metrics.duration.recordNanoseconds(Self.nanoseconds(.now - invocation.started))
         return reply
     }
 
@@ -184,4 +189,21 @@ struct Page<Item: Encodable>: Encodable {
     }
 
     enum Keys: String, CodingKey { case items, next }
+}
+
+/// A command's metrics: how many ran, by outcome, and how long they took.
+struct CommandMetrics: Sendable {
+    let name: String
+    let succeeded: Counter
+    let duration: Metrics.Timer
+
+    init(name: String) {
+        self.name = name
+        succeeded = Counter(label: "stockroom.commands", dimensions: [("command", name), ("outcome", "OK")])
+        duration = Metrics.Timer(label: "stockroom.command.duration", dimensions: [("command", name)])
+    }
+
+    func counter(_ outcome: String) -> Counter {
+        outcome == "OK" ? succeeded : Counter(label: "stockroom.commands", dimensions: [("command", name), ("outcome", outcome)])
+    }
 }
