@@ -86,14 +86,34 @@ enum ProductJSON {
         let day = dayOfYear - (153 * mp + 2) / 5 + 1
         let month = mp < 10 ? mp + 3 : mp - 9
         let year = yearOfEra + era * 400 + (month <= 2 ? 1 : 0)
-        func two(_ value: Int64) { if value < 10 { out += "0" }; out += String(value) }
-        let yearText = String(year)
-        out += String(repeating: "0", count: max(0, 4 - yearText.count)) + yearText
-        out += "-"; two(month)
-        out += "-"; two(day)
-        out += "T"; two(secondOfDay / 3600)
-        out += ":"; two(secondOfDay / 60 % 60)
-        out += ":"; two(secondOfDay % 60)
-        out += "Z"
+        guard (0...9999).contains(year) else {
+            func two(_ value: Int64) { if value < 10 { out += "0" }; out += String(value) }
+            let yearText = String(year)
+            out += String(repeating: "0", count: max(0, 4 - yearText.count)) + yearText
+            out += "-"; two(month); out += "-"; two(day)
+            out += "T"; two(secondOfDay / 3600); out += ":"; two(secondOfDay / 60 % 60); out += ":"; two(secondOfDay % 60)
+            out += "Z"
+            return
+        }
+        // Written into a stack buffer and appended as two strings of ten bytes: small
+        // strings live inline, so a timestamp costs no allocation.
+        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 20) { bytes in
+            func put(_ value: Int64, width: Int, at end: Int) {
+                var value = value
+                for place in stride(from: end - 1, through: end - width, by: -1) {
+                    bytes[place] = UInt8(ascii: "0") + UInt8(value % 10)
+                    value /= 10
+                }
+            }
+            put(year, width: 4, at: 4); bytes[4] = UInt8(ascii: "-")
+            put(month, width: 2, at: 7); bytes[7] = UInt8(ascii: "-")
+            put(day, width: 2, at: 10)
+            bytes[10] = UInt8(ascii: "T")
+            put(secondOfDay / 3600, width: 2, at: 13); bytes[13] = UInt8(ascii: ":")
+            put(secondOfDay / 60 % 60, width: 2, at: 16); bytes[16] = UInt8(ascii: ":")
+            put(secondOfDay % 60, width: 2, at: 19); bytes[19] = UInt8(ascii: "Z")
+            out += String(decoding: UnsafeBufferPointer(rebasing: bytes[0..<10]), as: UTF8.self)
+            out += String(decoding: UnsafeBufferPointer(rebasing: bytes[10..<20]), as: UTF8.self)
+        }
     }
 }

@@ -70,8 +70,9 @@ public struct RequestParser: Sendable {
         return arguments
     }
 
-    /// A header line up to CRLF (without it), or nil when it has not fully arrived.
-    private func line(_ buffer: inout ByteBuffer, tooLong: String) throws(ProtocolError) -> ArraySlice<UInt8>? {
+    /// A header line up to CRLF (without it), or nil when it has not fully arrived. A view
+    /// into the buffer, not a copy: every request has one or more of these.
+    private func line(_ buffer: inout ByteBuffer, tooLong: String) throws(ProtocolError) -> ByteBufferView? {
         let view = buffer.readableBytesView
         guard let newline = view.firstIndex(of: UInt8(ascii: "\n")) else {
             if view.count > limits.maxInlineLength { throw ProtocolError(tooLong) }
@@ -82,11 +83,11 @@ public struct RequestParser: Sendable {
         guard length > 0, view[newline - 1] == UInt8(ascii: "\r") else {
             throw ProtocolError("expected CRLF at the end of a header line")
         }
-        let bytes = buffer.readBytes(length: length + 1)!
-        return bytes[0..<(length - 1)]
+        buffer.moveReaderIndex(forwardBy: length + 1)
+        return view[view.startIndex..<(newline - 1)]
     }
 
-    static func integer(_ digits: ArraySlice<UInt8>) -> Int? {
+    static func integer<Digits: Collection<UInt8>>(_ digits: Digits) -> Int? {
         guard !digits.isEmpty, digits.count <= 18 else { return nil }
         var value = 0
         var negative = false
