@@ -6,9 +6,14 @@ struct StatementCache {
         var types: [UInt32]
     }
 
+    private struct Entry {
+        let name: String
+        var lastUse: UInt64
+    }
+
     let capacity: Int
-    private var names: [Key: String] = [:]
-    private var lastUse: [Key: UInt64] = [:]
+    /// One dictionary, so that a hit hashes the statement's text once.
+    private var entries: [Key: Entry] = [:]
     private var clock: UInt64 = 0
     private var nextID = 0
     /// Statements evicted but not yet deallocated on the server.
@@ -20,10 +25,10 @@ struct StatementCache {
 
     /// The name of a statement already prepared for `key`, marking it used.
     mutating func lookup(_ key: Key) -> String? {
-        guard let name = names[key] else { return nil }
+        guard let index = entries.index(forKey: key) else { return nil }
         clock += 1
-        lastUse[key] = clock
-        return name
+        entries.values[index].lastUse = clock
+        return entries.values[index].name
     }
 
     /// A fresh name to prepare `key` under; call `insert` once the server accepted it.
@@ -33,18 +38,16 @@ struct StatementCache {
     }
 
     mutating func insert(_ key: Key, name: String) {
-        if names.count >= capacity, let oldest = lastUse.min(by: { $0.value < $1.value })?.key {
-            evicted.append(names[oldest]!)
-            remove(oldest)
+        if entries.count >= capacity, let oldest = entries.min(by: { $0.value.lastUse < $1.value.lastUse }) {
+            evicted.append(oldest.value.name)
+            remove(oldest.key)
         }
         clock += 1
-        names[key] = name
-        lastUse[key] = clock
+        entries[key] = Entry(name: name, lastUse: clock)
     }
 
     mutating func remove(_ key: Key) {
-        names[key] = nil
-        lastUse[key] = nil
+        entries[key] = nil
     }
 
     mutating func takeEvicted() -> [String] {
@@ -54,10 +57,9 @@ struct StatementCache {
 
     /// Forgets everything, e.g. after a reconnect or `DISCARD ALL`.
     mutating func reset() {
-        names = [:]
-        lastUse = [:]
+        entries = [:]
         evicted = []
     }
 
-    var count: Int { names.count }
+    var count: Int { entries.count }
 }

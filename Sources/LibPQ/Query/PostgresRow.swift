@@ -5,7 +5,7 @@ public struct PostgresRow: Sendable {
     let handle: ResultHandle
     let index: Int32
 
-    public var count: Int { handle.columnNames.count }
+    public var count: Int { handle.columnCount }
     public var columns: [String] { handle.columnNames }
 
     /// The column at `column` (0-based) as `T`.
@@ -34,7 +34,7 @@ public struct PostgresRow: Sendable {
         guard column >= 0 && column < count else {
             throw PostgresError(code: .decoding, message: "no column at index \(column) (the row has \(count))")
         }
-        let dataType = handle.columnTypes[column]
+        let dataType = handle.columnType(column)
         do {
             if isNull(column) { return try T.decodeNull() }
             let length = Int(PQgetlength(handle.pointer, index, Int32(column)))

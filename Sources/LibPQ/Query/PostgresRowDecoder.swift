@@ -86,7 +86,7 @@ private struct RowContainer<Key: CodingKey>: KeyedDecodingContainerProtocol {
         if let decodable = type as? any PostgresDecodable.Type {
             return try row.decode(column: column, as: decodable) as! T
         }
-        let dataType = row.handle.columnTypes[column]
+        let dataType = row.handle.columnType(column)
         if row.isNull(column) {
             throw row.decodingError(.unexpectedNull, column: column, dataType: dataType, swiftType: T.self)
         }

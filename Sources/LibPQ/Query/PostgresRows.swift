@@ -5,14 +5,27 @@ import Synchronization
 /// any thread is safe.
 final class ResultHandle: @unchecked Sendable {
     let pointer: OpaquePointer
-    let columnNames: [String]
-    let columnTypes: [PostgresDataType]
+    let columnCount: Int
+    /// Made on first use: a point query reading its one column by position never needs
+    /// them, and building them cost an allocation per column per result.
+    private let names = Mutex<[String]?>(nil)
 
     init(_ pointer: OpaquePointer) {
         self.pointer = pointer
-        let count = Int(PQnfields(pointer))
-        columnNames = (0..<count).map { String(cString: PQfname(pointer, Int32($0))) }
-        columnTypes = (0..<count).map { PostgresDataType(PQftype(pointer, Int32($0))) }
+        columnCount = Int(PQnfields(pointer))
+    }
+
+    var columnNames: [String] {
+        names.withLock { names in
+            if let names { return names }
+            let made = (0..<columnCount).map { String(cString: PQfname(pointer, Int32($0))) }
+            names = made
+            return made
+        }
+    }
+
+    func columnType(_ column: Int) -> PostgresDataType {
+        PostgresDataType(PQftype(pointer, Int32(column)))
     }
 
     deinit { PQclear(pointer) }
