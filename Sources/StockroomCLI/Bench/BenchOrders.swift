@@ -1,7 +1,8 @@
 import ArgumentParser
 import Foundation
-import NIOCore
-import NIOPosix
+#if canImport(Glibc)
+import Glibc
+#endif
 import Synchronization
 
 /// `stockroom bench orders`: C connections each placing orders of two random products
@@ -24,31 +25,41 @@ struct BenchOrders: AsyncParsableCommand {
         let clock = ContinuousClock()
         let deadline = clock.now + .seconds(seconds)
         let start = clock.now
-        try await withThrowingTaskGroup(of: Void.self) { group in
-            for client in 0..<clients {
-                group.addTask {
-                    try await RESPConnection.with(host: host, port: port) { connection in
+        // One thread per client, blocking on its socket, as pgbench's clients do: a load
+        // generator that hops between an event loop and tasks per request takes CPU from
+        // the service and the database it is measuring, on a machine of two cores.
+        let (host, port, users, password, products) = (host, port, users, password, products)
+        let threads = (0..<clients).map { client in
+            Thread {
+                do {
+                    let connection = try BlockingRESPConnection(host: host, port: port)
+                    defer { connection.close() }
                     let user = client % users + 1
-                    let auth = try await connection.call(["AUTH", "bench-\(user)@example.com", password])
+                    let auth = try connection.call(["AUTH", "bench-\(user)@example.com", password])
                     guard auth == "+OK" else { throw ValidationError("AUTH bench-\(user)@example.com failed: \(auth)") }
+                    var random = XorShift(seed: UInt64(client + 1))
                     var mine: [UInt64] = []
                     while clock.now < deadline {
-                        let a = Int.random(in: 1...products)
-                        var b = Int.random(in: 1...products)
+                        let a = Int.random(in: 1...products, using: &random)
+                        var b = Int.random(in: 1...products, using: &random)
                         if b == a { b = a % products + 1 }
                         let began = clock.now
-                        let reply = try await connection.call(["ORDER.PLACE", #"{"lines":[{"product_id":\#(a),"quantity":1},{"product_id":\#(b),"quantity":1}]}"#])
+                        let reply = try connection.call(["ORDER.PLACE", #"{"lines":[{"product_id":\#(a),"quantity":1},{"product_id":\#(b),"quantity":1}]}"#])
                         let elapsed = clock.now - began
                         if reply.hasPrefix("-") { tally.failures.add(1, ordering: .relaxed) } else {
                             mine.append(UInt64(elapsed.components.seconds) * 1_000_000_000 + UInt64(elapsed.components.attoseconds / 1_000_000_000))
                         }
                     }
                     tally.latencies.withLock { $0 += mine }
-                    }
+                } catch {
+                    tally.errors.withLock { $0.append("\(error)") }
                 }
+                tally.finished.add(1, ordering: .relaxed)
             }
-            try await group.waitForAll()
         }
+        threads.forEach { $0.start() }
+        while tally.finished.load(ordering: .relaxed) < clients { try await Task.sleep(for: .milliseconds(20)) }
+        if let error = tally.errors.withLock({ $0.first }) { throw ValidationError(error) }
         let elapsed = clock.now - start
         let summary = LatencySummary(tally.latencies.withLock { $0 }, seconds: Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18)
         print("ORDER.PLACE clients=\(clients) \(summary.line) errors=\(tally.failures.load(ordering: .relaxed))")
@@ -58,43 +69,60 @@ struct BenchOrders: AsyncParsableCommand {
 final class Tally: Sendable {
     let latencies = Mutex<[UInt64]>([])
     let failures = Atomic<Int>(0)
+    let finished = Atomic<Int>(0)
+    let errors = Mutex<[String]>([])
 }
 
-/// Just enough of a RESP client for the load generators: sends arrays, reads one-line
-/// replies (+… or -…), which is all ORDER.PLACE and AUTH answer.
-final class RESPConnection {
-    private var inbound: NIOAsyncChannelInboundStream<ByteBuffer>.AsyncIterator
-    private let outbound: NIOAsyncChannelOutboundWriter<ByteBuffer>
-    private var buffer = ByteBuffer()
+/// Just enough of a RESP client for the load generator, on a blocking socket: sends
+/// arrays, reads one-line replies (+… or -…), which is all ORDER.PLACE and AUTH answer.
+final class BlockingRESPConnection {
+    private let fd: Int32
+    private var pending: [UInt8] = []
 
-    private init(inbound: NIOAsyncChannelInboundStream<ByteBuffer>.AsyncIterator, outbound: NIOAsyncChannelOutboundWriter<ByteBuffer>) {
-        self.inbound = inbound
-        self.outbound = outbound
-    }
-
-    static func with<T>(host: String, port: Int, isolation actor: isolated (any Actor)? = #isolation, _ body: (RESPConnection) async throws -> T) async throws -> T {
-        let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
-            .channelOption(.socketOption(.tcp_nodelay), value: 1)
-            .connect(host: host, port: port) { channel in
-                channel.eventLoop.makeCompletedFuture { try NIOAsyncChannel<ByteBuffer, ByteBuffer>(wrappingChannelSynchronously: channel) }
-            }
-        return try await channel.executeThenClose { inbound, outbound in
-            try await body(RESPConnection(inbound: inbound.makeAsyncIterator(), outbound: outbound))
+    init(host: String, port: Int) throws {
+        fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { throw ValidationError("socket: \(String(cString: strerror(errno)))") }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = in_port_t(UInt16(port).bigEndian)
+        guard inet_pton(AF_INET, host, &address.sin_addr) == 1 else {
+            Glibc.close(fd)
+            throw ValidationError("--host must be an IPv4 address, got \(host)")
         }
+        let connected = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        guard connected == 0 else {
+            let reason = String(cString: strerror(errno))
+            Glibc.close(fd)
+            throw ValidationError("connect to \(host):\(port): \(reason)")
+        }
+        var one: Int32 = 1
+        setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
     }
 
-    func call(_ arguments: [String]) async throws -> String {
-        var request = ByteBuffer(string: "*\(arguments.count)\r\n")
-        for argument in arguments { request.writeString("$\(argument.utf8.count)\r\n\(argument)\r\n") }
-        try await outbound.write(request)
+    func close() { Glibc.close(fd) }
+
+    func call(_ arguments: [String]) throws -> String {
+        var request = "*\(arguments.count)\r\n"
+        for argument in arguments { request += "$\(argument.utf8.count)\r\n\(argument)\r\n" }
+        var bytes = Array(request.utf8)
+        var sent = 0
+        while sent < bytes.count {
+            let count = bytes.withUnsafeMutableBytes { send(fd, $0.baseAddress! + sent, $0.count - sent, Int32(MSG_NOSIGNAL)) }
+            guard count > 0 else { throw ValidationError("send: \(String(cString: strerror(errno)))") }
+            sent += count
+        }
+        var chunk = [UInt8](repeating: 0, count: 4096)
         while true {
-            let view = buffer.readableBytesView
-            if let newline = view.firstIndex(of: UInt8(ascii: "\n")) {
-                let line = buffer.readString(length: newline - view.startIndex + 1)!
-                return String(line.dropLast())  // "\r\n" is one Character
+            if let newline = pending.firstIndex(of: UInt8(ascii: "\n")) {
+                let line = String(decoding: pending[..<newline].dropLast(), as: UTF8.self)  // without CR LF
+                pending.removeSubrange(...newline)
+                return line
             }
-            guard var more = try await inbound.next() else { throw ValidationError("the server closed the connection") }
-            buffer.writeBuffer(&more)
+            let count = chunk.withUnsafeMutableBytes { recv(fd, $0.baseAddress!, $0.count, 0) }
+            guard count > 0 else { throw ValidationError(count == 0 ? "the server closed the connection" : "recv: \(String(cString: strerror(errno)))") }
+            pending += chunk[..<count]
         }
     }
 }
