@@ -7,8 +7,9 @@ import Synchronization
 ///
 /// Natural batching: a lookup that finds no batch running starts one at once (no added
 /// latency when the server is quiet); lookups that arrive while batches are running wait
-/// for the next, which takes all of them (up to `maxBatch`). At most `maxInFlight` batches
-/// run at a time, so batches grow with load instead of the number of round trips.
+/// for the next, which takes all of them (up to `maxBatch`). A second statement starts only
+/// once a quarter of a batch is queued, and at most `maxInFlight` run at a time, so batches
+/// grow with load instead of the number of round trips and of threads competing for cores.
 final class ProductLookupBatcher: Sendable {
     enum Key: Hashable, Sendable {
         case id(Int64)
@@ -51,7 +52,12 @@ final class ProductLookupBatcher: Sendable {
     func product(_ key: Key, completion: @escaping Completion) {
         let batch = state.withLock { state -> [Waiter]? in
             state.queue.append(Waiter(key: key, completion: completion))
-            guard state.inFlight < maxInFlight else { return nil }
+            // A second statement in flight only once lookups queue up: while the first
+            // keeps up, waiting for it makes bigger batches, and fewer threads compete
+            // for the cores.
+            // (A quarter of a full batch: measured against 1, 8, 32 and 128 under
+            // redis-benchmark with and without -P 16.)
+            guard state.inFlight == 0 || (state.inFlight < maxInFlight && state.queue.count >= maxBatch / 4) else { return nil }
             state.inFlight += 1
             return take(&state)
         }
