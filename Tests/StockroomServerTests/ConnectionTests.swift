@@ -27,6 +27,26 @@ struct ConnectionTests {
         }
     }
 
+    @Test func aBurstLargerThanTheWriteBufferIsAnsweredInFull() async throws {
+        // The replies outgrow the write buffer: the server pauses, and must resume and
+        // send the rest once the client reads — with no further request to prompt it.
+        try await TestServer.with(configure: { $0.maxPendingReplyBytes = 64 * 1024 }) { server in
+            try await server.client { (c: TestClient) async throws -> Void in
+                let payload = String(repeating: "y", count: 16 * 1024)
+                var burst = ""
+                for n in 0..<200 { burst += TestClient.resp(["ECHO", "\(n):\(payload)"]) }
+                try await c.send(burst)
+                for n in 0..<200 {
+                    let reply = try await c.reply()
+                    guard reply == .bulk("\(n):\(payload)") else {
+                        Issue.record("reply \(n) missing or out of order")
+                        return
+                    }
+                }
+            }
+        }
+    }
+
     @Test(arguments: [
         "*3000000000\r\n",
         "*3\r\n$3\r\nSET\r\n$1\r\nx\r\nfooz\r\n",

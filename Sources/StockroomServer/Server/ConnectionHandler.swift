@@ -102,7 +102,12 @@ final class ConnectionHandler: ChannelDuplexHandler {
     }
 
     func channelWritabilityChanged(context: ChannelHandlerContext) {
-        if context.channel.isWritable, isActive, !blocked { drain(context: context) }
+        if context.channel.isWritable, isActive, !blocked, !backlog.isEmpty {
+            // The client caught up: run what waited, and send it — it may be waiting for
+            // these replies before it sends anything more.
+            drain(context: context)
+            scheduleFlush(context: context)
+        }
         resumeReadingIfRoom(context: context)
         context.fireChannelWritabilityChanged()
     }
