@@ -1,32 +1,32 @@
 import LibPQ
+import NIOCore
 import Stockroom
 import Synchronization
 
 /// Merges concurrent product lookups — from many connections, and from one connection's
 /// pipelined commands — into one statement per round trip.
 ///
-/// Natural batching: a lookup that finds no batch running starts one at once (no added
-/// latency when the server is quiet); lookups that arrive while batches are running wait
-/// for the next, which takes all of them (up to `maxBatch`). A second statement starts only
-/// once a quarter of a batch is queued, and at most `maxInFlight` run at a time, so batches
-/// grow with load instead of the number of round trips and of threads competing for cores.
+/// Which lookups share a statement, and when workers start, park and retire, is
+/// `LookupQueue`'s to say. A worker's body runs on its connection's own thread (see
+/// `PostgresPool.withConnection`), so from one batch to the next nothing switches threads;
+/// a parked worker is resumed on that thread by the lookup that wakes it. Results go back
+/// to each caller's event loop, one task per loop per batch.
 final class ProductLookupBatcher: Sendable {
     enum Key: Hashable, Sendable {
         case id(Int64)
         case sku(String)
     }
 
+    /// Runs on the event loop given with the lookup.
     typealias Completion = @Sendable (Result<Product?, any Error>) -> Void
 
-    private struct Waiter {
+    struct Waiter: Sendable {
         let key: Key
+        let loop: any EventLoop
         let completion: Completion
     }
 
-    private struct State {
-        var queue: [Waiter] = []
-        var inFlight = 0
-    }
+    private typealias Queue = LookupQueue<Waiter, CheckedContinuation<[Waiter]?, Never>>
 
     /// Lookups served and statements run, for INFO: their ratio is the batching gained.
     let lookups = Atomic<Int>(0)
@@ -34,46 +34,34 @@ final class ProductLookupBatcher: Sendable {
 
     private let products: ProductRepository
     private let pool: PostgresPool
-    private let maxInFlight: Int
-    private let maxBatch: Int
-    private let state = Mutex(State())
+    private let state: Mutex<Queue>
 
     init(products: ProductRepository, pool: PostgresPool, maxInFlight: Int, maxBatch: Int = 256) {
         self.products = products
         self.pool = pool
-        self.maxInFlight = max(1, maxInFlight)
-        self.maxBatch = maxBatch
+        // A quarter of a full batch before a second statement: measured against 1, 8, 32
+        // and 128 under redis-benchmark with and without -P 16.
+        self.state = Mutex(Queue(maxWorkers: max(1, maxInFlight), maxBatch: maxBatch))
     }
 
-    /// Looks the product up and calls `completion` — on whichever thread ran the batch —
-    /// with it, or nil when there is none with that id or sku. A callback rather than an
-    /// async function: the connection handler calls this on its event loop and must not
-    /// wait.
-    func product(_ key: Key, completion: @escaping Completion) {
-        let batch = state.withLock { state -> [Waiter]? in
-            state.queue.append(Waiter(key: key, completion: completion))
-            // A second statement in flight only once lookups queue up: while the first
-            // keeps up, waiting for it makes bigger batches, and fewer threads compete
-            // for the cores.
-            // (A quarter of a full batch: measured against 1, 8, 32 and 128 under
-            // redis-benchmark with and without -P 16.)
-            guard state.inFlight == 0 || (state.inFlight < maxInFlight && state.queue.count >= maxBatch / 4) else { return nil }
-            state.inFlight += 1
-            return take(&state)
+    /// Looks the product up and calls `completion` on `loop` with it, or with nil when
+    /// there is none with that id or sku. A callback rather than an async function: the
+    /// connection handler calls this on its event loop and must not wait.
+    func product(_ key: Key, on loop: any EventLoop, completion: @escaping Completion) {
+        let arrival = state.withLock { $0.arrive(Waiter(key: key, loop: loop, completion: completion)) }
+        switch arrival {
+        case .queued: break
+        case .start(let batch): start(batch)
+        case .resume(let worker, let batch): worker.resume(returning: batch)
         }
-        if let batch { start(batch) }
     }
 
-    private func take(_ state: inout State) -> [Waiter] {
-        let count = min(maxBatch, state.queue.count)
-        defer { state.queue.removeFirst(count) }
-        return Array(state.queue.prefix(count))
+    /// Sends the parked worker away, returning its connection, and keeps any from parking
+    /// again: the pool can close once the lookups in flight are done.
+    func shutDown() {
+        state.withLock { $0.shutDown() }?.resume(returning: nil)
     }
 
-    /// A worker: takes a pooled connection and runs batches on it while lookups keep
-    /// coming. Its body runs on the connection's own thread (see
-    /// `PostgresPool.withConnection`), so from one batch to the next nothing switches
-    /// threads; the replies go back to each client's event loop.
     private func start(_ first: [Waiter]) {
         Task {
             var batch = first
@@ -81,27 +69,34 @@ final class ProductLookupBatcher: Sendable {
                 try await pool.withConnection { connection in
                     while true {
                         try await run(batch, on: connection)
-                        guard let next = nextBatchOrRetire() else { return }
-                        batch = next
+                        if let next = state.withLock({ $0.next() }) {
+                            batch = next
+                        } else if let next = await parkOrRetire() {
+                            batch = next
+                        } else {
+                            return
+                        }
                     }
                 }
             } catch {
                 // No connection, or this one broke: this batch fails, and the worker
-                // retires with its connection; the next lookup starts a fresh one.
+                // retires with its connection; a fresh one takes what is waiting.
                 let error = StockroomError.mapping(error)
-                for waiter in batch { waiter.completion(.failure(error)) }
-                if let next = nextBatchOrRetire() { start(next) }
+                deliver(batch.map { ($0, .failure(error)) })
+                if let next = state.withLock({ $0.failed() }) { start(next) }
             }
         }
     }
 
-    private func nextBatchOrRetire() -> [Waiter]? {
-        state.withLock { state -> [Waiter]? in
-            guard !state.queue.isEmpty else {
-                state.inFlight -= 1
-                return nil
+    /// Waits, holding the connection, for the next lookup to hand over a batch; nil to
+    /// retire.
+    private func parkOrRetire() async -> [Waiter]? {
+        await withCheckedContinuation { (continuation: CheckedContinuation<[Waiter]?, Never>) in
+            switch state.withLock({ $0.idle(continuation) }) {
+            case .run(let batch): continuation.resume(returning: batch)
+            case .parked: break
+            case .retire: continuation.resume(returning: nil)
             }
-            return take(&state)
         }
     }
 
@@ -125,10 +120,29 @@ final class ProductLookupBatcher: Sendable {
             byID[product.id] = product
             bySKU[product.sku] = product
         }
-        for waiter in batch {
+        deliver(batch.map { waiter in
             switch waiter.key {
-            case .id(let id): waiter.completion(.success(byID[id]))
-            case .sku(let sku): waiter.completion(.success(bySKU[sku]))
+            case .id(let id): (waiter, .success(byID[id]))
+            case .sku(let sku): (waiter, .success(bySKU[sku]))
+            }
+        })
+    }
+
+    /// One task per event loop, not one per lookup: a batch's replies on one loop cost one
+    /// hand-over, and their flushes coalesce.
+    private func deliver(_ results: [(Waiter, Result<Product?, any Error>)]) {
+        var byLoop: [(loop: any EventLoop, results: [(Completion, Result<Product?, any Error>)])] = []
+        for (waiter, result) in results {
+            if let index = byLoop.firstIndex(where: { $0.loop === waiter.loop }) {
+                byLoop[index].results.append((waiter.completion, result))
+            } else {
+                byLoop.append((waiter.loop, [(waiter.completion, result)]))
+            }
+        }
+        for group in byLoop {
+            let results = group.results
+            group.loop.execute {
+                for (completion, result) in results { completion(result) }
             }
         }
     }

@@ -145,15 +145,12 @@ final class ConnectionHandler: ChannelDuplexHandler {
             let dispatcher = self.dispatcher
             let allocator = self.allocator
             let loop = NIOLoopBound((self, context), eventLoop: context.eventLoop)
-            dispatcher.lookups.product(key) { result in
-                // The reply is encoded on the thread that ran the batch, not the event loop.
+            dispatcher.lookups.product(key, on: context.eventLoop) { result in
                 let reply = dispatcher.finishLookup(result, invocation, session: snapshot)
                 var buffer = allocator.buffer(capacity: 256)
                 reply.write(to: &buffer, protocolVersion: version)
-                loop.eventLoop.execute { [buffer] in
-                    let (handler, context) = loop.value
-                    handler.complete(number, buffer, context: context)
-                }
+                let (handler, context) = loop.value
+                handler.complete(number, buffer, context: context)
             }
         case .deferred(let run, let invocation):
             blocked = true

@@ -99,6 +99,9 @@ public final class StockroomServer: Service, Sendable {
             self.registry.beginShutdown()
             self.registry.closeAll()
         }
+        // No client is left to look anything up: the lookup worker that waits for one
+        // gives its connection back, so the pool can close.
+        dispatcher.lookups.shutDown()
         logger.info("stopped")
     }
 
