@@ -66,7 +66,22 @@ final class OperationControl: Sendable {
             state.reason = reason
             return state.phase == .running
         }
-        if running { token.send() }
+        if running {
+            token.send()
+            resendWhileRunning(attempt: 1)
+        }
+    }
+
+    /// A cancel request that reaches the server before the statement does — sent while
+    /// it is still being written, or on a loaded machine — finds the session idle and is
+    /// dropped. So while the operation runs on, ask again, a few times.
+    private func resendWhileRunning(attempt: Int) {
+        guard attempt <= 20 else { return }
+        DispatchQueue.global().asyncAfter(deadline: .now() + .milliseconds(250)) {
+            guard self.state.withLock({ $0.phase == .running }) else { return }
+            self.token.send()
+            self.resendWhileRunning(attempt: attempt + 1)
+        }
     }
 
     /// The error to throw for an operation cancelled for `reason`.
