@@ -212,6 +212,22 @@ struct ConnectionTests {
 
 @Suite("Batched product lookups")
 struct BatchingTests {
+    @Test func anIdleLookupWorkerNeverKeepsThePoolsOnlyConnection() async throws {
+        try await TestServer.with(poolSize: 1) { server in
+            let id = try await server.product(sku: "ONLY-1")
+            try await server.client { (c: TestClient) async throws -> Void in
+                #expect(try await c.call("PRODUCT.GET", "\(id)").json()["id"] as? Int == id)
+                // PRODUCT.LIST needs a connection of its own: a parked lookup worker
+                // holding the only one would make it wait out the pool's timeout and fail.
+                let clock = ContinuousClock()
+                let started = clock.now
+                let list = try await c.call("PRODUCT.LIST")
+                #expect(list.errorCode == nil, "\(list)")
+                #expect(clock.now - started < .seconds(2))
+            }
+        }
+    }
+
     @Test func pipelinedLookupsShareStatementsAndKeepTheirOrder() async throws {
         try await TestServer.with { server in
             var ids: [Int] = []

@@ -65,6 +65,14 @@ struct LookupQueueTests {
         #expect(queue.workers == 1)
     }
 
+    @Test func withoutAConnectionToSpareNoWorkerParks() {
+        var queue = Queue(maxWorkers: 1, maxBatch: 4, mayPark: false)
+        _ = queue.arrive(0)
+        guard case .retire = queue.idle("a") else { Issue.record("it would hold the pool's last connection"); return }
+        #expect(queue.workers == 0 && !queue.hasParkedWorker)
+        #expect(started(queue.arrive(1)) == [1])
+    }
+
     @Test func anIdleWorkerRunsWhatArrivedBeforeItCouldPark() {
         var queue = Queue(maxWorkers: 1, maxBatch: 4)
         _ = queue.arrive(0)

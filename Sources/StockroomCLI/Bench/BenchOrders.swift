@@ -39,7 +39,7 @@ struct BenchOrders: AsyncParsableCommand {
                     // The clock starts once every client is logged in, as pgbench's
                     // excludes connecting: 64 logins are 64 Argon2 hashes, seconds of
                     // CPU that would otherwise count against the orders.
-                    let (_, deadline) = tally.startTogether(clients: clients, clock: clock, seconds: seconds)
+                    let deadline = tally.startTogether(clients: clients, clock: clock, seconds: seconds)
                     var random = XorShift(seed: UInt64(client + 1))
                     var mine: [UInt64] = []
                     while clock.now < deadline {
@@ -80,15 +80,15 @@ final class Tally: Sendable {
     let start = Mutex<ContinuousClock.Instant?>(nil)
 
     /// Waits until `clients` clients are ready (or one gave up), then returns the common
-    /// start and deadline.
-    func startTogether(clients: Int, clock: ContinuousClock, seconds: Int) -> (ContinuousClock.Instant, ContinuousClock.Instant) {
+    /// deadline; the common start is kept in `start`.
+    func startTogether(clients: Int, clock: ContinuousClock, seconds: Int) -> ContinuousClock.Instant {
         ready.add(1, ordering: .relaxed)
         while ready.load(ordering: .relaxed) < clients { usleep(1000) }
         let start = self.start.withLock { start in
             if start == nil { start = clock.now }
             return start!
         }
-        return (start, start + .seconds(seconds))
+        return start + .seconds(seconds)
     }
 
     /// A client that failed before it was ready must not keep the others waiting.

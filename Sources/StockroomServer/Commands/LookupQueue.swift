@@ -12,6 +12,8 @@
 ///   is parked; the next lookup hands it a batch directly. Starting a worker costs a task,
 ///   a pool checkout and a hop onto the connection's thread; waking a parked one costs
 ///   one thread wakeup. Any other worker retires and returns its connection.
+/// - Parking is off (`mayPark` false) when the pool has no connection to spare: a parked
+///   worker holding the only one would starve every other command.
 /// - After `shutDown` nothing parks, and the parked worker is sent away.
 struct LookupQueue<Element, Parked> {
     enum Arrival {
@@ -34,16 +36,18 @@ struct LookupQueue<Element, Parked> {
 
     let maxWorkers: Int
     let maxBatch: Int
+    let mayPark: Bool
     private(set) var queued: [Element] = []
     /// Workers holding a connection, running or parked.
     private(set) var workers = 0
     private var parked: Parked?
     private(set) var isShutDown = false
 
-    init(maxWorkers: Int, maxBatch: Int) {
+    init(maxWorkers: Int, maxBatch: Int, mayPark: Bool = true) {
         precondition(maxWorkers >= 1 && maxBatch >= 1)
         self.maxWorkers = maxWorkers
         self.maxBatch = maxBatch
+        self.mayPark = mayPark
     }
 
     var hasParkedWorker: Bool { parked != nil }
@@ -67,7 +71,7 @@ struct LookupQueue<Element, Parked> {
     /// A worker found nothing queued (`next` returned nil) and offers to wait as `worker`.
     mutating func idle(_ worker: Parked) -> Idle {
         if !queued.isEmpty { return .run(take()) }
-        if parked == nil, !isShutDown {
+        if mayPark, parked == nil, !isShutDown {
             parked = worker
             return .parked
         }

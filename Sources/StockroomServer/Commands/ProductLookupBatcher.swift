@@ -41,7 +41,9 @@ final class ProductLookupBatcher: Sendable {
         self.pool = pool
         // A quarter of a full batch before a second statement: measured against 1, 8, 32
         // and 128 under redis-benchmark with and without -P 16.
-        self.state = Mutex(Queue(maxWorkers: max(1, maxInFlight), maxBatch: maxBatch))
+        // A parked worker keeps its connection: only when another is left for the rest.
+        let mayPark = pool.configuration.maxConnections > max(1, maxInFlight)
+        self.state = Mutex(Queue(maxWorkers: max(1, maxInFlight), maxBatch: maxBatch, mayPark: mayPark))
     }
 
     /// Looks the product up and calls `completion` on `loop` with it, or with nil when

@@ -45,9 +45,6 @@ final class ConnectionHandler: ChannelDuplexHandler {
     private var readHeld = false
     private var flushScheduled = false
     private let allocator = ByteBufferAllocator()
-    /// Where this connection's deferred commands run (see `EventLoopExecutor`); made on
-    /// first use.
-    private var executorStorage: EventLoopExecutor?
 
     init(dispatcher: CommandDispatcher, registry: ConnectionRegistry, session: Session, logger: Logger) {
         self.dispatcher = dispatcher
@@ -162,13 +159,6 @@ final class ConnectionHandler: ChannelDuplexHandler {
         }
     }
 
-    private func executor(on eventLoop: any EventLoop) -> EventLoopExecutor {
-        if let executorStorage { return executorStorage }
-        let executor = EventLoopExecutor(eventLoop)
-        executorStorage = executor
-        return executor
-    }
-
     /// Starts the held command once the lookups before it have answered, so that it takes
     /// effect after them, as the client sent them.
     private func startHeldIfReady(context: ChannelHandlerContext) {
@@ -178,14 +168,14 @@ final class ConnectionHandler: ChannelDuplexHandler {
         let dispatcher = self.dispatcher
         let snapshot = session
         let loop = NIOLoopBound((self, context), eventLoop: context.eventLoop)
-        Task(executorPreference: executor(on: context.eventLoop)) {
+        Task(executorPreference: EventLoopExecutor(context.eventLoop)) {
             var session = snapshot
             let reply = await dispatcher.runDeferred(held.run, held.invocation, session: &session)
             var buffer = ByteBufferAllocator().buffer(capacity: 256)
             // In the protocol the command leaves behind: HELLO 3's own reply is RESP3.
             reply.write(to: &buffer, protocolVersion: session.protocolVersion)
-            // On the loop already, as the task prefers it — unless that loop was shutting
-            // down and the job ran elsewhere.
+            // On the loop already, as the task prefers it; the check keeps this correct
+            // should the task ever resume elsewhere.
             let finish: @Sendable () -> Void = { [buffer, session] in
                 let (handler, context) = loop.value
                 handler.session = session
