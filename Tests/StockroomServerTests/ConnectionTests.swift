@@ -225,6 +225,10 @@ struct BatchingTests {
                 #expect(list.errorCode == nil, "\(list)")
                 #expect(clock.now - started < .seconds(2))
             }
+            // The worker ran its lookups with generic plans forced; the connection it
+            // gave back must plan as any other does.
+            let mode = try await server.stockroom.pool.query("SHOW plan_cache_mode").first?[0, as: String.self]
+            #expect(mode == "auto")
         }
     }
 
