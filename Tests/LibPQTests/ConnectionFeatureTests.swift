@@ -178,6 +178,22 @@ struct ConnectionFeatureTests {
         #expect(try await connection.query("SELECT \(1)::int8 + 1").scalar(Int.self) == 2)
         await connection.close()
     }
+
+    @Test func statementsThatDifferInBytesAreDifferentStatements() async throws {
+        let connection = try await PostgresConnection.connect(TestDatabase.url)
+        // Equal as Swift Strings (canonically equivalent), different to the server: the
+        // second must not run the statement prepared for the first.
+        let composed = "SELECT 'caf\u{E9}'::text"
+        let decomposed = "SELECT 'cafe\u{301}'::text"
+        #expect(composed == decomposed)
+        for _ in 0..<2 {
+            let first = try await connection.query("\(unsafeRaw: composed)").scalar(String.self)
+            let second = try await connection.query("\(unsafeRaw: decomposed)").scalar(String.self)
+            #expect(Array(first.utf8) == Array("caf\u{E9}".utf8))
+            #expect(Array(second.utf8) == Array("cafe\u{301}".utf8))
+        }
+        await connection.close()
+    }
 }
 
 extension Result {

@@ -1,9 +1,36 @@
+internal import Foundation
+
 /// The prepared statements of one connection, least recently used evicted first.
 /// A plain value, touched only on its connection's thread.
 struct StatementCache {
+    /// A statement is its text byte for byte, as the server reads it. String's own
+    /// equality is Unicode canonical equivalence — `'é'` and `'e\u{301}'` are equal Strings
+    /// but different statements — and its hashing normalizes first, which for statements
+    /// of a few kilobytes cost more than the rest of the lookup.
     struct Key: Hashable {
         var sql: String
         var types: [UInt32]
+
+        init(sql: String, types: [UInt32]) {
+            var sql = sql
+            sql.makeContiguousUTF8()
+            self.sql = sql
+            self.types = types
+        }
+
+        static func == (lhs: Key, rhs: Key) -> Bool {
+            guard lhs.types == rhs.types, lhs.sql.utf8.count == rhs.sql.utf8.count else { return false }
+            var left = lhs.sql, right = rhs.sql
+            return left.withUTF8 { l in
+                right.withUTF8 { r in l.count == 0 || memcmp(l.baseAddress!, r.baseAddress!, l.count) == 0 }
+            }
+        }
+
+        func hash(into hasher: inout Hasher) {
+            var sql = self.sql
+            sql.withUTF8 { hasher.combine(bytes: UnsafeRawBufferPointer($0)) }
+            hasher.combine(types)
+        }
     }
 
     private struct Entry {
