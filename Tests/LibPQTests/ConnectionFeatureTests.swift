@@ -32,6 +32,41 @@ struct ConnectionFeatureTests {
         }
     }
 
+    @Test func pipelineTransactionCommitsAllOrNothing() async throws {
+        try await TestDatabase.withSchema { connection in
+            try await connection.query("CREATE TABLE t (n int PRIMARY KEY)")
+            let fresh: PostgresQuery = "SELECT count(*) FROM t WHERE n > \(0)"  // prepared within the failing one
+            let failure = await #expect(throws: PostgresError.self) {
+                try await connection.pipelineTransaction([
+                    "INSERT INTO t VALUES (\(1))",
+                    fresh,
+                    "INSERT INTO t VALUES (\(1))",
+                    "INSERT INTO t VALUES (\(3))",
+                ])
+            }
+            #expect(failure?.sqlState == .uniqueViolation, "the first failure is the one thrown")
+            #expect(try await connection.query("SELECT count(*) FROM t").scalar(Int.self) == 0, "nothing kept")
+            // A statement prepared before the failure is still there for the cache to reuse.
+            #expect(try await connection.query(fresh).scalar(Int.self) == 0)
+
+            let rows = try await connection.pipelineTransaction([
+                "SELECT set_config('plan_cache_mode', 'force_generic_plan', true)",
+                "INSERT INTO t VALUES (\(1)), (\(2))",
+                "SELECT current_setting('plan_cache_mode') AS mode, count(*) AS n FROM t",
+            ])
+            #expect(rows.count == 3)
+            #expect(try rows[2][0]["mode", as: String.self] == "force_generic_plan")
+            #expect(try rows[2][0]["n", as: Int.self] == 2)
+            // The local setting ended with the transaction; what it wrote was committed.
+            #expect(try await connection.query("SELECT current_setting('plan_cache_mode')").scalar(String.self) == "auto")
+            #expect(try await connection.query("SELECT count(*) FROM t").scalar(Int.self) == 2)
+            await #expect(throws: PostgresError.self) {
+                try await connection.pipelineTransaction(["SELECT \("not an int")::int"])
+            }
+            #expect(try await connection.query("SELECT 9").scalar(Int.self) == 9)
+        }
+    }
+
     @Test func largePipelineDoesNotDeadlock() async throws {
         try await TestDatabase.withSchema { connection in
             let payload = String(repeating: "x", count: 4096)

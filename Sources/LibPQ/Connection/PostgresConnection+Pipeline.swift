@@ -9,9 +9,29 @@ extension PostgresConnection {
         if queries.isEmpty { return [] }
         return try await perform(timeout: timeout) { connection in
             try connection.revalidateIfIdle()
-            let results = try connection.runPipeline(queries)
+            let results = try connection.runPipeline(queries, syncEach: true)
             connection.deallocateEvictedStatements()
             return results
+        }
+    }
+
+    /// Sends every statement in one round trip, ending them with a single sync, so that
+    /// they run as one implicit transaction: all of them commit together, or the first
+    /// failure is thrown and nothing they did is kept. A setting made local to the
+    /// transaction lasts until the end: `SELECT set_config(name, value, true)` (before
+    /// PostgreSQL 17, `SET LOCAL` works too but warns that it is outside a transaction block).
+    /// Cheaper than ``pipeline(_:timeout:)`` by a commit and a reply per statement.
+    public func pipelineTransaction(_ queries: [PostgresQuery], timeout: Duration? = nil) async throws -> [PostgresRows] {
+        if queries.isEmpty { return [] }
+        // Nothing is sent when any statement cannot be: all or nothing.
+        if let failure = queries.lazy.compactMap(\.bindings.encodingFailure).first {
+            throw PostgresError(code: .encoding, message: failure)
+        }
+        return try await perform(timeout: timeout) { connection in
+            try connection.revalidateIfIdle()
+            let results = try connection.runPipeline(queries, syncEach: false)
+            connection.deallocateEvictedStatements()
+            return try results.map { try $0.get() }
         }
     }
 
@@ -20,7 +40,9 @@ extension PostgresConnection {
         var prepare: (key: StatementCache.Key, name: String)?
     }
 
-    func runPipeline(_ queries: [PostgresQuery]) throws -> [Result<PostgresRows, PostgresError>] {
+    /// With `syncEach`, a sync after every statement (each its own transaction); without,
+    /// one at the end (one transaction, and after a failure the rest report "not run").
+    func runPipeline(_ queries: [PostgresQuery], syncEach: Bool) throws -> [Result<PostgresRows, PostgresError>] {
         var results = [Result<PostgresRows, PostgresError>?](repeating: nil, count: queries.count)
         guard PQenterPipelineMode(raw) == 1 else { throw connectionError("could not enter pipeline mode") }
         // Nonblocking while sending, so that a large batch cannot deadlock with the server
@@ -60,7 +82,10 @@ extension PostgresConnection {
                     PQsendQueryParams(raw, query.sql, count, types, values, lengths, formats, 1)
                 }
             }
-            guard accepted == 1, PQpipelineSync(raw) == 1 else { throw connectionError("could not send a statement") }
+            guard accepted == 1 else { throw connectionError("could not send a statement") }
+            if syncEach || index == queries.count - 1 {
+                guard PQpipelineSync(raw) == 1 else { throw connectionError("could not send a statement") }
+            }
             sent.append(entry)
             try flush(untilEmpty: false)
         }
@@ -86,11 +111,9 @@ extension PostgresConnection {
                 results[entry.index] = .success(PostgresRows(ResultHandle(result)))
             }
             try expectEndOfCommand()
-            let sync = try nextPipelineResult()
-            let status = PQresultStatus(sync)
-            PQclear(sync)
-            guard status == PGRES_PIPELINE_SYNC else { throw connectionError("pipeline out of step") }
+            if syncEach { try expectSync() }
         }
+        if !syncEach { try expectSync() }
         return results.map { $0! }
     }
 
@@ -116,6 +139,13 @@ extension PostgresConnection {
         }
         guard let result = PQgetResult(raw) else { throw connectionError("pipeline out of step") }
         return result
+    }
+
+    private func expectSync() throws {
+        let sync = try nextPipelineResult()
+        let status = PQresultStatus(sync)
+        PQclear(sync)
+        guard status == PGRES_PIPELINE_SYNC else { throw connectionError("pipeline out of step") }
     }
 
     /// Each command's results end with a NULL from `PQgetResult`.

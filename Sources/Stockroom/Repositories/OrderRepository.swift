@@ -43,11 +43,11 @@ public struct OrderRepository: Sendable {
                     // (its custom plans look cheaper than the generic one), and planning
                     // nine CTEs costs more than running them: about a third of the
                     // throughput. Its plan does not depend on the values, so force the
-                    // generic plan for this statement alone — in the same round trip.
-                    let results = try await connection.pipeline(["SET plan_cache_mode = force_generic_plan", statement, "RESET plan_cache_mode"])
-                    _ = try results[0].get()
-                    _ = try results[2].get()
-                    return try results[1].get()
+                    // generic plan for this statement alone: a setting local to the
+                    // transaction, in the same round trip, that ends with it.
+                    try await connection.pipelineTransaction([
+                        "SELECT set_config('plan_cache_mode', 'force_generic_plan', true)", statement,
+                    ])[1]
                 }
             }
             return try await outcome(of: rows, owner: owner, actor: principal.userID, key: request.idempotencyKey, requestHash: requestHash)
