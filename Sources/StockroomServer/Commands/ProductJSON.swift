@@ -38,7 +38,8 @@ enum ProductJSON {
         out += "\""
         // Most text needs no escaping. Every byte to escape is ASCII, and UTF-8 never uses
         // ASCII bytes inside a multi-byte character, so a byte scan decides exactly.
-        if !text.utf8.contains(where: { $0 == 0x22 || $0 == 0x5C || $0 < 0x20 }) {
+        var bytes = text
+        if !bytes.withUTF8({ $0.contains { $0 == 0x22 || $0 == 0x5C || $0 < 0x20 } }) {
             out += text
             out += "\""
             return
