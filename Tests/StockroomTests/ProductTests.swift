@@ -27,6 +27,21 @@ struct ProductTests {
         }
     }
 
+    @Test func batchedLookupReturnsEachProductOnce() async throws {
+        try await TestStockroom.withStockroom { stockroom, fixtures in
+            let a = try await fixtures.product(stock: 1)
+            let b = try await fixtures.product(stock: 2)
+            let c = try await fixtures.product(stock: 3)
+            let inactive = try await stockroom.products.deactivate(id: try await fixtures.product(stock: 4).id, as: try await fixtures.admin())
+            // Asked for twice by id, and by id and sku at once; missing keys are absent.
+            let found = try await stockroom.products.products(ids: [a.id, a.id, b.id, 999_999_999, inactive.id], skus: [a.sku, c.sku, c.sku, "NO-SUCH-SKU"])
+            #expect(found.map(\.id).sorted() == [a.id, b.id, c.id, inactive.id].sorted())
+            #expect(found.first { $0.id == c.id } == c)
+            #expect(try await stockroom.products.products(ids: [], skus: []).isEmpty)
+            #expect(try await stockroom.products.products(ids: [], skus: [b.sku]).map(\.id) == [b.id])
+        }
+    }
+
     @Test func everyBadInputNamesItsField() async throws {
         try await TestStockroom.withStockroom { stockroom, fixtures in
             let admin = try await fixtures.admin()

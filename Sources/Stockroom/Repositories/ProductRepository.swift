@@ -109,8 +109,9 @@ public struct ProductRepository: Sendable {
     }
 
     /// Many products in one statement, by ids and skus together: what a service batching
-    /// concurrent lookups sends instead of one round trip each. Missing ones are simply
-    /// absent; inactive ones are included (the caller decides who may see them).
+    /// concurrent lookups sends instead of one round trip each. Each product comes back
+    /// once, however often it was asked for; missing ones are simply absent; inactive ones
+    /// are included (the caller decides who may see them).
     public func products(ids: [Int64], skus: [String]) async throws -> [Product] {
         try await pool.withConnection { try await products(ids: ids, skus: skus, on: $0) }
     }
