@@ -159,6 +159,13 @@ struct CommandTests {
                 let short = try await customer.call("ORDER.PLACE", #"{"lines":[{"product_id":\#(mug),"quantity":2}]}"#)
                 #expect(short.errorCode == "OUTOFSTOCK" && "\(short)".contains("1 in stock"))
                 #expect(try await customer.call("ORDER.PLACE", #"{"lines":[]}"#).errorCode == "INVALID")
+                // Every bad payload names its field, in the payload's own spelling.
+                #expect("\(try await customer.call("ORDER.PLACE", #"{"lines":[{"product_id":"x","quantity":1}]}"#))" == "-INVALID lines[0].product_id: must be an integer")
+                #expect("\(try await customer.call("ORDER.PLACE", #"{"lines":[{"product_id":1}]}"#))" == "-INVALID lines[0].quantity: is required")
+                #expect("\(try await customer.call("ORDER.PLACE", #"{"items":[]}"#))" == "-INVALID lines: is required")
+                #expect("\(try await customer.call("ORDER.PLACE", #"{"lines":[{"product_id":1,"quantity":1}],"idempotency_key":5}"#))" == "-INVALID idempotency_key: must be a string")
+                #expect("\(try await customer.call("ORDER.PLACE", #"{"lines":[{"product_id":1,"quantity":1}],"user_id":"me"}"#))" == "-INVALID user_id: must be an integer")
+                #expect("\(try await customer.call("ORDER.PLACE", #"{"lines":"#))" == "-INVALID json: not valid JSON")
                 #expect(try await customer.call("ORDER.PLACE", #"{"lines":[{"product_id":\#(mug),"quantity":1}],"user_id":1}"#).errorCode == "INVALID")
                 #expect(try await customer.call("ORDER.SHIP", "\(id)").errorCode == "NOPERM")
                 #expect(try await customer.call("ORDER.PAY", "\(id)").json()["status"] as? String == "paid")

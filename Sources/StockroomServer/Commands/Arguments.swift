@@ -34,8 +34,8 @@ struct Arguments: Sendable {
         return value
     }
 
-    func json<T: Decodable>(_ index: Int, as type: T.Type) throws(CommandError) -> T {
-        try JSONPayload.decode(type, from: Data(values[index].readableBytesView))
+    func json<T: Decodable>(_ index: Int, as type: T.Type, keysAsDeclared: Bool = false) throws(CommandError) -> T {
+        try JSONPayload.decode(type, from: Data(values[index].readableBytesView), keysAsDeclared: keysAsDeclared)
     }
 
     /// Trailing `NAME value` options (`AFTER 10 LIMIT 5`), names case-insensitive; each at
@@ -68,9 +68,12 @@ enum JSONPayload {
         return String(decoding: try! encoder.encode(value), as: UTF8.self)
     }
 
-    static func decode<T: Decodable>(_ type: T.Type, from data: Data) throws(CommandError) -> T {
+    /// With `keysAsDeclared`, the type's coding keys are the JSON's own (snake_case)
+    /// names: converting every key of every object from snake case cost ORDER.PLACE
+    /// about 40% of its decoding.
+    static func decode<T: Decodable>(_ type: T.Type, from data: Data, keysAsDeclared: Bool = false) throws(CommandError) -> T {
         let decoder = JSONDecoder()
-        decoder.keyDecodingStrategy = .convertFromSnakeCase
+        if !keysAsDeclared { decoder.keyDecodingStrategy = .convertFromSnakeCase }
         do {
             return try decoder.decode(type, from: data)
         } catch let error as DecodingError {

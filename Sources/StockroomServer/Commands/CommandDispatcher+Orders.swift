@@ -3,17 +3,24 @@ import Stockroom
 extension CommandDispatcher {
     static let orderCommands: [Command] = [
         Command(name: "ORDER.PLACE", arity: 2, access: .user) { dispatcher, session, arguments in
+            // The hottest payload: its keys are spelled out (see JSONPayload.decode).
             struct Payload: Decodable {
-                let lines: [OrderRequest.Line]
+                struct Line: Decodable {
+                    let productID: Int64
+                    let quantity: Int
+                    enum CodingKeys: String, CodingKey { case productID = "product_id", quantity }
+                }
+                let lines: [Line]
                 let idempotencyKey: String?
                 let userId: Int64?
+                enum CodingKeys: String, CodingKey { case lines, idempotencyKey = "idempotency_key", userId = "user_id" }
             }
-            let payload = try arguments.json(0, as: Payload.self)
+            let payload = try arguments.json(0, as: Payload.self, keysAsDeclared: true)
             let principal = session.principal!
             if let userID = payload.userId, userID != principal.userID, !principal.isAdmin {
                 throw CommandError.invalid("user_id", "only admins may place orders for other users")
             }
-            let request = OrderRequest(lines: payload.lines, idempotencyKey: payload.idempotencyKey)
+            let request = OrderRequest(lines: payload.lines.map { OrderRequest.Line(productID: $0.productID, quantity: $0.quantity) }, idempotencyKey: payload.idempotencyKey)
             return json(try await dispatcher.stockroom.orders.place(request, for: payload.userId, as: principal))
         },
         Command(name: "ORDER.GET", arity: 2, access: .user) { dispatcher, session, arguments in
