@@ -46,8 +46,9 @@ SERVER_PID=$!
 trap 'kill $SERVER_PID 2>/dev/null; wait $SERVER_PID 2>/dev/null' EXIT
 for _ in $(seq 100); do redis-cli -p "$PORT" PING >/dev/null 2>&1 && break; sleep 0.1; done
 
-pgbench_tps() { sed -n 's/^tps = \([0-9.]*\) (without initial connection time)/\1/p'; }
-redis_rps() { tr '\r' '\n' | sed -n 's/.*: \([0-9.]*\) requests per second.*/\1/p' | tail -n 1; }
+whole() { awk 'NF { printf "%.0f", $1 }'; }
+pgbench_tps() { sed -n 's/^tps = \([0-9.]*\) (without initial connection time)/\1/p' | whole; }
+redis_rps() { tr '\r' '\n' | sed -n 's/.*: \([0-9.]*\) requests per second.*/\1/p' | tail -n 1 | whole; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }'; }
 
 declare -a ROWS
@@ -60,6 +61,10 @@ for C in 8 64; do
     SP=$(run redis-benchmark -p "$PORT" -c "$C" -n "$((N * 4))" -r 100000 -P 16 -q PRODUCT.GET SKU BENCH-__rand_int__ 2>/dev/null | redis_rps)
     ROWS+=("point read C=$C|pgbench -S -M prepared|$PG|PRODUCT.GET|$SR|$(ratio "$SR" "$PG")|≥ 1.0")
     ROWS+=("point read C=$C -P 16|pgbench -S -M prepared|$PG|PRODUCT.GET -P 16|$SP|$(ratio "$SP" "$PG")|≥ 2.0")
+    # No database at all: what the protocol path alone reaches with the same client,
+    # the ceiling for PRODUCT.GET without pipelining.
+    PI=$(run redis-benchmark -p "$PORT" -c "$C" -n "$N" -q PING 2>/dev/null | redis_rps)
+    ROWS+=("PING C=$C (no database)|pgbench -S -M prepared|$PG|PING|$PI|$(ratio "$PI" "$PG")|—")
 done
 
 # --- 2. order placement -----------------------------------------------------------------
@@ -73,14 +78,14 @@ done
 
 # --- 3. the wrapper itself --------------------------------------------------------------
 cc -O2 -o "$OUT/point_query" "$ROOT/Benchmarks/c/point_query.c" -I/usr/include/postgresql -lpq -lpthread
-# Three runs each, C and LibPQ taking turns, and the median of each: a single pair of
+# Five runs each, C and LibPQ taking turns, and the median of each: a single pair of
 # two-second runs moved by ±15% on this shared machine.
 median() { sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
 us_per_query() { sed -n 's/.*us_per_query=\([0-9.]*\).*/\1/p'; }
 for P in 1 8; do
     Q=$((P == 1 ? 20000 : 80000))
     CS=(); SS=()
-    for _ in 1 2 3; do
+    for _ in 1 2 3 4 5; do
         CL=$(run "$OUT/point_query" "$URL" "$Q" 100000 "$P")
         SL=$(run "$BIN" bench point-query --database-url "$URL" --queries "$Q" --pool "$P")
         echo "$CL" >&2; echo "$SL" >&2
@@ -89,7 +94,7 @@ for P in 1 8; do
     CU=$(printf '%s\n' "${CS[@]}" | median)
     SU=$(printf '%s\n' "${SS[@]}" | median)
     OVER=$(awk -v s="$SU" -v c="$CU" 'BEGIN { printf "%+.1f%%", (s - c) / c * 100 }')
-    ROWS+=("point query, $P connection(s), µs/query (median of 3)|C on libpq|$CU|LibPQ|$SU|$OVER|≤ +10%")
+    ROWS+=("point query, $P connection(s), µs/query (median of 5)|C on libpq|$CU|LibPQ|$SU|$OVER|≤ +10%")
     # PostgresNIO, when `make bench-nio` has built its package (Benchmarks/).
     NIO="$ROOT/Benchmarks/.build/release/PostgresNIOPointQuery"
     if [[ -x "$NIO" ]]; then
