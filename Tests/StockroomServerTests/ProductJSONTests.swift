@@ -1,4 +1,5 @@
 import Foundation
+import NIOCore
 import Stockroom
 import Testing
 @testable import StockroomServer
@@ -32,5 +33,9 @@ struct ProductJSONTests {
         #expect(parsedFast == parsedReference, "\(fast)\n\(reference)")
         #expect(!fast.contains("\n") && !fast.contains("\r"))
         if seconds.rounded(.down) == seconds && seconds < 253_402_300_800 { #expect(fast == reference) }
+        // PRODUCT.GET writes it straight into its reply, after the simple string's "+".
+        var reply = ByteBuffer(string: "+")
+        ProductJSON.write(product, to: &reply)
+        #expect(String(buffer: reply) == "+" + fast)
     }
 }

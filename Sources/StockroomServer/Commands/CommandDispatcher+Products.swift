@@ -3,7 +3,7 @@ import Stockroom
 extension CommandDispatcher {
     static let productCommands: [Command] = [
         // Concurrent lookups share one statement; see ProductLookupBatcher. The dispatcher
-        // finishes the reply (`lookupReply`).
+        // finishes the reply (`visibleProduct`, `finishLookup`).
         Command(name: "PRODUCT.GET", arity: -2, access: .anyone, body: .lookup({ arguments in
             switch arguments.count {
             case 1:
@@ -56,9 +56,10 @@ extension CommandDispatcher {
 
 extension CommandDispatcher {
     /// PRODUCT.GET's reply once its batch has run.
-    func lookupReply(_ product: Product?, session: Session) throws -> Reply {
-        // Inactive products are hidden from customers and anonymous readers.
+    /// The product a lookup found, if the session may see it: inactive products are
+    /// hidden from customers and anonymous readers.
+    func visibleProduct(_ product: Product?, session: Session) throws(CommandError) -> Product {
         guard let product, product.active || session.user?.role == .admin else { throw CommandError.notFound("product") }
-        return .simple(ProductJSON.encode(product))
+        return product
     }
 }

@@ -96,26 +96,42 @@ final class CommandDispatcher: Sendable {
         return finish(invocation, reply)
     }
 
-    func finishLookup(_ result: Result<Product?, any Error>, _ invocation: Invocation, session: Session) -> Reply {
+    /// The lookup's reply, written: the product's JSON goes straight into the buffer, as
+    /// the simple string `.simple(ProductJSON.encode(product))` would write.
+    func finishLookup(_ result: Result<Product?, any Error>, _ invocation: Invocation, session: Session, protocolVersion: Int, allocator: ByteBufferAllocator) -> ByteBuffer {
         let reply: Reply
-        do { reply = try lookupReply(result.get(), session: session) } catch { reply = self.reply(for: error, invocation) }
-        return finish(invocation, reply)
+        do {
+            let product = try visibleProduct(result.get(), session: session)
+            var buffer = allocator.buffer(capacity: ProductJSON.capacity(product) + 3)
+            buffer.writeStaticString("+")
+            ProductJSON.write(product, to: &buffer)
+            buffer.writeStaticString("\r\n")
+            count(invocation, outcome: "OK")
+            return buffer
+        } catch {
+            reply = finish(invocation, self.reply(for: error, invocation))
+        }
+        var buffer = allocator.buffer(capacity: 64)
+        reply.write(to: &buffer, protocolVersion: protocolVersion)
+        return buffer
     }
 
     /// Counts the command and its outcome.
     private func finish(_ invocation: Invocation, _ reply: Reply) -> Reply {
-        stats.commandsProcessed.add(1, ordering: .relaxed)
-        let outcome: String
         if case .error(let code, _) = reply {
-            outcome = code
             stats.errorReplies.add(1, ordering: .relaxed)
+            count(invocation, outcome: code)
         } else {
-            outcome = "OK"
+            count(invocation, outcome: "OK")
         }
+        return reply
+    }
+
+    private func count(_ invocation: Invocation, outcome: String) {
+        stats.commandsProcessed.add(1, ordering: .relaxed)
         let metrics = invocation.metrics ?? CommandMetrics(name: "unknown")
         metrics.counter(outcome).increment()
         metrics.duration.recordNanoseconds(Self.nanoseconds(.now - invocation.started))
-        return reply
     }
 
     /// Every failure becomes an error reply with a protocol code.

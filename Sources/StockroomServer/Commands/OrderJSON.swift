@@ -1,3 +1,4 @@
+import NIOCore
 import Stockroom
 
 /// An order's reply written by hand, for the same reason as `ProductJSON`: every order
@@ -6,59 +7,58 @@ import Stockroom
 /// snake_case keys, absent nils, ISO 8601 times); a test holds the two side by side.
 enum OrderJSON {
     static func encode(_ order: Order) -> String {
-        var out = "{\"created_at\":\""
-        out.reserveCapacity(320 + order.lines.count * 160 + order.history.count * 80)
-        ProductJSON.appendTimestamp(order.createdAt, to: &out)
-        out += "\",\"currency\":"
-        ProductJSON.appendQuoted(order.currency, to: &out)
-        out += ",\"history\":["
+        var out = ByteBufferAllocator().buffer(capacity: 320 + order.lines.count * 160 + order.history.count * 80)
+        out.writeStaticString("{\"created_at\":")
+        out.writeJSONTimestamp(order.createdAt)
+        out.writeStaticString(",\"currency\":")
+        out.writeJSONString(order.currency)
+        out.writeStaticString(",\"history\":[")
         for (index, change) in order.history.enumerated() {
-            if index > 0 { out += "," }
-            out += "{\"changed_at\":\""
-            ProductJSON.appendTimestamp(change.changedAt, to: &out)
-            out += "\""
+            if index > 0 { out.writeStaticString(",") }
+            out.writeStaticString("{\"changed_at\":")
+            out.writeJSONTimestamp(change.changedAt)
             if let changedBy = change.changedBy {
-                out += ",\"changed_by\":"
-                out += String(changedBy)
+                out.writeStaticString(",\"changed_by\":")
+                out.writeJSONInteger(changedBy)
             }
-            out += ",\"status\":"
-            ProductJSON.appendQuoted(change.status.rawValue, to: &out)
-            out += "}"
+            out.writeStaticString(",\"status\":")
+            out.writeJSONString(change.status.rawValue)
+            out.writeStaticString("}")
         }
-        out += "],\"id\":"
-        out += String(order.id)
+        out.writeStaticString("],\"id\":")
+        out.writeJSONInteger(order.id)
         if let key = order.idempotencyKey {
-            out += ",\"idempotency_key\":"
-            ProductJSON.appendQuoted(key, to: &out)
+            out.writeStaticString(",\"idempotency_key\":")
+            out.writeJSONString(key)
         }
-        out += ",\"lines\":["
+        out.writeStaticString(",\"lines\":[")
         for (index, line) in order.lines.enumerated() {
-            if index > 0 { out += "," }
-            out += "{\"line_total_cents\":"
-            out += String(line.lineTotalCents)
-            out += ",\"name\":"
-            ProductJSON.appendQuoted(line.name, to: &out)
-            out += ",\"product_id\":"
-            out += String(line.productID)
-            out += ",\"quantity\":"
-            out += String(line.quantity)
-            out += ",\"sku\":"
-            ProductJSON.appendQuoted(line.sku, to: &out)
-            out += ",\"unit_price_cents\":"
-            out += String(line.unitPriceCents)
-            out += "}"
+            if index > 0 { out.writeStaticString(",") }
+            out.writeStaticString("{\"line_total_cents\":")
+            out.writeJSONInteger(line.lineTotalCents)
+            out.writeStaticString(",\"name\":")
+            out.writeJSONString(line.name)
+            out.writeStaticString(",\"product_id\":")
+            out.writeJSONInteger(line.productID)
+            out.writeStaticString(",\"quantity\":")
+            out.writeJSONInteger(line.quantity)
+            out.writeStaticString(",\"sku\":")
+            out.writeJSONString(line.sku)
+            out.writeStaticString(",\"unit_price_cents\":")
+            out.writeJSONInteger(line.unitPriceCents)
+            out.writeStaticString("}")
         }
-        out += "],\"status\":"
-        ProductJSON.appendQuoted(order.status.rawValue, to: &out)
-        out += ",\"subtotal_cents\":"
-        out += String(order.subtotalCents)
-        out += ",\"total_cents\":"
-        out += String(order.totalCents)
-        out += ",\"updated_at\":\""
-        ProductJSON.appendTimestamp(order.updatedAt, to: &out)
-        out += "\",\"user_id\":"
-        out += String(order.userID)
-        out += "}"
-        return out
+        out.writeStaticString("],\"status\":")
+        out.writeJSONString(order.status.rawValue)
+        out.writeStaticString(",\"subtotal_cents\":")
+        out.writeJSONInteger(order.subtotalCents)
+        out.writeStaticString(",\"total_cents\":")
+        out.writeJSONInteger(order.totalCents)
+        out.writeStaticString(",\"updated_at\":")
+        out.writeJSONTimestamp(order.updatedAt)
+        out.writeStaticString(",\"user_id\":")
+        out.writeJSONInteger(order.userID)
+        out.writeStaticString("}")
+        return String(buffer: out)
     }
 }

@@ -146,9 +146,7 @@ final class ConnectionHandler: ChannelDuplexHandler {
             let allocator = self.allocator
             let loop = NIOLoopBound((self, context), eventLoop: context.eventLoop)
             dispatcher.lookups.product(key, on: context.eventLoop) { result in
-                let reply = dispatcher.finishLookup(result, invocation, session: snapshot)
-                var buffer = allocator.buffer(capacity: 256)
-                reply.write(to: &buffer, protocolVersion: version)
+                let buffer = dispatcher.finishLookup(result, invocation, session: snapshot, protocolVersion: version, allocator: allocator)
                 let (handler, context) = loop.value
                 handler.complete(number, buffer, context: context)
             }
