@@ -12,11 +12,17 @@ final class ConnectionGuard: ChannelDuplexHandler {
     typealias OutboundIn = ByteBuffer
     typealias OutboundOut = ByteBuffer
 
+    private let idleTimeout: TimeAmount
     private let slowReaderTimeout: TimeAmount
     private var unanswered = 0
+    /// When the last reply was handed on. IdleStateHandler counts a write once it has
+    /// been flushed, and a reply's flush can come a loop tick after it: a check falling
+    /// in between would close the connection with the reply still unsent.
+    private var lastReply = NIODeadline.now()
     private var slowReaderCheck: Scheduled<Void>?
 
-    init(slowReaderTimeout: TimeAmount) {
+    init(idleTimeout: TimeAmount, slowReaderTimeout: TimeAmount) {
+        self.idleTimeout = idleTimeout
         self.slowReaderTimeout = slowReaderTimeout
     }
 
@@ -27,13 +33,15 @@ final class ConnectionGuard: ChannelDuplexHandler {
 
     func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
         unanswered = max(0, unanswered - 1)
+        lastReply = .now()
         context.write(data, promise: promise)
     }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
         if let idle = event as? IdleStateHandler.IdleStateEvent, idle == .all {
-            // Never in the middle of a command: a slow query is not an idle client.
-            if unanswered == 0 { context.close(promise: nil) }
+            // Never in the middle of a command: a slow query is not an idle client. Nor
+            // just after one (see `lastReply`); the handler checks again a timeout later.
+            if unanswered == 0, NIODeadline.now() - lastReply >= idleTimeout { context.close(promise: nil) }
             return
         }
         context.fireUserInboundEventTriggered(event)

@@ -138,7 +138,7 @@ public final class StockroomServer: Service, Sendable {
         // a command that ran nearly as long would leave the client no time for the next.
         try pipeline.addHandler(IdleStateHandler(allTimeout: idle))
         try pipeline.addHandler(ByteToMessageHandler(RequestDecoder(limits: configuration.limits)))
-        try pipeline.addHandler(ConnectionGuard(slowReaderTimeout: slowReader))
+        try pipeline.addHandler(ConnectionGuard(idleTimeout: idle, slowReaderTimeout: slowReader))
         try pipeline.addHandler(ConnectionHandler(dispatcher: dispatcher, registry: registry, session: Session(id: id), logger: logger))
     }
 }
