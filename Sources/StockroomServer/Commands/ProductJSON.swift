@@ -12,7 +12,8 @@ enum ProductJSON {
         return String(buffer: buffer)
     }
 
-    /// Room for the whole object, so that writing it never grows the buffer.
+    /// Room for the whole object unless its text needs escaping: writing it rarely grows
+    /// the buffer.
     static func capacity(_ product: Product) -> Int {
         256 + product.name.utf8.count + product.description.utf8.count + product.sku.utf8.count
     }

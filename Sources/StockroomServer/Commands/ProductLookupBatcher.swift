@@ -31,6 +31,9 @@ final class ProductLookupBatcher: Sendable {
     /// Lookups served and statements run, for INFO: their ratio is the batching gained.
     let lookups = Atomic<Int>(0)
     let batches = Atomic<Int>(0)
+    /// Lookups queued for the next statement, for INFO: a backlog that grows means the
+    /// database cannot keep up.
+    var waiting: Int { state.withLock { $0.queued.count } }
 
     private let products: ProductRepository
     private let pool: PostgresPool
