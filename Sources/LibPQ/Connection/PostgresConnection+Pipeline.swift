@@ -20,7 +20,8 @@ extension PostgresConnection {
     /// failure is thrown and nothing they did is kept. A setting made local to the
     /// transaction lasts until the end: `SELECT set_config(name, value, true)` (before
     /// PostgreSQL 17, `SET LOCAL` works too but warns that it is outside a transaction block).
-    /// Cheaper than ``pipeline(_:timeout:)`` by a commit and a reply per statement.
+    /// Inside `withTransaction` they are part of that transaction
+    /// instead. Cheaper than ``pipeline(_:timeout:)`` by a commit and a reply per statement.
     public func pipelineTransaction(_ queries: [PostgresQuery], timeout: Duration? = nil) async throws -> [PostgresRows] {
         if queries.isEmpty { return [] }
         // Nothing is sent when any statement cannot be: all or nothing.

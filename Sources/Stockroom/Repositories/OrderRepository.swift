@@ -130,7 +130,7 @@ public struct OrderRepository: Sendable {
             history AS (
                 INSERT INTO order_status_history (order_id, status, changed_by)
                 SELECT id, 'pending', \(actor) FROM placed
-                RETURNING status, changed_at, changed_by
+                RETURNING changed_at
             )
             -- Per line: why an order was refused. Once placed, also the line itself and the
             -- order, so that placing costs one round trip — as plain columns, which cost
