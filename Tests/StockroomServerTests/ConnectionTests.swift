@@ -141,6 +141,9 @@ struct ConnectionTests {
                 try await blocker.query("COMMIT")
                 await blocker.close()
                 #expect(try await c.reply().json()["stock"] as? Int == 11)
+                // Counted from that reply, not from the request 4 s ago: time for another.
+                try await Task.sleep(for: .milliseconds(500))
+                #expect(try await c.call("PING") == .simple("PONG"))
                 // Then, idle, it is closed.
                 let clock = ContinuousClock()
                 let start = clock.now

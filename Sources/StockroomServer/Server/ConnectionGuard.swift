@@ -1,11 +1,14 @@
 import NIOCore
 
-/// Closes connections that hold resources for nothing: idle ones (nothing read or written
-/// for `idleTimeout`, and no command in progress), and slow readers (replies piling up past
-/// the write buffer's high water mark for `slowReaderTimeout`).
+/// Closes connections that hold resources for nothing: idle ones (no request read and no
+/// reply written for `idleTimeout`, and no command in progress), and slow readers (replies
+/// piling up past the write buffer's high water mark for `slowReaderTimeout`).
 ///
 /// Sits between the request decoder and the connection handler: it counts requests in and
-/// replies out, so it knows whether a command is in progress.
+/// replies out, so it knows whether a command is in progress, and when the last of either
+/// passed. (NIO's IdleStateHandler counted raw reads and flushed writes instead: a
+/// promise and a callback per reply, and a reply written but not yet flushed looked like
+/// no reply at all.)
 final class ConnectionGuard: ChannelDuplexHandler {
     typealias InboundIn = ServerRequest
     typealias InboundOut = ServerRequest
@@ -15,10 +18,8 @@ final class ConnectionGuard: ChannelDuplexHandler {
     private let idleTimeout: TimeAmount
     private let slowReaderTimeout: TimeAmount
     private var unanswered = 0
-    /// When the last reply was handed on. IdleStateHandler counts a write once it has
-    /// been flushed, and a reply's flush can come a loop tick after it: a check falling
-    /// in between would close the connection with the reply still unsent.
-    private var lastReply = NIODeadline.now()
+    private var lastActivity = NIODeadline.now()
+    private var idleCheck: Scheduled<Void>?
     private var slowReaderCheck: Scheduled<Void>?
 
     init(idleTimeout: TimeAmount, slowReaderTimeout: TimeAmount) {
@@ -26,25 +27,48 @@ final class ConnectionGuard: ChannelDuplexHandler {
         self.slowReaderTimeout = slowReaderTimeout
     }
 
+    func handlerAdded(context: ChannelHandlerContext) {
+        lastActivity = .now()
+        scheduleIdleCheck(at: lastActivity + idleTimeout, context: context)
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        idleCheck?.cancel()
+        slowReaderCheck?.cancel()
+    }
+
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         unanswered += 1
+        lastActivity = .now()
         context.fireChannelRead(data)
     }
 
     func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
         unanswered = max(0, unanswered - 1)
-        lastReply = .now()
+        lastActivity = .now()
         context.write(data, promise: promise)
     }
 
-    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
-        if let idle = event as? IdleStateHandler.IdleStateEvent, idle == .all {
-            // Never in the middle of a command: a slow query is not an idle client. Nor
-            // just after one (see `lastReply`); the handler checks again a timeout later.
-            if unanswered == 0, NIODeadline.now() - lastReply >= idleTimeout { context.close(promise: nil) }
-            return
+    /// One timer per connection, rearmed when it fires rather than on every request.
+    private func scheduleIdleCheck(at deadline: NIODeadline, context: ChannelHandlerContext) {
+        let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+        idleCheck = context.eventLoop.scheduleTask(deadline: deadline) {
+            let (handler, context) = bound.value
+            handler.checkIdle(context: context)
         }
-        context.fireUserInboundEventTriggered(event)
+    }
+
+    private func checkIdle(context: ChannelHandlerContext) {
+        guard context.channel.isActive else { return }
+        let idleSince = lastActivity + idleTimeout
+        if NIODeadline.now() < idleSince {
+            scheduleIdleCheck(at: idleSince, context: context)
+        } else if unanswered > 0 {
+            // Never in the middle of a command: a slow query is not an idle client.
+            scheduleIdleCheck(at: .now() + idleTimeout, context: context)
+        } else {
+            context.close(promise: nil)
+        }
     }
 
     func channelWritabilityChanged(context: ChannelHandlerContext) {
@@ -61,6 +85,7 @@ final class ConnectionGuard: ChannelDuplexHandler {
     }
 
     func channelInactive(context: ChannelHandlerContext) {
+        idleCheck?.cancel()
         slowReaderCheck?.cancel()
         context.fireChannelInactive()
     }

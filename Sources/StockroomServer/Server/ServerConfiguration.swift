@@ -8,8 +8,9 @@ public struct ServerConfiguration: Sendable {
     public var port = 7379
     /// Connections beyond this get `-ERR max number of clients reached` and are closed.
     public var maxClients = 10_000
-    /// A connection with nothing read or written for this long is closed — never in the
-    /// middle of a command.
+    /// A connection with no request read and no reply written for this long is closed —
+    /// never in the middle of a command. Counted from the last reply too: a command that
+    /// ran nearly as long still leaves the client the whole timeout for its next.
     public var idleTimeout: Duration = .seconds(300)
     /// A client that does not read its replies: once the server holds `maxPendingReplyBytes`
     /// for it, it stops reading its requests; if it still has not read anything after

@@ -134,9 +134,6 @@ public final class StockroomServer: Service, Sendable {
         }
         let idle = TimeAmount.nanoseconds(CommandDispatcher.nanoseconds(configuration.idleTimeout))
         let slowReader = TimeAmount.nanoseconds(CommandDispatcher.nanoseconds(configuration.slowReaderTimeout))
-        // Idle means nothing read *and* nothing written: counted from the last request alone,
-        // a command that ran nearly as long would leave the client no time for the next.
-        try pipeline.addHandler(IdleStateHandler(allTimeout: idle))
         try pipeline.addHandler(ByteToMessageHandler(RequestDecoder(limits: configuration.limits)))
         try pipeline.addHandler(ConnectionGuard(idleTimeout: idle, slowReaderTimeout: slowReader))
         try pipeline.addHandler(ConnectionHandler(dispatcher: dispatcher, registry: registry, session: Session(id: id), logger: logger))
