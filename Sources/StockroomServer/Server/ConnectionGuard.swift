@@ -60,9 +60,9 @@ final class ConnectionGuard: ChannelDuplexHandler {
 
     private func checkIdle(context: ChannelHandlerContext) {
         guard context.channel.isActive else { return }
-        let idleSince = lastActivity + idleTimeout
-        if NIODeadline.now() < idleSince {
-            scheduleIdleCheck(at: idleSince, context: context)
+        let idleAt = lastActivity + idleTimeout
+        if NIODeadline.now() < idleAt {
+            scheduleIdleCheck(at: idleAt, context: context)
         } else if unanswered > 0 {
             // Never in the middle of a command: a slow query is not an idle client.
             scheduleIdleCheck(at: .now() + idleTimeout, context: context)
