@@ -26,16 +26,15 @@ struct ProductJSONTests {
     ])
     func matchesJSONEncoder(name: String, description: String, seconds: Double) throws {
         let product = try Self.product(name: name, description: description, at: seconds)
-        let fast = ProductJSON.encode(product)
+        // As PRODUCT.GET writes it: into its reply, after the simple string's "+".
+        var reply = ByteBuffer(string: "+")
+        ProductJSON.write(product, to: &reply)
+        let fast = String(buffer: reply).dropFirst()
         let reference = JSONPayload.encode(product)
         let parsedFast = try JSONSerialization.jsonObject(with: Data(fast.utf8)) as! NSDictionary
         let parsedReference = try JSONSerialization.jsonObject(with: Data(reference.utf8)) as! NSDictionary
         #expect(parsedFast == parsedReference, "\(fast)\n\(reference)")
         #expect(!fast.contains("\n") && !fast.contains("\r"))
         if seconds.rounded(.down) == seconds && seconds < 253_402_300_800 { #expect(fast == reference) }
-        // PRODUCT.GET writes it straight into its reply, after the simple string's "+".
-        var reply = ByteBuffer(string: "+")
-        ProductJSON.write(product, to: &reply)
-        #expect(String(buffer: reply) == "+" + fast)
     }
 }

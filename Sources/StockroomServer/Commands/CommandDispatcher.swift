@@ -96,8 +96,8 @@ final class CommandDispatcher: Sendable {
         return finish(invocation, reply)
     }
 
-    /// The lookup's reply, written: the product's JSON goes straight into the buffer, as
-    /// the simple string `.simple(ProductJSON.encode(product))` would write.
+    /// The lookup's reply, written: a simple string whose text is the product's JSON,
+    /// which goes straight into the buffer.
     func finishLookup(_ result: Result<Product?, any Error>, _ invocation: Invocation, session: Session, protocolVersion: Int, allocator: ByteBufferAllocator) -> ByteBuffer {
         let reply: Reply
         do {

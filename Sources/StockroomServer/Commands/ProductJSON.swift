@@ -6,19 +6,13 @@ import Stockroom
 /// The output is the same object JSONEncoder writes with snake_case keys, sorted keys and
 /// ISO 8601 dates; a test holds the two side by side.
 enum ProductJSON {
-    static func encode(_ product: Product) -> String {
-        var buffer = ByteBufferAllocator().buffer(capacity: capacity(product))
-        write(product, to: &buffer)
-        return String(buffer: buffer)
-    }
-
     /// Room for the whole object unless its text needs escaping: writing it rarely grows
     /// the buffer.
     static func capacity(_ product: Product) -> Int {
         256 + product.name.utf8.count + product.description.utf8.count + product.sku.utf8.count
     }
 
-    /// Appends the object to `buffer`: the bytes `encode` returns.
+    /// Appends the object to `buffer`.
     static func write(_ product: Product, to out: inout ByteBuffer) {
         out.writeStaticString("{\"active\":")
         out.writeJSONBool(product.active)
