@@ -59,7 +59,7 @@ test-examples: db ## Build the programs under Examples/ and run them against a m
 clean: ## Remove build products (not the database)
 	rm -rf .build .build-* Benchmarks/.build $(addsuffix /.build,$(EXAMPLES))
 
-bench: db ## Stockroom against pgbench and redis-benchmark in one run (release build; about 6 minutes)
+bench: db ## Stockroom against pgbench and redis-benchmark in one run (release build; three rounds, about 6–8 minutes)
 	$(SWIFT) build -c release --product stockroom
 	@scripts/bench.sh
 

@@ -8,7 +8,8 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 BASE_URL="${DATABASE_URL:-postgres://stockroom:stockroom@127.0.0.1:54320/stockroom}"
 DB=stockroom_bench
 URL="${BASE_URL%/*}/$DB"
-SECONDS_EACH="${BENCH_SECONDS:-8}"
+SECONDS_EACH="${BENCH_SECONDS:-5}"
+ROUNDS="${BENCH_ROUNDS:-3}"
 PORT="${BENCH_PORT:-7399}"
 BIN="$ROOT/.build/release/stockroom"
 OUT="$ROOT/.build/bench"
@@ -52,35 +53,57 @@ redis_rps() { tr '\r' '\n' | sed -n 's/.*: \([0-9.]*\) requests per second.*/\1/
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }'; }
 
 declare -a ROWS
+declare -A SEEN  # measurement -> its values, one per round
+median() { sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
+note() { SEEN[$1]+="$2 "; }
+mid() { tr ' ' '\n' | grep . | median; }
+# A row from the rounds: the median reference and Stockroom figures, and the median of
+# the ratios measured back to back in each round (with each round's ratio after it).
+row() {
+    local name=$1 reference=$2 ref_key=$3 ours=$4 our_key=$5 target=$6 ratios="" r=0
+    local refs=(${SEEN[$ref_key]}) mine=(${SEEN[$our_key]})
+    for ((r = 0; r < ${#mine[@]}; r++)); do ratios+="$(ratio "${mine[$r]}" "${refs[$r]}") "; done
+    local shown=$(echo "$ratios" | mid)
+    [[ ${#mine[@]} -gt 1 ]] && shown+=" (${ratios% })"
+    ROWS+=("$name|$reference|$(echo "${SEEN[$ref_key]}" | mid)|$ours|$(echo "${SEEN[$our_key]}" | mid)|$shown|$target")
+}
 
-# --- 1. point reads ---------------------------------------------------------------------
-for C in 8 64; do
-    PG=$(run pgbench -S -M prepared -c "$C" -j "$THREADS" -T "$SECONDS_EACH" -n "$URL" 2>/dev/null | pgbench_tps)
-    N=$(awk -v t="$PG" -v s="$SECONDS_EACH" 'BEGIN { n = int(t * s); if (n < 20000) n = 20000; print n }')
-    SR=$(run redis-benchmark -p "$PORT" -c "$C" -n "$N" -r 100000 -q PRODUCT.GET SKU BENCH-__rand_int__ 2>/dev/null | redis_rps)
-    SP=$(run redis-benchmark -p "$PORT" -c "$C" -n "$((N * 4))" -r 100000 -P 16 -q PRODUCT.GET SKU BENCH-__rand_int__ 2>/dev/null | redis_rps)
-    ROWS+=("point read C=$C|pgbench -S -M prepared|$PG|PRODUCT.GET|$SR|$(ratio "$SR" "$PG")|≥ 1.0")
-    ROWS+=("point read C=$C -P 16|pgbench -S -M prepared|$PG|PRODUCT.GET -P 16|$SP|$(ratio "$SP" "$PG")|≥ 2.0")
-    # No database at all: what the protocol path alone reaches with the same client,
-    # the ceiling for PRODUCT.GET without pipelining.
-    PI=$(run redis-benchmark -p "$PORT" -c "$C" -n "$N" -q PING 2>/dev/null | redis_rps)
-    ROWS+=("PING C=$C (no database)|pgbench -S -M prepared|$PG|PING|$PI|$(ratio "$PI" "$PG")|—")
+# Sections 1 and 2 run ROUNDS times, reference and Stockroom back to back each time:
+# on a shared machine one pair of runs moves by ±15%, a median of three much less.
+for ((ROUND = 1; ROUND <= ROUNDS; ROUND++)); do
+    say "round $ROUND of $ROUNDS"
+    # --- 1. point reads -----------------------------------------------------------------
+    for C in 8 64; do
+        PG=$(run pgbench -S -M prepared -c "$C" -j "$THREADS" -T "$SECONDS_EACH" -n "$URL" 2>/dev/null | pgbench_tps)
+        note "pg-S-$C" "$PG"
+        N=$(awk -v t="$PG" -v s="$SECONDS_EACH" 'BEGIN { n = int(t * s); if (n < 20000) n = 20000; print n }')
+        note "get-$C" "$(run redis-benchmark -p "$PORT" -c "$C" -n "$N" -r 100000 -q PRODUCT.GET SKU BENCH-__rand_int__ 2>/dev/null | redis_rps)"
+        note "get-P16-$C" "$(run redis-benchmark -p "$PORT" -c "$C" -n "$((N * 4))" -r 100000 -P 16 -q PRODUCT.GET SKU BENCH-__rand_int__ 2>/dev/null | redis_rps)"
+        # No database at all: what the protocol path alone reaches with the same client,
+        # the ceiling for PRODUCT.GET without pipelining.
+        note "ping-$C" "$(run redis-benchmark -p "$PORT" -c "$C" -n "$N" -q PING 2>/dev/null | redis_rps)"
+    done
+    # --- 2. order placement -------------------------------------------------------------
+    for C in 8 64; do
+        note "pg-tpcb-$C" "$(run pgbench -M prepared -c "$C" -j "$THREADS" -T "$SECONDS_EACH" -n "$URL" 2>/dev/null | pgbench_tps)"
+        LINE=$(run "$BIN" bench orders --port "$PORT" --clients "$C" --seconds "$SECONDS_EACH" --users 2000)
+        echo "$LINE" >&2
+        note "order-$C" "$(echo "$LINE" | sed -n 's/.*throughput=\([0-9]*\).*/\1/p')"
+    done
 done
-
-# --- 2. order placement -----------------------------------------------------------------
 for C in 8 64; do
-    PG=$(run pgbench -M prepared -c "$C" -j "$THREADS" -T "$SECONDS_EACH" -n "$URL" 2>/dev/null | pgbench_tps)
-    LINE=$(run "$BIN" bench orders --port "$PORT" --clients "$C" --seconds "$SECONDS_EACH" --users 2000)
-    echo "$LINE" >&2
-    SO=$(echo "$LINE" | sed -n 's/.*throughput=\([0-9]*\).*/\1/p')
-    ROWS+=("order C=$C|pgbench TPC-B-like|$PG|ORDER.PLACE|$SO|$(ratio "$SO" "$PG")|≥ 1.0")
+    row "point read C=$C" "pgbench -S -M prepared" "pg-S-$C" "PRODUCT.GET" "get-$C" "≥ 1.0"
+    row "point read C=$C -P 16" "pgbench -S -M prepared" "pg-S-$C" "PRODUCT.GET -P 16" "get-P16-$C" "≥ 2.0"
+    row "PING C=$C (no database)" "pgbench -S -M prepared" "pg-S-$C" "PING" "ping-$C" "—"
+done
+for C in 8 64; do
+    row "order C=$C" "pgbench TPC-B-like" "pg-tpcb-$C" "ORDER.PLACE" "order-$C" "≥ 1.0"
 done
 
 # --- 3. the wrapper itself --------------------------------------------------------------
 cc -O2 -o "$OUT/point_query" "$ROOT/Benchmarks/c/point_query.c" -I/usr/include/postgresql -lpq -lpthread
 # Five runs each, C and LibPQ taking turns, and the median of each: a single pair of
 # two-second runs moved by ±15% on this shared machine.
-median() { sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
 us_per_query() { sed -n 's/.*us_per_query=\([0-9.]*\).*/\1/p'; }
 for P in 1 8; do
     Q=$((P == 1 ? 20000 : 80000))
