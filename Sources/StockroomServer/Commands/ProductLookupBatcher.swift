@@ -94,7 +94,10 @@ final class ProductLookupBatcher: Sendable {
                         _ = try? await connection.query("RESET plan_cache_mode")
                         throw error
                     }
-                    try await connection.query("RESET plan_cache_mode")
+                    // Retired already, its last batch answered: a failure here must fail
+                    // no lookup. A connection that cannot even RESET is broken or closed,
+                    // and the pool does not lend it again.
+                    _ = try? await connection.query("RESET plan_cache_mode")
                 }
             } catch {
                 // No connection, or this one broke: this batch fails, and the worker
