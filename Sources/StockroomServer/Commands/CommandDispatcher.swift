@@ -99,7 +99,6 @@ final class CommandDispatcher: Sendable {
     /// The lookup's reply, written: a simple string whose text is the product's JSON,
     /// which goes straight into the buffer.
     func finishLookup(_ result: Result<Product?, any Error>, _ invocation: Invocation, session: Session, protocolVersion: Int, allocator: ByteBufferAllocator) -> ByteBuffer {
-        let reply: Reply
         do {
             let product = try visibleProduct(result.get(), session: session)
             var buffer = allocator.buffer(capacity: ProductJSON.capacity(product) + 3)
@@ -109,11 +108,10 @@ final class CommandDispatcher: Sendable {
             count(invocation, outcome: "OK")
             return buffer
         } catch {
-            reply = finish(invocation, self.reply(for: error, invocation))
+            var buffer = allocator.buffer(capacity: 64)
+            finish(invocation, self.reply(for: error, invocation)).write(to: &buffer, protocolVersion: protocolVersion)
+            return buffer
         }
-        var buffer = allocator.buffer(capacity: 64)
-        reply.write(to: &buffer, protocolVersion: protocolVersion)
-        return buffer
     }
 
     /// Counts the command and its outcome.
