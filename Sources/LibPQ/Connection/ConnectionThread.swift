@@ -35,7 +35,10 @@ final class ConnectionThread: TaskExecutor, @unchecked Sendable {
     /// Written by the thread before `init` returns, read-only afterwards.
     private var threadID = pthread_self()
 
+    /// `name` shows in `top -H` and profiles. Linux keeps at most 15 bytes of it and
+    /// ignores a longer name altogether, leaving the thread its creator's name.
     init(name: String) {
+        assert(name.utf8.count <= 15, "Linux ignores thread names over 15 bytes")
         let started = DispatchSemaphore(value: 0)
         let thread = Thread { [self] in
             threadID = pthread_self()

@@ -89,7 +89,7 @@ public final class PostgresConnection: @unchecked Sendable {
 
     /// Opens a connection. Errors name host, port and database — never the password.
     public static func connect(_ configuration: Configuration, logger: Logger = Logger(label: "LibPQ")) async throws -> PostgresConnection {
-        let thread = ConnectionThread(name: "LibPQ.connection")
+        let thread = ConnectionThread(name: "LibPQ.conn")
         return try await withCheckedThrowingContinuation { continuation in
             thread.execute {
                 let result = Result {

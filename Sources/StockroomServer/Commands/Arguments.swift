@@ -34,8 +34,20 @@ struct Arguments: Sendable {
         return value
     }
 
-    func json<T: Decodable>(_ index: Int, as type: T.Type, keysAsDeclared: Bool = false) throws(CommandError) -> T {
-        try JSONPayload.decode(type, from: Data(values[index].readableBytesView), keysAsDeclared: keysAsDeclared)
+    func json<T: Decodable>(_ index: Int, as type: T.Type) throws(CommandError) -> T {
+        try JSONPayload.decode(type, from: Data(values[index].readableBytesView))
+    }
+
+    /// The argument as a parsed JSON document, for commands that read it field by field
+    /// (see `JSONField`) instead of through Decodable.
+    func json(_ index: Int) throws(CommandError) -> JSONField {
+        do {
+            return JSONField(root: try JSONValue.parse(values[index].readableBytesView))
+        } catch .tooDeep {
+            throw .invalid("json", "nests deeper than \(JSONValue.maxDepth) levels")
+        } catch {
+            throw .invalid("json", "not valid JSON")
+        }
     }
 
     /// Trailing `NAME value` options (`AFTER 10 LIMIT 5`), names case-insensitive; each at
@@ -68,12 +80,9 @@ enum JSONPayload {
         return String(decoding: try! encoder.encode(value), as: UTF8.self)
     }
 
-    /// With `keysAsDeclared`, the type's coding keys are the JSON's own (snake_case)
-    /// names: converting every key of every object from snake case cost ORDER.PLACE
-    /// about 40% of its decoding.
-    static func decode<T: Decodable>(_ type: T.Type, from data: Data, keysAsDeclared: Bool = false) throws(CommandError) -> T {
+    static func decode<T: Decodable>(_ type: T.Type, from data: Data) throws(CommandError) -> T {
         let decoder = JSONDecoder()
-        if !keysAsDeclared { decoder.keyDecodingStrategy = .convertFromSnakeCase }
+        decoder.keyDecodingStrategy = .convertFromSnakeCase
         do {
             return try decoder.decode(type, from: data)
         } catch let error as DecodingError {

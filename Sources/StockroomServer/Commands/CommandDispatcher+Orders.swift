@@ -3,25 +3,22 @@ import Stockroom
 extension CommandDispatcher {
     static let orderCommands: [Command] = [
         Command(name: "ORDER.PLACE", arity: 2, access: .user) { dispatcher, session, arguments in
-            // The hottest payload: its keys are spelled out (see JSONPayload.decode).
-            struct Payload: Decodable {
-                struct Line: Decodable {
-                    let productID: Int64
-                    let quantity: Int
-                    enum CodingKeys: String, CodingKey { case productID = "product_id", quantity }
-                }
-                let lines: [Line]
-                let idempotencyKey: String?
-                let userId: Int64?
-                enum CodingKeys: String, CodingKey { case lines, idempotencyKey = "idempotency_key", userId = "user_id" }
+            // The hottest payload, read field by field: JSONDecoder cost a twelfth of the
+            // service's CPU per order.
+            let payload = try arguments.json(0)
+            let lines = try payload["lines"].elements().map { line throws(CommandError) in
+                OrderRequest.Line(productID: try line["product_id"].integer(), quantity: Int(try line["quantity"].integer()))
             }
-            let payload = try arguments.json(0, as: Payload.self, keysAsDeclared: true)
+            let key = try payload["idempotency_key"]
+            let idempotencyKey = key.isMissing ? nil : try key.string()
+            let user = try payload["user_id"]
+            let userID = user.isMissing ? nil : try user.integer()
             let principal = session.principal!
-            if let userID = payload.userId, userID != principal.userID, !principal.isAdmin {
+            if let userID, userID != principal.userID, !principal.isAdmin {
                 throw CommandError.invalid("user_id", "only admins may place orders for other users")
             }
-            let request = OrderRequest(lines: payload.lines.map { OrderRequest.Line(productID: $0.productID, quantity: $0.quantity) }, idempotencyKey: payload.idempotencyKey)
-            return json(try await dispatcher.stockroom.orders.place(request, for: payload.userId, as: principal))
+            let request = OrderRequest(lines: lines, idempotencyKey: idempotencyKey)
+            return json(try await dispatcher.stockroom.orders.place(request, for: userID, as: principal))
         },
         Command(name: "ORDER.GET", arity: 2, access: .user) { dispatcher, session, arguments in
             json(try await dispatcher.stockroom.orders.order(id: try arguments.id(0), as: session.principal!))
