@@ -1,4 +1,5 @@
 @testable import LibPQ
+import Foundation
 import Synchronization
 import Testing
 
@@ -21,6 +22,16 @@ struct ConnectionThreadTests {
             }
         }
         #expect(child)
+    }
+
+    /// What `top -H`, `ps -L` and perf show for the thread.
+    @Test func theKernelKnowsTheThreadByItsName() async throws {
+        let thread = ConnectionThread(name: "LibPQ.named")
+        defer { thread.stop() }
+        let name = await withCheckedContinuation { (continuation: CheckedContinuation<String?, Never>) in
+            thread.execute { continuation.resume(returning: try? String(contentsOfFile: "/proc/thread-self/comm", encoding: .utf8)) }
+        }
+        #expect(name == "LibPQ.named\n")
     }
 
     @Test func closuresRunInOrder() async {

@@ -42,10 +42,12 @@ final class ConnectionThread: TaskExecutor, @unchecked Sendable {
         let started = DispatchSemaphore(value: 0)
         let thread = Thread { [self] in
             threadID = pthread_self()
+            // Set from outside, Foundation keeps the name to itself on Linux; set by
+            // the thread itself, it reaches the kernel.
+            Thread.current.name = name
             started.signal()
             runLoop()
         }
-        thread.name = name
         thread.start()
         started.wait()
     }
