@@ -101,7 +101,7 @@ final class CommandDispatcher: Sendable {
     func finishLookup(_ result: Result<Product?, any Error>, _ invocation: Invocation, session: Session, protocolVersion: Int, allocator: ByteBufferAllocator) -> ByteBuffer {
         do {
             let product = try visibleProduct(result.get(), session: session)
-            var buffer = allocator.buffer(capacity: ProductJSON.capacity(product) + 3)
+            var buffer = allocator.buffer(capacity: ProductJSON.maxLength(product) + 3)
             buffer.writeStaticString("+")
             ProductJSON.write(product, to: &buffer)
             buffer.writeStaticString("\r\n")

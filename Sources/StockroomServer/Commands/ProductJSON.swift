@@ -6,34 +6,38 @@ import Stockroom
 /// The output is the same object JSONEncoder writes with snake_case keys, sorted keys and
 /// ISO 8601 dates; a test holds the two side by side.
 enum ProductJSON {
-    /// Room for the whole object unless its text needs escaping: writing it rarely grows
-    /// the buffer.
-    static func capacity(_ product: Product) -> Int {
-        256 + product.name.utf8.count + product.description.utf8.count + product.sku.utf8.count
+    /// The most `write` appends: keys, punctuation, three integers, two timestamps and the
+    /// escaped text.
+    static func maxLength(_ product: Product) -> Int {
+        160 + 3 * JSONWriter.maxIntegerLength + 2 * JSONWriter.maxTimestampLength
+            + JSONWriter.length(of: product.currency) + JSONWriter.length(of: product.description)
+            + JSONWriter.length(of: product.name) + JSONWriter.length(of: product.sku)
     }
 
     /// Appends the object to `buffer`.
     static func write(_ product: Product, to out: inout ByteBuffer) {
-        out.writeStaticString("{\"active\":")
-        out.writeJSONBool(product.active)
-        out.writeStaticString(",\"created_at\":")
-        out.writeJSONTimestamp(product.createdAt)
-        out.writeStaticString(",\"currency\":")
-        out.writeJSONString(product.currency)
-        out.writeStaticString(",\"description\":")
-        out.writeJSONString(product.description)
-        out.writeStaticString(",\"id\":")
-        out.writeJSONInteger(product.id)
-        out.writeStaticString(",\"name\":")
-        out.writeJSONString(product.name)
-        out.writeStaticString(",\"price_cents\":")
-        out.writeJSONInteger(product.priceCents)
-        out.writeStaticString(",\"sku\":")
-        out.writeJSONString(product.sku)
-        out.writeStaticString(",\"stock\":")
-        out.writeJSONInteger(product.stock)
-        out.writeStaticString(",\"updated_at\":")
-        out.writeJSONTimestamp(product.updatedAt)
-        out.writeStaticString("}")
+        out.writeJSON(maxLength: maxLength(product)) { json in
+            json.raw("{\"active\":")
+            json.bool(product.active)
+            json.raw(",\"created_at\":")
+            json.timestamp(product.createdAt)
+            json.raw(",\"currency\":")
+            json.string(product.currency)
+            json.raw(",\"description\":")
+            json.string(product.description)
+            json.raw(",\"id\":")
+            json.integer(product.id)
+            json.raw(",\"name\":")
+            json.string(product.name)
+            json.raw(",\"price_cents\":")
+            json.integer(product.priceCents)
+            json.raw(",\"sku\":")
+            json.string(product.sku)
+            json.raw(",\"stock\":")
+            json.integer(product.stock)
+            json.raw(",\"updated_at\":")
+            json.timestamp(product.updatedAt)
+            json.raw("}")
+        }
     }
 }
