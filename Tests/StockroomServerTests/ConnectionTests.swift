@@ -273,37 +273,75 @@ struct BatchingTests {
         }
     }
 
-    @Test func concurrentLookupsShareOneStatement() async throws {
+    /// INFO's stats, as numbers by name.
+    private func stats(_ client: TestClient) async throws -> [String: Int] {
+        guard case .bulk(let info?) = try await client.call("INFO", "stats") else { throw TestClientError("INFO gave no text") }
+        var numbers: [String: Int] = [:]
+        for line in info.split(separator: "\r\n") {
+            let parts = line.split(separator: ":", maxSplits: 1)
+            if parts.count == 2, let value = Int(parts[1]) { numbers[String(parts[0])] = value }
+        }
+        return numbers
+    }
+
+    /// Polls INFO until `condition` holds of its stats.
+    private func waitForStats(_ server: TestServer, _ condition: @escaping ([String: Int]) -> Bool) async throws {
+        try await server.client { (watcher: TestClient) async throws -> Void in
+            for _ in 0..<500 {
+                if condition(try await stats(watcher)) { return }
+                try await Task.sleep(for: .milliseconds(10))
+            }
+            Issue.record("INFO never showed the expected state: \(try await stats(watcher))")
+        }
+    }
+
+    @Test func lookupsArrivingWhileAWorkerRunsShareItsNextStatement() async throws {
         // Two connections: one lookup worker (half the pool), and both held below, so
-        // every lookup is queued before the worker can run any.
+        // the worker waits for one while the lookups arrive.
         try await TestServer.with(poolSize: 2) { server in
             let id = try await server.product(sku: "SHARED-1")
             try await server.client { (c: TestClient) async throws -> Void in
                 let pool = server.stockroom.pool
                 try await pool.withConnection { _ in
                     try await pool.withConnection { _ in
-                        try await c.send(String(repeating: "PRODUCT.GET \(id)\r\n", count: 100))
-                        // Until the server has queued all but the first, which the worker
-                        // holds while it waits for a connection (another client asks).
-                        try await server.client { (watcher: TestClient) async throws -> Void in
-                            for _ in 0..<500 {
-                                guard case .bulk(let info?) = try await watcher.call("INFO", "stats") else { break }
-                                if info.contains("product_lookups_waiting:99\r\n") { return }
-                                try await Task.sleep(for: .milliseconds(10))
-                            }
-                            Issue.record("the lookups were never all queued")
-                        }
+                        try await c.send("PRODUCT.GET \(id)\r\n")
+                        // The first lookup started the worker with itself; the others
+                        // arrive in later reads, and wait for it.
+                        try await waitForStats(server) { $0["product_lookup_workers"] == 1 }
+                        for _ in 0..<99 { try await c.send("PRODUCT.GET \(id)\r\n") }
+                        try await waitForStats(server) { $0["product_lookups_waiting"] == 99 }
                     }
                 }
                 for n in 0..<100 {
                     #expect(try await c.reply().json()["id"] as? Int == id, "reply \(n)")
                 }
-                guard case .bulk(let info?) = try await c.call("INFO", "stats") else { Issue.record("INFO"); return }
-                func number(_ key: String) -> Int { Int(info.split(separator: "\r\n").first { $0.hasPrefix(key + ":") }!.dropFirst(key.count + 1))! }
-                #expect(number("product_lookups") == 100)
-                // The first lookup started the worker with itself; the other 99 waited for
-                // it and went in its next statement.
-                #expect(number("product_lookup_statements") == 2, "\(info)")
+                let numbers = try await stats(c)
+                #expect(numbers["product_lookups"] == 100)
+                #expect(numbers["product_lookup_statements"] == 2, "\(numbers)")
+            }
+        }
+    }
+
+    @Test func pipelinedLookupsOfOneReadShareOneStatement() async throws {
+        try await TestServer.with(poolSize: 2) { server in
+            let id = try await server.product(sku: "SHARED-2")
+            try await server.client { (c: TestClient) async throws -> Void in
+                let pool = server.stockroom.pool
+                try await pool.withConnection { _ in
+                    try await pool.withConnection { _ in
+                        // One write of well under a read's worth (NIO reads 2 KB at first).
+                        try await c.send(String(repeating: "PRODUCT.GET \(id)\r\n", count: 40))
+                        // Taken as one arrival: the worker holds all 40, none wait.
+                        try await waitForStats(server) { $0["product_lookup_workers"] == 1 }
+                        try await waitForStats(server) { $0["product_lookups_waiting"] == 0 }
+                    }
+                }
+                for n in 0..<40 {
+                    #expect(try await c.reply().json()["id"] as? Int == id, "reply \(n)")
+                }
+                let numbers = try await stats(c)
+                #expect(numbers["product_lookups"] == 40)
+                #expect(numbers["product_lookup_statements"] == 1, "\(numbers)")
             }
         }
     }

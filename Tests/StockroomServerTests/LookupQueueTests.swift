@@ -36,6 +36,21 @@ struct LookupQueueTests {
         #expect(queue.workers == 2)
     }
 
+    @Test func lookupsArrivingTogetherAreOneArrival() {
+        var queue = Queue(maxWorkers: 2, maxBatch: 16)
+        #expect(started(queue.arrive(contentsOf: [1, 2, 3])) == [1, 2, 3], "one worker takes them all")
+        #expect(isQueued(queue.arrive(contentsOf: [4, 5, 6])))
+        #expect(started(queue.arrive(contentsOf: [7])) == [4, 5, 6, 7], "a quarter of a batch queued: a second worker")
+        #expect(queue.workers == 2)
+        #expect(isQueued(queue.arrive(contentsOf: Array(8...40))))
+        #expect(queue.next() == Array(8...23), "at most maxBatch, in order")
+        #expect(queue.next() == Array(24...39))
+        #expect(queue.next() == [40])
+        #expect(isQueued(queue.arrive(contentsOf: [Int]())) && queue.next() == nil, "an empty arrival changes nothing")
+        var idle = Queue(maxWorkers: 2, maxBatch: 16)
+        #expect(isQueued(idle.arrive(contentsOf: [Int]())) && idle.workers == 0, "not even on an idle queue")
+    }
+
     @Test func batchesTakeAtMostMaxBatchInArrivalOrder() {
         var queue = Queue(maxWorkers: 1, maxBatch: 3)
         _ = queue.arrive(0)

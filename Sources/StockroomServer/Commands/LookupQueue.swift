@@ -53,7 +53,14 @@ struct LookupQueue<Element, Parked> {
     var hasParkedWorker: Bool { parked != nil }
 
     mutating func arrive(_ element: Element) -> Arrival {
-        queued.append(element)
+        arrive(contentsOf: CollectionOfOne(element))
+    }
+
+    /// Lookups that arrived together — one read's pipelined commands — count as one
+    /// arrival: the first of them does not start a worker on its own.
+    mutating func arrive(contentsOf elements: some Collection<Element>) -> Arrival {
+        guard !elements.isEmpty else { return .queued }
+        queued.append(contentsOf: elements)
         if let worker = parked {
             parked = nil
             return .resume(worker, take())

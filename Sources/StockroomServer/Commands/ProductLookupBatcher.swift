@@ -34,6 +34,8 @@ final class ProductLookupBatcher: Sendable {
     /// Lookups queued for the next statement, for INFO: a backlog that grows means the
     /// database cannot keep up.
     var waiting: Int { state.withLock { $0.queued.count } }
+    /// Workers holding a connection, or waiting for one: the pool's share taken by lookups.
+    var workers: Int { state.withLock { $0.workers } }
 
     private let products: ProductRepository
     private let pool: PostgresPool
@@ -53,7 +55,13 @@ final class ProductLookupBatcher: Sendable {
     /// there is none with that id or sku. A callback rather than an async function: the
     /// connection handler calls this on its event loop and must not wait.
     func product(_ key: Key, on loop: any EventLoop, completion: @escaping Completion) {
-        let arrival = state.withLock { $0.arrive(Waiter(key: key, loop: loop, completion: completion)) }
+        products([Waiter(key: key, loop: loop, completion: completion)])
+    }
+
+    /// Several lookups at once, as one arrival (see `LookupQueue.arrive(contentsOf:)`).
+    func products(_ waiters: [Waiter]) {
+        guard !waiters.isEmpty else { return }
+        let arrival = state.withLock { $0.arrive(contentsOf: waiters) }
         switch arrival {
         case .queued: break
         case .start(let batch): start(batch)

@@ -4,8 +4,9 @@ import NIOCore
 /// Serves one client connection, on its event loop.
 ///
 /// Requests arrive whole and in order from `RequestDecoder`. Commands that need nothing
-/// but the session are answered on the spot; product lookups join the batcher and answer
-/// when their batch comes back, without holding up the requests behind them; any other
+/// but the session are answered on the spot; product lookups join the batcher — those of
+/// one read together, when the read completes — and answer when their batch comes back,
+/// without holding up the requests behind them; any other
 /// command runs as a task after every command before it has finished, and before any
 /// command after it starts, because it may change the session or depend on what the
 /// earlier ones did. Replies go out in request order (`ReplySequence`), one flush per
@@ -44,6 +45,10 @@ final class ConnectionHandler: ChannelDuplexHandler {
     private var isActive = true
     private var readHeld = false
     private var flushScheduled = false
+    /// Lookups started during the current read, handed to the batcher together when it
+    /// completes: the pipelined commands of one read share a statement.
+    private var pendingLookups: [ProductLookupBatcher.Waiter] = []
+    private var reading = false
     private let allocator = ByteBufferAllocator()
 
     init(dispatcher: CommandDispatcher, registry: ConnectionRegistry, session: Session, logger: Logger) {
@@ -68,11 +73,14 @@ final class ConnectionHandler: ChannelDuplexHandler {
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         guard !closing else { return }  // nothing sent after QUIT or a protocol error runs
+        reading = true
         backlog.append(unwrapInboundIn(data))
         drain(context: context)
     }
 
     func channelReadComplete(context: ChannelHandlerContext) {
+        reading = false
+        submitLookups()
         context.flush()
         context.fireChannelReadComplete()
     }
@@ -82,6 +90,8 @@ final class ConnectionHandler: ChannelDuplexHandler {
             // The client finished sending (or a graceful shutdown stopped reading): answer
             // what was received, then close.
             inputClosed = true
+            reading = false
+            submitLookups()
             closeIfDone(context: context)
             return
         }
@@ -129,8 +139,15 @@ final class ConnectionHandler: ChannelDuplexHandler {
                 start(arguments, context: context)
             }
         }
+        if !reading { submitLookups() }
         writeReady(context: context)
         closeIfDone(context: context)
+    }
+
+    private func submitLookups() {
+        guard !pendingLookups.isEmpty else { return }
+        dispatcher.lookups.products(pendingLookups)
+        pendingLookups.removeAll(keepingCapacity: true)
     }
 
     private func start(_ arguments: [ByteBuffer], context: ChannelHandlerContext) {
@@ -145,11 +162,11 @@ final class ConnectionHandler: ChannelDuplexHandler {
             let dispatcher = self.dispatcher
             let allocator = self.allocator
             let loop = NIOLoopBound((self, context), eventLoop: context.eventLoop)
-            dispatcher.lookups.product(key, on: context.eventLoop) { result in
+            pendingLookups.append(ProductLookupBatcher.Waiter(key: key, loop: context.eventLoop) { result in
                 let buffer = dispatcher.finishLookup(result, invocation, session: snapshot, protocolVersion: version, allocator: allocator)
                 let (handler, context) = loop.value
                 handler.complete(number, buffer, context: context)
-            }
+            })
         case .deferred(let run, let invocation):
             blocked = true
             held = Held(run: run, invocation: invocation)
