@@ -26,26 +26,26 @@ struct LookupQueueTests {
         #expect(queue.next() == nil)
     }
 
-    @Test func aSecondWorkerStartsOnlyOnceAQuarterOfABatchIsQueued() {
-        var queue = Queue(maxWorkers: 2, maxBatch: 16)
+    @Test func aSecondWorkerStartsOnlyOnceAFullBatchIsQueued() {
+        var queue = Queue(maxWorkers: 2, maxBatch: 4)
         _ = queue.arrive(0)
         for n in 1...3 { #expect(isQueued(queue.arrive(n))) }
-        #expect(started(queue.arrive(4)) == [1, 2, 3, 4], "four queued is a quarter of 16")
+        #expect(started(queue.arrive(4)) == [1, 2, 3, 4], "four queued is a full batch")
         #expect(queue.workers == 2)
-        for n in 5...8 { #expect(isQueued(queue.arrive(n)), "no third worker: at most two") }
+        for n in 5...12 { #expect(isQueued(queue.arrive(n)), "no third worker: at most two") }
         #expect(queue.workers == 2)
     }
 
     @Test func lookupsArrivingTogetherAreOneArrival() {
-        var queue = Queue(maxWorkers: 2, maxBatch: 16)
+        var queue = Queue(maxWorkers: 2, maxBatch: 8)
         #expect(started(queue.arrive(contentsOf: [1, 2, 3])) == [1, 2, 3], "one worker takes them all")
         #expect(isQueued(queue.arrive(contentsOf: [4, 5, 6])))
-        #expect(started(queue.arrive(contentsOf: [7])) == [4, 5, 6, 7], "a quarter of a batch queued: a second worker")
+        #expect(started(queue.arrive(contentsOf: Array(7...11))) == Array(4...11), "a full batch queued: a second worker")
         #expect(queue.workers == 2)
-        #expect(isQueued(queue.arrive(contentsOf: Array(8...40))))
-        #expect(queue.next() == Array(8...23), "at most maxBatch, in order")
-        #expect(queue.next() == Array(24...39))
-        #expect(queue.next() == [40])
+        #expect(isQueued(queue.arrive(contentsOf: Array(12...30))))
+        #expect(queue.next() == Array(12...19), "at most maxBatch, in order")
+        #expect(queue.next() == Array(20...27))
+        #expect(queue.next() == Array(28...30))
         #expect(isQueued(queue.arrive(contentsOf: [Int]())) && queue.next() == nil, "an empty arrival changes nothing")
         var idle = Queue(maxWorkers: 2, maxBatch: 16)
         #expect(isQueued(idle.arrive(contentsOf: [Int]())) && idle.workers == 0, "not even on an idle queue")
@@ -72,9 +72,9 @@ struct LookupQueueTests {
     }
 
     @Test func onlyOneWorkerParksTheOthersRetire() {
-        var queue = Queue(maxWorkers: 2, maxBatch: 4)
+        var queue = Queue(maxWorkers: 2, maxBatch: 1)
         _ = queue.arrive(0)
-        #expect(started(queue.arrive(1)) == [1], "a quarter of 4 is one")
+        #expect(started(queue.arrive(1)) == [1], "a full batch of one")
         guard case .parked = queue.idle("a") else { Issue.record("a should park"); return }
         guard case .retire = queue.idle("b") else { Issue.record("b should retire"); return }
         #expect(queue.workers == 1)

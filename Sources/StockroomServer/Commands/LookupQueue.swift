@@ -5,9 +5,10 @@
 /// A worker holds a pooled connection and runs one batch at a time. The rules:
 /// - A lookup that finds no worker starts one at once: no added latency when it is quiet.
 /// - Lookups that arrive while workers run wait for the next batch, which takes all of them
-///   (up to `maxBatch`). A second worker starts only once a quarter of a batch is queued,
-///   and at most `maxWorkers` run, so batches grow with load instead of the number of
-///   round trips and of threads competing for the cores.
+///   (up to `maxBatch`). A second worker starts only once a full batch is queued — when
+///   one worker cannot keep up even with full batches — and at most `maxWorkers` run, so
+///   batches grow with load instead of the number of round trips and of threads
+///   competing for the cores.
 /// - A worker that finds nothing queued parks, keeping its connection, if no other worker
 ///   is parked; the next lookup hands it a batch directly. Starting a worker costs a task,
 ///   a pool checkout and a hop onto the connection's thread; waking a parked one costs
@@ -65,7 +66,7 @@ struct LookupQueue<Element, Parked> {
             parked = nil
             return .resume(worker, take())
         }
-        guard workers == 0 || (workers < maxWorkers && queued.count >= max(1, maxBatch / 4)) else { return .queued }
+        guard workers == 0 || (workers < maxWorkers && queued.count >= maxBatch) else { return .queued }
         workers += 1
         return .start(take())
     }
