@@ -52,14 +52,10 @@ final class ProductLookupBatcher: Sendable {
         self.state = Mutex(Queue(maxWorkers: max(1, maxInFlight), maxBatch: maxBatch, mayPark: mayPark))
     }
 
-    /// Looks the product up and calls `completion` on `loop` with it, or with nil when
-    /// there is none with that id or sku. A callback rather than an async function: the
-    /// connection handler calls this on its event loop and must not wait.
-    func product(_ key: Key, on loop: any EventLoop, completion: @escaping Completion) {
-        products([Waiter(key: key, loop: loop, completion: completion)])
-    }
-
-    /// Several lookups at once, as one arrival (see `LookupQueue.arrive(contentsOf:)`).
+    /// Looks each waiter's product up and calls its completion on its loop with it, or
+    /// with nil when there is none with that id or sku. The waiters count as one arrival
+    /// (see `LookupQueue.arrive(contentsOf:)`). Callbacks rather than an async function:
+    /// the connection handler calls this on its event loop and must not wait.
     func products(_ waiters: [Waiter]) {
         guard !waiters.isEmpty else { return }
         let arrival = state.withLock { $0.arrive(contentsOf: waiters) }
