@@ -149,6 +149,8 @@ struct JSONValueTests {
         #expect(message { _ = try root["lines"]["x"] } == "lines: must be an object")
         #expect(message { _ = try root["n"].elements() } == "n: must be an array")
         #expect(message { _ = try field("[]")["lines"] } == "json: must be an object")
+        // A member that happens to be called json is not the document.
+        #expect(message { _ = try field(#"{"json":{"a":"x"}}"#)["json"]["a"].integer() } == "json.a: must be an integer")
     }
 
     @Test func absentAndNullAreBothMissing() throws {

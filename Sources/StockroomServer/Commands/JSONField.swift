@@ -7,14 +7,18 @@ struct JSONField {
     let value: JSONValue?
     let path: String
 
+    /// Whether this is the document itself, whose members' paths start with their key.
+    private let isRoot: Bool
+
     /// The document itself, named `json` in errors.
     init(root: JSONValue) {
-        self.init(value: root, path: "json")
+        self.init(value: root, path: "json", isRoot: true)
     }
 
-    private init(value: JSONValue?, path: String) {
+    private init(value: JSONValue?, path: String, isRoot: Bool = false) {
         self.value = value
         self.path = path
+        self.isRoot = isRoot
     }
 
     /// A member of an object; absent when the key is.
@@ -22,7 +26,7 @@ struct JSONField {
         get throws(CommandError) {
             guard case .object(let members) = try present() else { throw mismatch("an object") }
             let value = members.first(where: { $0.key == key })?.value
-            return JSONField(value: value, path: path == "json" ? key : "\(path).\(key)")
+            return JSONField(value: value, path: isRoot ? key : "\(path).\(key)")
         }
     }
 

@@ -4,7 +4,7 @@
 /// spent about a twelfth of the service's CPU per order on it: generic containers, a
 /// metadata lookup per key. This reader is strict RFC 8259 — no trailing commas, comments,
 /// leading zeros, raw control characters, lone surrogates or invalid UTF-8 — and keeps
-/// numbers as their text, so a caller decides what fits (`integer`).
+/// numbers as their text, so a caller decides what fits (`JSONField.integer`).
 ///
 /// Object members keep their order; a key given twice is rejected, rather than letting one
 /// copy silently win as decoders disagree on which.
@@ -34,13 +34,6 @@ enum JSONValue: Equatable, Sendable {
         }
         if let result { return try result.get() }
         return try parse(Array(bytes))
-    }
-
-    /// The value as a 64-bit integer: nil when it is not a number written without a
-    /// fraction or exponent, or does not fit.
-    var integer: Int64? {
-        guard case .number(let text) = self else { return nil }
-        return Int64(text)
     }
 
     static func == (lhs: JSONValue, rhs: JSONValue) -> Bool {
