@@ -21,3 +21,20 @@ actor Gate {
         await withCheckedContinuation { waiting.append($0) }
     }
 }
+
+/// Closed until `open()` is called; then every `wait()`, earlier or later, returns.
+actor Latch {
+    private var isOpen = false
+    private var waiting: [CheckedContinuation<Void, Never>] = []
+
+    func open() {
+        isOpen = true
+        waiting.forEach { $0.resume() }
+        waiting = []
+    }
+
+    func wait() async {
+        if isOpen { return }
+        await withCheckedContinuation { waiting.append($0) }
+    }
+}
