@@ -71,14 +71,19 @@ struct TransactionTests {
             // A retry waits for the survivor's commit: started earlier, it would race
             // the survivor again and, on a loaded machine, could fail every attempt.
             func goOffCall(_ name: String) async throws {
-                try await pool.withTransaction(isolation: .serializable, maxAttempts: 5) { tx in
-                    let attempt = attempts.increment()
-                    if attempt > 2 { await committed.wait() }
-                    let onCall = try await tx.query("SELECT count(*) FROM doctors WHERE on_call").scalar(Int.self)
-                    if attempt <= 2 { await gate.arrive(expected: 2) }
-                    if onCall >= 2 {
-                        try await tx.query("UPDATE doctors SET on_call = false WHERE name = \(name)")
+                do {
+                    try await pool.withTransaction(isolation: .serializable, maxAttempts: 5) { tx in
+                        let attempt = attempts.increment()
+                        if attempt > 2 { await committed.wait() }
+                        let onCall = try await tx.query("SELECT count(*) FROM doctors WHERE on_call").scalar(Int.self)
+                        if attempt <= 2 { await gate.arrive(expected: 2) }
+                        if onCall >= 2 {
+                            try await tx.query("UPDATE doctors SET on_call = false WHERE name = \(name)")
+                        }
                     }
+                } catch {
+                    await committed.open()  // a failure fails the test; it must not hang it
+                    throw error
                 }
                 await committed.open()
             }
