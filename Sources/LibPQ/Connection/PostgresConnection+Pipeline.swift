@@ -75,8 +75,10 @@ extension PostgresConnection {
                     entry.prepare = (key, fresh)
                     name = fresh
                 }
-                accepted = bindings.withUnsafeParameters { values, lengths, formats, _ in
-                    PQsendQueryPrepared(raw, name!, count, values, lengths, formats, 1)
+                accepted = name!.withCString { name in
+                    bindings.withUnsafeParameters { values, lengths, formats, _ in
+                        PQsendQueryPrepared(raw, name, count, values, lengths, formats, 1)
+                    }
                 }
             } else {
                 accepted = bindings.withUnsafeParameters { values, lengths, formats, types in

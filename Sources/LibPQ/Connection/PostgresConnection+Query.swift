@@ -76,9 +76,12 @@ extension PostgresConnection {
         let count = Int32(bindings.count)
         let result: OpaquePointer?
         if statements.isEnabled {
-            let name = try preparedName(for: query)
-            result = bindings.withUnsafeParameters { values, lengths, formats, _ in
-                PQexecPrepared(raw, name, count, values, lengths, formats, 1)
+            // withCString lends the name's own bytes; passing the String itself makes a
+            // C copy on the heap for every statement.
+            result = try preparedName(for: query).withCString { name in
+                bindings.withUnsafeParameters { values, lengths, formats, _ in
+                    PQexecPrepared(raw, name, count, values, lengths, formats, 1)
+                }
             }
         } else {
             result = bindings.withUnsafeParameters { values, lengths, formats, types in

@@ -42,8 +42,13 @@ public final class PostgresConnection: @unchecked Sendable {
     var isClosed = false
     var listeners = NotificationListeners()
     let configuration: Configuration
-    /// When the last operation on the connection ended; see `revalidateIfIdle`.
+    /// When the last operation on the connection started, and whether the one running
+    /// now found the connection unused for `revalidationIdleTime` before it (see
+    /// `revalidateIfIdle`). Measured from starts, so that an operation reads the clock
+    /// once: after an operation that itself ran longer than the window, the next one
+    /// checks the connection needlessly — one `poll`, next to a statement that long.
     var lastActive = ContinuousClock.now
+    var wasIdle = false
 
     let cancelToken: CancelToken
     private let noticeSink: Unmanaged<NoticeSink>
@@ -155,7 +160,12 @@ public final class PostgresConnection: @unchecked Sendable {
     /// Runs `body` on the connection's thread — inline when the caller is already there —
     /// cancellable by the calling task and by `timeout`. `body` runs with exclusive use of
     /// `raw`.
-    func perform<T: Sendable>(timeout: Duration? = nil, cancellable: Bool = true, _ body: @escaping @Sendable (PostgresConnection) throws -> T) async throws -> T {
+    ///
+    /// `nonisolated(nonsending)`, like the public calls on top of it: it runs on its
+    /// caller's executor. A plain nonisolated async function would first switch to the
+    /// task's preferred executor — a runtime check per call, and per nested call, that
+    /// cost a tenth of LibPQ's CPU per point query for statements already on this thread.
+    nonisolated(nonsending) func perform<T: Sendable>(timeout: Duration? = nil, cancellable: Bool = true, _ body: @escaping @Sendable (PostgresConnection) throws -> T) async throws -> T {
         let control = OperationControl(token: cancelToken)
         var timer: DispatchWorkItem?
         if let timeout {
@@ -185,12 +195,14 @@ public final class PostgresConnection: @unchecked Sendable {
         if let reason = control.begin(), cancellable {
             return .failure(OperationControl.error(for: reason, underlying: nil))
         }
+        let now = ContinuousClock.now
+        wasIdle = now - lastActive >= Self.revalidationIdleTime
+        lastActive = now
         var result = Result { () throws -> T in
             guard !isClosed else { throw PostgresError(code: .closed, message: "the connection is closed") }
             return try thread.blocking { try body(self) }
         }
         if !isClosed {
-            lastActive = .now
             if !listeners.isEmpty { deliverNotifications() }
             if PQstatus(raw) == CONNECTION_BAD { brokenFlag.store(true, ordering: .relaxed) }
             idleFlag.store(PQtransactionStatus(raw) == PQTRANS_IDLE, ordering: .relaxed)
@@ -223,7 +235,7 @@ public final class PostgresConnection: @unchecked Sendable {
     /// Before a statement on an idle connection: if the server has gone away, notice it
     /// now rather than mid-statement, and reconnect when configured to.
     func revalidateIfIdle() throws {
-        guard PQtransactionStatus(raw) == PQTRANS_IDLE, ContinuousClock.now - lastActive >= Self.revalidationIdleTime else { return }
+        guard PQtransactionStatus(raw) == PQTRANS_IDLE, wasIdle else { return }
         // Data on an idle connection is a notice, a notification, or the FATAL message
         // and EOF of a terminated session. Reading until the socket is quiet (or EOF
         // breaks the connection) tells which; PQisBusy makes libpq parse what it read.
