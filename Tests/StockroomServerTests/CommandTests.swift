@@ -50,8 +50,12 @@ struct CommandTests {
                 let quoted = try await c.reply()
                 try await c.send("PRODUCT.GET 00\(id)\n")
                 let byPaddedID = try await c.reply()
-                #expect(resp == inline); #expect(inline == quoted); #expect(quoted == byPaddedID)
+                // Command name and keyword in any case; a keyword that only looks alike is refused.
+                let lowercase = try await c.call("Product.Get", "sku", "MUG-01")
+                #expect(resp == inline); #expect(inline == quoted); #expect(quoted == byPaddedID); #expect(byPaddedID == lowercase)
                 #expect(try resp.json()["sku"] as? String == "MUG-01")
+                #expect(try await c.call("PRODUCT.GET", "SKX", "MUG-01").errorCode == "ERR")
+                #expect(try await c.call("PRODUCT.GET", "SK", "MUG-01").errorCode == "ERR")
             }
         }
     }

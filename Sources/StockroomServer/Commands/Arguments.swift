@@ -4,16 +4,27 @@ import NIOCore
 /// A request's arguments after the command name, with typed accessors that fail with
 /// `INVALID` naming the field.
 struct Arguments: Sendable {
-    let values: [ByteBuffer]
+    /// The whole request, command name first: a view past the name, not a copy of the
+    /// rest (an array allocated per request).
+    private let request: [ByteBuffer]
 
-    var count: Int { values.count }
+    init(request: [ByteBuffer]) {
+        precondition(!request.isEmpty, "a request starts with the command name")
+        self.request = request
+    }
+
+    var values: ArraySlice<ByteBuffer> { request.dropFirst() }
+
+    var count: Int { request.count - 1 }
+
+    subscript(index: Int) -> ByteBuffer { request[index + 1] }
 
     func bytes(_ index: Int) -> [UInt8] {
-        Array(values[index].readableBytesView)
+        Array(self[index].readableBytesView)
     }
 
     func string(_ index: Int, field: String) throws(CommandError) -> String {
-        guard let text = String(validating: values[index].readableBytesView, as: UTF8.self) else {
+        guard let text = String(validating: self[index].readableBytesView, as: UTF8.self) else {
             throw .invalid(field, "must be UTF-8 text")
         }
         return text
@@ -35,14 +46,14 @@ struct Arguments: Sendable {
     }
 
     func json<T: Decodable>(_ index: Int, as type: T.Type) throws(CommandError) -> T {
-        try JSONPayload.decode(type, from: Data(values[index].readableBytesView))
+        try JSONPayload.decode(type, from: Data(self[index].readableBytesView))
     }
 
     /// The argument as a parsed JSON document, for commands that read it field by field
     /// (see `JSONField`) instead of through Decodable.
     func json(_ index: Int) throws(CommandError) -> JSONField {
         do {
-            return JSONField(root: try JSONValue.parse(values[index].readableBytesView))
+            return JSONField(root: try JSONValue.parse(self[index].readableBytesView))
         } catch .tooDeep {
             throw .invalid("json", "nests deeper than \(JSONValue.maxDepth) levels")
         } catch {

@@ -8,7 +8,7 @@ extension CommandDispatcher {
             switch arguments.count {
             case 1:
                 return .id(try arguments.id(0))
-            case 2 where arguments.values[0].readableBytesView.map { $0 & 0xDF } == Array("SKU".utf8):
+            case 2 where arguments[0].readableBytesView.elementsEqual("SKU".utf8, by: { $0 & 0xDF == $1 }):
                 return .sku(try arguments.string(1, field: "sku"))
             default:
                 throw CommandError.syntax("syntax error: PRODUCT.GET <id> or PRODUCT.GET SKU <sku>")

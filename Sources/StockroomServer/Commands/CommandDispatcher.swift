@@ -58,15 +58,19 @@ final class CommandDispatcher: Sendable {
     /// Looks the command up, checks its arity and who may run it, and runs it if it can be
     /// answered at once. Never waits: the connection handler calls it on the event loop.
     func begin(_ request: [ByteBuffer], session: inout Session) -> Step {
-        let rawName = String(decoding: request[0].readableBytesView, as: UTF8.self)
-        // Command names are ASCII: no Unicode case mapping on every request.
-        let name = String(decoding: request[0].readableBytesView.map { (0x61...0x7A).contains($0) ? $0 - 0x20 : $0 }, as: UTF8.self)
+        let rawName = request[0].readableBytesView
+        // Command names are ASCII: no Unicode case mapping on every request. Written in
+        // place, a name of up to 15 bytes stays a small string, with no allocation.
+        let name = String(unsafeUninitializedCapacity: rawName.count) { buffer in
+            for (index, byte) in rawName.enumerated() { buffer[index] = (0x61...0x7A).contains(byte) ? byte - 0x20 : byte }
+            return rawName.count
+        }
         let command = commands[name]
-        let invocation = Invocation(name: name, arguments: Arguments(values: Array(request.dropFirst())), started: .now, metrics: metrics[name])
+        let invocation = Invocation(name: name, arguments: Arguments(request: request), started: .now, metrics: metrics[name])
         let arguments = invocation.arguments
         guard let command else {
             let shown = arguments.values.prefix(8).map { "'\(String(decoding: $0.readableBytesView.prefix(64), as: UTF8.self))'" }.joined(separator: " ")
-            return .done(finish(invocation, .error(code: "ERR", message: "unknown command '\(String(rawName.prefix(128)))', with args beginning with: \(shown)")))
+            return .done(finish(invocation, .error(code: "ERR", message: "unknown command '\(String(String(decoding: rawName, as: UTF8.self).prefix(128)))', with args beginning with: \(shown)")))
         }
         guard command.accepts(argumentCount: arguments.count) else {
             return .done(finish(invocation, reply(CommandError.wrongArity(name))))

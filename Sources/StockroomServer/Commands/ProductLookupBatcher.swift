@@ -162,7 +162,12 @@ final class ProductLookupBatcher: Sendable {
             if let index = byLoop.firstIndex(where: { $0.loop === waiter.loop }) {
                 byLoop[index].results.append((waiter.completion, result))
             } else {
-                byLoop.append((waiter.loop, [(waiter.completion, result)]))
+                // Room for the whole batch: grown one append at a time, a loop's list
+                // reallocated some six times per batch.
+                var group: [(Completion, Result<Product?, any Error>)] = []
+                group.reserveCapacity(results.count)
+                group.append((waiter.completion, result))
+                byLoop.append((waiter.loop, group))
             }
         }
         for group in byLoop {
