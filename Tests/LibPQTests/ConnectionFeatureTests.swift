@@ -73,6 +73,9 @@ struct ConnectionFeatureTests {
             let queries: [PostgresQuery] = (0..<2000).map { "SELECT \($0)::int8 AS n, \(payload) AS p" }
             let results = try await connection.pipeline(queries)
             #expect(try results.map { try $0.get()[0]["n", as: Int.self] } == Array(0..<2000))
+            // One sync at the end: libpq alone decides when to send, 8 MB each way.
+            let together = try await connection.pipelineTransaction(queries)
+            #expect(try together.map { try $0[0]["n", as: Int.self] } == Array(0..<2000))
         }
     }
 

@@ -90,9 +90,12 @@ extension PostgresConnection {
                 guard PQpipelineSync(raw) == 1 else { throw connectionError("could not send a statement") }
             }
             sent.append(entry)
-            try flush(untilEmpty: false)
+            // No flush of our own per statement: libpq sends once its buffer passes
+            // 64 kB (and at every sync), so a short pipeline leaves in one write. A flush
+            // here sent ORDER.PLACE's two statements as two packets, and the backend woke
+            // for the first only to wait for the second.
         }
-        try flush(untilEmpty: true)
+        try flushAll()
 
         for entry in sent {
             var prepareFailure: PostgresError?
@@ -120,14 +123,13 @@ extension PostgresConnection {
         return results.map { $0! }
     }
 
-    /// Sends what libpq has buffered; with `untilEmpty` false, only what the socket takes
-    /// without waiting. Reads incoming data meanwhile so the server never stalls on us.
-    private func flush(untilEmpty: Bool) throws {
+    /// Sends everything libpq has buffered, reading incoming data meanwhile so that the
+    /// server never stalls on a full socket while we wait for it to take ours.
+    private func flushAll() throws {
         while true {
             let state = PQflush(raw)
             if state == 0 { return }
             if state < 0 { throw connectionError("could not send to the server") }
-            if !untilEmpty { return }
             let events = Socket.wait(PQsocket(raw), events: Int16(POLLIN_VALUE | POLLOUT_VALUE), milliseconds: -1)
             if events & Int16(POLLIN_VALUE) != 0, PQconsumeInput(raw) == 0 {
                 throw connectionError("could not read from the server")
