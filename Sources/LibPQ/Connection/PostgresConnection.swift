@@ -161,10 +161,12 @@ public final class PostgresConnection: @unchecked Sendable {
     /// cancellable by the calling task and by `timeout`. `body` runs with exclusive use of
     /// `raw`.
     ///
-    /// `nonisolated(nonsending)`, like the public calls on top of it: it runs on its
-    /// caller's executor. A plain nonisolated async function would first switch to the
-    /// task's preferred executor — a runtime check per call, and per nested call, that
-    /// cost a tenth of LibPQ's CPU per point query for statements already on this thread.
+    /// `nonisolated(nonsending)`: it runs on its caller's executor, where a plain
+    /// nonisolated async function first asks the runtime to switch to the task's
+    /// preferred executor (`swift_task_switch` and `getPreferredTaskExecutor` were 8% of
+    /// LibPQ's CPU per point query). The public calls on top of it do not carry the
+    /// attribute yet: with Swift 6.3.1, `query` marked so crashes when it resumes on the
+    /// connection's task executor (docs/BENCHMARKS.md, 2026-12-03).
     nonisolated(nonsending) func perform<T: Sendable>(timeout: Duration? = nil, cancellable: Bool = true, _ body: @escaping @Sendable (PostgresConnection) throws -> T) async throws -> T {
         let control = OperationControl(token: cancelToken)
         var timer: DispatchWorkItem?
