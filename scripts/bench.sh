@@ -55,6 +55,13 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else
 declare -a ROWS
 declare -A SEEN  # measurement -> its values, one per round
 median() { sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
+# p50, p99 and p99.9 in ms from pgbench's transaction log (latency in µs, third field).
+percentiles() {
+    awk '{ print $3 }' | sort -n | awk '{ v[NR] = $1 } END {
+        if (NR == 0) { print "n/a n/a n/a"; exit }
+        printf "%.2f %.2f %.2f\n", v[int(NR * 0.5) + 1] / 1000, v[int(NR * 0.99) + 1] / 1000, v[int(NR * 0.999) + 1] / 1000
+    }'
+}
 note() { SEEN[$1]+="$2 "; }
 mid() { tr ' ' '\n' | grep . | median; }
 # A row from the rounds: the median reference and Stockroom figures, and the median of
@@ -85,10 +92,18 @@ for ((ROUND = 1; ROUND <= ROUNDS; ROUND++)); do
     done
     # --- 2. order placement -------------------------------------------------------------
     for C in 8 64; do
-        note "pg-tpcb-$C" "$(run pgbench -M prepared -c "$C" -j "$THREADS" -T "$SECONDS_EACH" -n "$URL" 2>/dev/null | pgbench_tps)"
+        # -l logs each transaction's latency, for the same percentiles `bench orders`
+        # prints: throughput alone hides where the time goes.
+        rm -f "$OUT"/tpcb.*
+        note "pg-tpcb-$C" "$(run pgbench -M prepared -c "$C" -j "$THREADS" -T "$SECONDS_EACH" -n -l --log-prefix="$OUT/tpcb" "$URL" 2>/dev/null | pgbench_tps)"
+        read -r P50 P99 P999 < <(cat "$OUT"/tpcb.* | percentiles)
+        note "pg-tpcb-p50-$C" "$P50"; note "pg-tpcb-p99-$C" "$P99"; note "pg-tpcb-p999-$C" "$P999"
         LINE=$(run "$BIN" bench orders --port "$PORT" --clients "$C" --seconds "$SECONDS_EACH" --users 2000)
         echo "$LINE" >&2
         note "order-$C" "$(echo "$LINE" | sed -n 's/.*throughput=\([0-9]*\).*/\1/p')"
+        note "order-p50-$C" "$(echo "$LINE" | sed -n 's/.*p50_ms=\([0-9.]*\).*/\1/p')"
+        note "order-p99-$C" "$(echo "$LINE" | sed -n 's/.*p99_ms=\([0-9.]*\).*/\1/p')"
+        note "order-p999-$C" "$(echo "$LINE" | sed -n 's/.*p999_ms=\([0-9.]*\).*/\1/p')"
     done
 done
 for C in 8 64; do
@@ -98,6 +113,8 @@ for C in 8 64; do
 done
 for C in 8 64; do
     row "order C=$C" "pgbench TPC-B-like" "pg-tpcb-$C" "ORDER.PLACE" "order-$C" "≥ 1.0"
+    latencies() { for p in p50 p99 p999; do echo "${SEEN[$1-$p-$C]}" | mid; done | paste -sd/ | sed 's|/| / |g'; }
+    ROWS+=("order C=$C latency ms, p50 / p99 / p99.9 (medians)|pgbench TPC-B-like|$(latencies pg-tpcb)|ORDER.PLACE|$(latencies order)||—")
 done
 
 # --- 3. the wrapper itself --------------------------------------------------------------
