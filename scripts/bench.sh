@@ -111,10 +111,11 @@ for C in 8 64; do
     row "point read C=$C -P 16" "pgbench -S -M prepared" "pg-S-$C" "PRODUCT.GET -P 16" "get-P16-$C" "≥ 2.0"
     row "PING C=$C (no database)" "pgbench -S -M prepared" "pg-S-$C" "PING" "ping-$C" "—"
 done
+# "p50 / p99 / p99.9" of one tool at C clients, each the median of the rounds.
+latencies() { for p in p50 p99 p999; do echo "${SEEN[$1-$p-$2]}" | mid; done | paste -sd/ | sed 's|/| / |g'; }
 for C in 8 64; do
     row "order C=$C" "pgbench TPC-B-like" "pg-tpcb-$C" "ORDER.PLACE" "order-$C" "≥ 1.0"
-    latencies() { for p in p50 p99 p999; do echo "${SEEN[$1-$p-$C]}" | mid; done | paste -sd/ | sed 's|/| / |g'; }
-    ROWS+=("order C=$C latency ms, p50 / p99 / p99.9 (medians)|pgbench TPC-B-like|$(latencies pg-tpcb)|ORDER.PLACE|$(latencies order)||—")
+    ROWS+=("order C=$C latency ms, p50 / p99 / p99.9 (medians)|pgbench TPC-B-like|$(latencies pg-tpcb "$C")|ORDER.PLACE|$(latencies order "$C")||—")
 done
 
 # --- 3. the wrapper itself --------------------------------------------------------------
