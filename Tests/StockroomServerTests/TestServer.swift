@@ -75,17 +75,31 @@ struct TestServer: Sendable {
     /// A registered user, logged in on `client`.
     @discardableResult
     func logIn(_ client: TestClient, admin: Bool = false) async throws -> (id: Int, email: String, token: String) {
+        try await logIn(client, as: register(admin: admin))
+    }
+
+    /// A new user with the password "password123". Registering hashes the password, which
+    /// takes seconds on a loaded machine: a test with a short idle timeout registers before
+    /// it connects.
+    func register(admin: Bool = false) async throws -> (id: Int, email: String) {
         let email = "u\(UUID().uuidString.prefix(8).lowercased())@example.com"
         let user = try await stockroom.accounts.register(email: email, name: "Test User", password: "password123", role: admin ? .admin : .customer)
-        let reply = try await client.call("SESSION.LOGIN", #"{"email":"\#(email)","password":"password123"}"#)
+        return (Int(user.id), email)
+    }
+
+    /// `user` (from `register`), logged in on `client`.
+    @discardableResult
+    func logIn(_ client: TestClient, as user: (id: Int, email: String)) async throws -> (id: Int, email: String, token: String) {
+        let reply = try await client.call("SESSION.LOGIN", #"{"email":"\#(user.email)","password":"password123"}"#)
         let token = try reply.json()["token"] as! String
-        return (Int(user.id), email, token)
+        return (user.id, user.email, token)
     }
 
     /// A product created through the service by an admin connection.
     func product(sku: String = "SKU-\(UUID().uuidString.prefix(8))", price: Int = 1250, stock: Int = 10) async throws -> Int {
-        try await client { client in
-            try await logIn(client, admin: true)
+        let admin = try await register(admin: true)
+        return try await client { client in
+            try await logIn(client, as: admin)
             let reply = try await client.call("PRODUCT.CREATE", #"{"sku":"\#(sku)","name":"Mug \#(sku)","description":"A mug","price_cents":\#(price),"currency":"EUR","stock":\#(stock)}"#)
             return try reply.json()["id"] as! Int
         }
