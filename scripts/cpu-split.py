@@ -1,0 +1,88 @@
+#!/usr/bin/env python3
+"""CPU time of one benchmark run, split by who spent it: the command itself (its own
+process tree, from rusage), every PostgreSQL process (backends that exit during the run
+included: their time is read from the postmaster's reaped-children counters), and any
+server given with --pid. Counts CPU time rather than throughput, which on a shared,
+noisy machine moves much less between runs.
+
+    scripts/cpu-split.py [--pid PID] [--per N] -- COMMAND...
+    scripts/cpu-split.py --per 100000 -- pgbench -n -S -M prepared -c 8 -j 2 -t 12500 URL
+    scripts/cpu-split.py --pid "$(pgrep -f 'stockroom serve')" --per 100000 -- \\
+        redis-benchmark -p 7399 -c 8 -n 100000 -r 100000 -q PRODUCT.GET SKU BENCH-__rand_int__
+
+With --per N the times are also given in microseconds per operation.
+"""
+import argparse
+import os
+import resource
+import subprocess
+import sys
+
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+def processes():
+    """pid -> (name, own CPU ticks, reaped children's CPU ticks)."""
+    found = {}
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                stat = f.read()
+        except OSError:
+            continue
+        name = stat[stat.index("(") + 1 : stat.rindex(")")]
+        fields = stat[stat.rindex(")") + 2 :].split()
+        found[pid] = (name, int(fields[11]) + int(fields[12]), int(fields[13]) + int(fields[14]))
+    return found
+
+
+def postgres_ticks(before, after):
+    total = 0
+    for pid, (name, own, children) in after.items():
+        if name != "postgres":
+            continue
+        own0, children0 = before[pid][1:] if pid in before else (0, 0)
+        total += (own - own0) + (children - children0)
+    return total
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--pid", type=int, help="a server to count as well")
+    parser.add_argument("--per", type=int, help="operations in the run, for microseconds per operation")
+    parser.add_argument("command", nargs=argparse.REMAINDER)
+    args = parser.parse_args()
+    command = args.command[1:] if args.command[:1] == ["--"] else args.command
+    if not command:
+        parser.error("no command to run")
+
+    before = processes()
+    usage0 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    status = subprocess.run(command).returncode
+    usage1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    after = processes()
+
+    rows = [
+        ("command", usage1.ru_utime - usage0.ru_utime, usage1.ru_stime - usage0.ru_stime),
+        ("postgres", postgres_ticks(before, after) / TICK, None),
+    ]
+    if args.pid:
+        pid = str(args.pid)
+        if pid not in before or pid not in after:
+            sys.exit(f"cpu-split: no process {pid} throughout the run")
+        rows.append(("server", (after[pid][1] - before[pid][1]) / TICK, None))
+    for who, seconds, system in rows:
+        total = seconds + (system or 0)
+        line = f"{who}: {total:.2f} s"
+        if system is not None:
+            line += f" (user {seconds:.2f}, system {system:.2f})"
+        if args.per:
+            line += f", {total * 1e6 / args.per:.1f} us per operation"
+        print(line, file=sys.stderr)
+    sys.exit(status)
+
+
+if __name__ == "__main__":
+    main()
