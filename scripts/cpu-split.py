@@ -3,7 +3,9 @@
 process tree, from rusage), every PostgreSQL process (backends that exit during the run
 included: their time is read from the postmaster's reaped-children counters), and any
 server given with --pid. Counts CPU time rather than throughput, which on a shared,
-noisy machine moves much less between runs.
+noisy machine moves much less between runs. (A backend that was already running and
+exits during the run counts its whole life: keep long-lived connections open across it,
+as a server's pool does.)
 
     scripts/cpu-split.py [--pid PID] [--per N] -- COMMAND...
     scripts/cpu-split.py --per 100000 -- pgbench -n -S -M prepared -c 8 -j 2 -t 12500 URL
