@@ -141,6 +141,12 @@ cmd_start() {
     resolve_paths
     [[ -w "$PGDIR" || "$(id -u)" -eq 0 ]] || die "no permission to write $PGDIR"
     if is_running; then
+        # The fourth line of postmaster.pid is the port the running server listens on.
+        local running
+        running="$(as_server sed -n 4p "$DATA/postmaster.pid" 2>/dev/null || true)"
+        if [[ -n "$running" && "$running" != "$PORT" ]]; then
+            die "the cluster in $PGDIR is running on port $running, not $PORT; stop it first (make db-stop) or use PG_PORT=$running"
+        fi
         ensure_role_and_database
         return 0
     fi
@@ -174,7 +180,8 @@ EOF
         die "port $PORT on 127.0.0.1 is taken by another process; stop it, or use another port with STOCKROOM_PG_PORT=<port> and DATABASE_URL"
     fi
     as_server touch "$LOG" 2>/dev/null || true
-    if ! as_server "$BIN/pg_ctl" -D "$DATA" -l "$LOG" -w -t 60 start >/dev/null 2>&1; then
+    # The port on the command line: a cluster made with another PG_PORT starts on this one.
+    if ! as_server "$BIN/pg_ctl" -D "$DATA" -l "$LOG" -o "-p $PORT" -w -t 60 start >/dev/null 2>&1; then
         die "PostgreSQL did not start: $(grep -E 'FATAL|ERROR|LOG: +could not' "$LOG" | tail -n 1 || echo "see $LOG")"
     fi
     ensure_role_and_database
