@@ -35,16 +35,21 @@ final class ConnectionThread: TaskExecutor, @unchecked Sendable {
     /// Written by the thread before `init` returns, read-only afterwards.
     private var threadID = pthread_self()
 
-    /// `name` shows in `top -H` and profiles. Linux keeps at most 15 bytes of it and
-    /// ignores a longer name altogether, leaving the thread its creator's name.
+    /// `name` shows in `top -H` and profiles. Linux keeps at most 15 bytes of it.
     init(name: String) {
-        assert(name.utf8.count <= 15, "Linux ignores thread names over 15 bytes")
+        assert(name.utf8.count <= 15, "Linux cuts thread names to 15 bytes")
         let started = DispatchSemaphore(value: 0)
         let thread = Thread { [self] in
             threadID = pthread_self()
-            // Set from outside, Foundation keeps the name to itself on Linux; set by
-            // the thread itself, it reaches the kernel.
-            Thread.current.name = name
+            // Straight to the kernel, the thread naming itself (proc(5)): Foundation's
+            // `Thread.name` reached it only now and then on Linux — a flaky test saw the
+            // creator's name, "oot.default-qos", kept. (Glibc's pthread_setname_np is a
+            // GNU extension Swift does not import.)
+            let comm = open("/proc/thread-self/comm", O_WRONLY)
+            if comm >= 0 {
+                _ = name.withCString { write(comm, $0, strlen($0)) }
+                close(comm)
+            }
             started.signal()
             runLoop()
         }
