@@ -217,6 +217,44 @@ struct ConnectionFeatureTests {
         await connection.close()
     }
 
+    /// A migration that changes the types a cached statement returns makes the server
+    /// refuse its old plan on every call until it is prepared again: the service must
+    /// not keep failing until restarted.
+    @Test func cachedStatementsOutliveASchemaChangeToTheirResult() async throws {
+        try await TestDatabase.withSchema { connection in
+            try await connection.query("CREATE TABLE t (n int)")
+            try await connection.query("INSERT INTO t VALUES (1)")
+            // One statement per path, each prepared before the change.
+            let single: PostgresQuery = "SELECT n AS single FROM t WHERE n > \(0)"
+            let together: PostgresQuery = "SELECT n AS together FROM t WHERE n > \(0)"
+            let apart: PostgresQuery = "SELECT n AS apart FROM t WHERE n > \(0)"
+            let inTransaction: PostgresQuery = "SELECT n AS in_transaction FROM t WHERE n > \(0)"
+            for query in [single, together, apart, inTransaction] { #expect(try await connection.query(query).scalar(Int.self) == 1) }
+
+            try await connection.query("ALTER TABLE t ALTER COLUMN n TYPE bigint")
+            // Each path on its own: one statement found stale must not re-prepare the rest.
+
+            // Nothing was kept from the refused run: the insert happens once.
+            let rows = try await connection.pipelineTransaction([together, "INSERT INTO t VALUES (\(2))"])
+            #expect(try rows[0].scalar(Int.self) == 1)
+            #expect(try await connection.query("SELECT count(*) FROM t").scalar(Int.self) == 2)
+            // Independent statements cannot be re-run in order: one failure, then fine.
+            let refused = try await connection.pipeline([apart])
+            #expect(refused[0].failure?.sqlState == .featureNotSupported)
+            #expect(try await connection.pipeline([apart])[0].get().count == 2)
+            // Within a transaction the failure stands, but the next use prepares it anew.
+            let aborted = await #expect(throws: PostgresError.self) {
+                try await connection.withTransaction { connection in try await connection.query(inTransaction) }
+            }
+            #expect(aborted?.sqlState == .featureNotSupported)
+            #expect(try await connection.query(inTransaction).count == 2)
+            #expect(try await connection.query(single).count == 2, "retried, re-prepared")
+            // The stale statements were deallocated, not left on the server.
+            let prepared = try await connection.query("SELECT count(*) FROM pg_prepared_statements WHERE statement LIKE 'SELECT n AS %'")
+            #expect(try prepared.scalar(Int.self) == 4)
+        }
+    }
+
     @Test func statementsThatDifferInBytesAreDifferentStatements() async throws {
         let connection = try await PostgresConnection.connect(TestDatabase.url)
         // Equal as Swift Strings (canonically equivalent), different to the server: the

@@ -5,6 +5,10 @@ extension PostgresConnection {
     /// one's outcome, in order. Statements are independent: each runs in its own implicit
     /// transaction, so one that fails is reported for itself alone and the others still
     /// run. Throws only when the connection itself fails.
+    ///
+    /// A statement whose cached plan a schema change made unusable fails here once (it
+    /// cannot be run again without reordering it after the others) and is prepared anew
+    /// on its next use; `query` and `pipelineTransaction` retry it instead.
     public func pipeline(_ queries: [PostgresQuery], timeout: Duration? = nil) async throws -> [Result<PostgresRows, PostgresError>] {
         if queries.isEmpty { return [] }
         return try await perform(timeout: timeout) { connection in
@@ -22,6 +26,9 @@ extension PostgresConnection {
     /// PostgreSQL 17, `SET LOCAL` works too but warns that it is outside a transaction block).
     /// Inside `withTransaction` they are part of that transaction
     /// instead. Cheaper than ``pipeline(_:timeout:)`` by a commit and a reply per statement.
+    ///
+    /// Outside a transaction, when the first failure is a cached plan that a schema change
+    /// made unusable, nothing was kept: the whole pipeline runs again once, re-prepared.
     public func pipelineTransaction(_ queries: [PostgresQuery], timeout: Duration? = nil) async throws -> [PostgresRows] {
         if queries.isEmpty { return [] }
         // Nothing is sent when any statement cannot be: all or nothing.
@@ -30,7 +37,11 @@ extension PostgresConnection {
         }
         return try await perform(timeout: timeout) { connection in
             try connection.revalidateIfIdle()
-            let results = try connection.runPipeline(queries, syncEach: false)
+            var results = try connection.runPipeline(queries, syncEach: false)
+            if let failure = results.firstFailure, failure.isStalePlan || failure.sqlState == .invalidSQLStatementName,
+               PQtransactionStatus(connection.raw) == PQTRANS_IDLE {
+                results = try connection.runPipeline(queries, syncEach: false)
+            }
             connection.deallocateEvictedStatements()
             return try results.map { try $0.get() }
         }
@@ -38,6 +49,8 @@ extension PostgresConnection {
 
     private struct Sent {
         var index: Int
+        /// Its statement in the cache, if the cache is on.
+        var key: StatementCache.Key?
         var prepare: (key: StatementCache.Key, name: String)?
     }
 
@@ -67,6 +80,7 @@ extension PostgresConnection {
             let accepted: Int32
             if statements.isEnabled {
                 let key = StatementCache.Key(sql: query.sql, types: bindings.types)
+                entry.key = key
                 var name = statements.lookup(key) ?? preparing[key]
                 if name == nil {
                     let fresh = statements.nextName()
@@ -112,6 +126,7 @@ extension PostgresConnection {
                 results[entry.index] = .failure(failure)
             } else if let failure = error(from: result) {
                 PQclear(result)
+                if let key = entry.key { _ = forgetStale(failure, key: key) }
                 results[entry.index] = .failure(failure)
             } else {
                 results[entry.index] = .success(PostgresRows(ResultHandle(result)))
@@ -163,5 +178,12 @@ extension PostgresConnection {
             PQclear(extra)
             throw connectionError("pipeline out of step")
         }
+    }
+}
+
+extension [Result<PostgresRows, PostgresError>] {
+    fileprivate var firstFailure: PostgresError? {
+        for case .failure(let error) in self { return error }
+        return nil
     }
 }

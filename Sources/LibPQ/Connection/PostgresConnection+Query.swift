@@ -60,15 +60,28 @@ extension PostgresConnection {
         defer { deallocateEvictedStatements() }
         do {
             return try executeOnce(query)
-        } catch let error as PostgresError where PQtransactionStatus(raw) == PQTRANS_IDLE && isStalePreparedStatement(error) {
-            statements.reset()
+        } catch let error as PostgresError where forgetStale(error, key: StatementCache.Key(sql: query.sql, types: query.bindings.types)) {
+            // Inside a transaction the failure stands (it aborted the transaction), but
+            // the statement is still prepared anew next time.
+            guard PQtransactionStatus(raw) == PQTRANS_IDLE else { throw error }
             return try executeOnce(query)
         }
     }
 
-    private func isStalePreparedStatement(_ error: PostgresError) -> Bool {
-        error.sqlState == .invalidSQLStatementName
-            || (error.sqlState == .featureNotSupported && error.message.contains("cached plan"))
+    /// Whether `error` says that `key`'s prepared statement is unusable; if so, the cache
+    /// forgets it. After a migration changed the types a statement returns, the server
+    /// refuses to run its old plan ("cached plan must not change result type") every
+    /// time, until it is prepared again: without this, every pooled connection would
+    /// fail that statement until restarted.
+    func forgetStale(_ error: PostgresError, key: StatementCache.Key) -> Bool {
+        guard statements.isEnabled else { return false }
+        if error.sqlState == .invalidSQLStatementName {
+            statements.reset()  // DISCARD ALL or DEALLOCATE ALL: none of them is left
+            return true
+        }
+        guard error.isStalePlan else { return false }
+        statements.invalidate(key)
+        return true
     }
 
     private func executeOnce(_ query: PostgresQuery) throws -> PostgresRows {
@@ -136,6 +149,12 @@ extension PostgresConnection {
 }
 
 extension PostgresError {
+    /// The server's refusal to run a prepared statement whose result types changed since
+    /// it was prepared ("cached plan must not change result type").
+    var isStalePlan: Bool {
+        sqlState == .featureNotSupported && routine == "RevalidateCachedQuery"
+    }
+
     /// Reads the server's error fields from a failed result.
     init(result: OpaquePointer, connection: PostgresConnection) {
         func field(_ code: Character) -> String? {
@@ -154,6 +173,7 @@ extension PostgresError {
         schema = field("s")
         table = field("t")
         column = field("c")
+        routine = field("R")
         dataType = field("d")
         context = field("W")
         severity = field("V") ?? field("S")

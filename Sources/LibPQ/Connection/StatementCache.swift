@@ -77,6 +77,13 @@ struct StatementCache {
         entries[key] = nil
     }
 
+    /// Drops `key`'s statement, whose plan the server can no longer use (a schema change
+    /// altered its result's types): it is deallocated, and prepared anew on next use.
+    mutating func invalidate(_ key: Key) {
+        guard let entry = entries.removeValue(forKey: key) else { return }
+        evicted.append(entry.name)
+    }
+
     mutating func takeEvicted() -> [String] {
         defer { evicted = [] }
         return evicted

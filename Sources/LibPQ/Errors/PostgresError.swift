@@ -51,6 +51,9 @@ public struct PostgresError: Error, Sendable, CustomStringConvertible, CustomDeb
     public var statementIndex: Int?
     public var context: String?
     public var severity: String?
+    /// The server function that raised it: unlike the message, never translated, so it
+    /// tells errors that share a SQLSTATE apart whatever `lc_messages` is.
+    var routine: String?
 
     public init(code: Code, message: String, sqlState: SQLState? = nil) {
         self.code = code
