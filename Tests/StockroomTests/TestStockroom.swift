@@ -24,6 +24,7 @@ enum TestStockroom {
         hasher: PasswordHasher = fastHasher,
         maxConnections: Int = 8,
         sessionLifetime: Duration = .seconds(3600),
+        migratedTo version: MigrationVersion? = nil,
         isolation actor: isolated (any Actor)? = #isolation,
         _ body: (Stockroom, Fixtures) async throws -> T
     ) async throws -> T {
@@ -35,11 +36,12 @@ enum TestStockroom {
         let conninfo = url + separator + "options=-csearch_path%3D\(schema)"
         // The schema comes from migrations/ through the runner, as in production; the
         // history table lands in the test's own schema (first in its search path).
-        try await Migrator(databaseURL: conninfo, configuration: .init(directory: migrations), logger: quietLogger).up()
+        let migrator = Migrator(databaseURL: conninfo, configuration: .init(directory: migrations), logger: quietLogger)
+        try await migrator.up(to: version)
 
         let pool = PostgresPool(configuration: .init(connection: .init(conninfo), maxConnections: maxConnections, acquireTimeout: .seconds(30)))
         let stockroom = Stockroom(pool: pool, passwordHasher: hasher, sessionLifetime: sessionLifetime)
-        let fixtures = Fixtures(stockroom: stockroom)
+        let fixtures = Fixtures(stockroom: stockroom, migrator: migrator)
         func cleanUp() async {
             await pool.close()
             _ = try? await admin.query("DROP SCHEMA \(identifier: schema) CASCADE")
@@ -59,6 +61,8 @@ enum TestStockroom {
 /// Helpers that create the users and products a test needs.
 struct Fixtures: Sendable {
     let stockroom: Stockroom
+    /// The test schema's runner: for tests that start below the newest version.
+    let migrator: Migrator
 
     func admin() async throws -> Principal {
         let user = try await stockroom.accounts.register(email: "admin-\(UUID().uuidString.prefix(8))@example.com", name: "Admin", password: "admin password", role: .admin)
