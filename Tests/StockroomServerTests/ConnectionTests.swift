@@ -113,11 +113,14 @@ struct ConnectionTests {
                     }
                 }
                 // Room again once one has left (as soon as the server has seen it go).
+                // Until then a newcomer is turned away, and the server may close it
+                // before its PING is even written: that fails the send, and counts as
+                // not admitted yet.
                 var admitted = false
                 for _ in 0..<50 where !admitted {
-                    admitted = try await server.client { (c: TestClient) async throws -> Bool in
+                    admitted = (try? await server.client { (c: TestClient) async throws -> Bool in
                         try await c.call("PING") == .simple("PONG")
-                    }
+                    }) ?? false
                     if !admitted { try await Task.sleep(for: .milliseconds(100)) }
                 }
                 #expect(admitted)
