@@ -48,6 +48,24 @@ trap 'kill $SERVER_PID 2>/dev/null; wait $SERVER_PID 2>/dev/null' EXIT
 for _ in $(seq 100); do redis-cli -p "$PORT" PING >/dev/null 2>&1 && break; sleep 0.1; done
 
 whole() { awk 'NF { printf "%.0f", $1 }'; }
+# Runs a command under scripts/cpu-split.py, printing it and its output, and leaves in
+# $OUT/cpu the CPU seconds that everything spent meanwhile: the command, PostgreSQL and,
+# with --server, the service; with --from TEXT, from when the command prints TEXT on.
+# CPU per operation moves much less between runs on a shared machine than throughput.
+measured() {
+    local options=()
+    while [[ $1 == --* ]]; do
+        case $1 in
+            --server) options+=(--pid "$SERVER_PID"); shift ;;
+            --from) options+=(--from-line "$2"); shift 2 ;;
+        esac
+    done
+    echo "\$ $*" >&3
+    python3 "$ROOT/scripts/cpu-split.py" "${options[@]}" --record "$OUT/cpu" -- "$@" 2>/dev/null
+}
+# Microseconds of CPU per operation in the last `measured` run of N operations.
+cpu_per() { awk -v n="$1" '{ if (n > 0) printf "%.1f", $1 * 1e6 / n; else print "n/a" }' "$OUT/cpu"; }
+pgbench_count() { sed -n 's/^number of transactions actually processed: \([0-9]*\).*/\1/p'; }
 pgbench_tps() { sed -n 's/^tps = \([0-9.]*\) (without initial connection time)/\1/p' | whole; }
 redis_rps() { tr '\r' '\n' | sed -n 's/.*: \([0-9.]*\) requests per second.*/\1/p' | tail -n 1 | whole; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }'; }
@@ -81,11 +99,15 @@ for ((ROUND = 1; ROUND <= ROUNDS; ROUND++)); do
     say "round $ROUND of $ROUNDS"
     # --- 1. point reads -----------------------------------------------------------------
     for C in 8 64; do
-        PG=$(run pgbench -S -M prepared -c "$C" -j "$THREADS" -T "$SECONDS_EACH" -n "$URL" 2>/dev/null | pgbench_tps)
+        OUTPUT=$(measured pgbench -S -M prepared -c "$C" -j "$THREADS" -T "$SECONDS_EACH" -n "$URL" 2>/dev/null)
+        PG=$(echo "$OUTPUT" | pgbench_tps)
         note "pg-S-$C" "$PG"
+        note "cpu-pg-S-$C" "$(cpu_per "$(echo "$OUTPUT" | pgbench_count)")"
         N=$(awk -v t="$PG" -v s="$SECONDS_EACH" 'BEGIN { n = int(t * s); if (n < 20000) n = 20000; print n }')
-        note "get-$C" "$(run redis-benchmark -p "$PORT" -c "$C" -n "$N" -r 100000 -q PRODUCT.GET SKU BENCH-__rand_int__ 2>/dev/null | redis_rps)"
-        note "get-P16-$C" "$(run redis-benchmark -p "$PORT" -c "$C" -n "$((N * 4))" -r 100000 -P 16 -q PRODUCT.GET SKU BENCH-__rand_int__ 2>/dev/null | redis_rps)"
+        note "get-$C" "$(measured --server redis-benchmark -p "$PORT" -c "$C" -n "$N" -r 100000 -q PRODUCT.GET SKU BENCH-__rand_int__ 2>/dev/null | redis_rps)"
+        note "cpu-get-$C" "$(cpu_per "$N")"
+        note "get-P16-$C" "$(measured --server redis-benchmark -p "$PORT" -c "$C" -n "$((N * 4))" -r 100000 -P 16 -q PRODUCT.GET SKU BENCH-__rand_int__ 2>/dev/null | redis_rps)"
+        note "cpu-get-P16-$C" "$(cpu_per "$((N * 4))")"
         # No database at all: what the protocol path alone reaches with the same client,
         # the ceiling for PRODUCT.GET without pipelining.
         note "ping-$C" "$(run redis-benchmark -p "$PORT" -c "$C" -n "$N" -q PING 2>/dev/null | redis_rps)"
@@ -95,12 +117,15 @@ for ((ROUND = 1; ROUND <= ROUNDS; ROUND++)); do
         # -l logs each transaction's latency, for the same percentiles `bench orders`
         # prints: throughput alone hides where the time goes.
         rm -f "$OUT"/tpcb.*
-        note "pg-tpcb-$C" "$(run pgbench -M prepared -c "$C" -j "$THREADS" -T "$SECONDS_EACH" -n -l --log-prefix="$OUT/tpcb" "$URL" 2>/dev/null | pgbench_tps)"
+        OUTPUT=$(measured pgbench -M prepared -c "$C" -j "$THREADS" -T "$SECONDS_EACH" -n -l --log-prefix="$OUT/tpcb" "$URL" 2>/dev/null)
+        note "pg-tpcb-$C" "$(echo "$OUTPUT" | pgbench_tps)"
+        note "cpu-pg-tpcb-$C" "$(cpu_per "$(echo "$OUTPUT" | pgbench_count)")"
         read -r P50 P99 P999 < <(cat "$OUT"/tpcb.* | percentiles)
         note "pg-tpcb-p50-$C" "$P50"; note "pg-tpcb-p99-$C" "$P99"; note "pg-tpcb-p999-$C" "$P999"
-        LINE=$(run "$BIN" bench orders --port "$PORT" --clients "$C" --seconds "$SECONDS_EACH" --users 2000)
+        LINE=$(measured --server --from "clients logged in" "$BIN" bench orders --port "$PORT" --clients "$C" --seconds "$SECONDS_EACH" --users 2000)
         echo "$LINE" >&2
         note "order-$C" "$(echo "$LINE" | sed -n 's/.*throughput=\([0-9]*\).*/\1/p')"
+        note "cpu-order-$C" "$(cpu_per "$(echo "$LINE" | sed -n 's/.*count=\([0-9]*\).*/\1/p')")"
         note "order-p50-$C" "$(echo "$LINE" | sed -n 's/.*p50_ms=\([0-9.]*\).*/\1/p')"
         note "order-p99-$C" "$(echo "$LINE" | sed -n 's/.*p99_ms=\([0-9.]*\).*/\1/p')"
         note "order-p999-$C" "$(echo "$LINE" | sed -n 's/.*p999_ms=\([0-9.]*\).*/\1/p')"
@@ -166,8 +191,31 @@ T64=$(run redis-benchmark -p "$PORT" -c 64 -n 100000 -r 100000 -q PRODUCT.GET SK
 T1000=$(run redis-benchmark -p "$PORT" -c 1000 -n 100000 -r 100000 -q PRODUCT.GET SKU BENCH-__rand_int__ 2>/dev/null | redis_rps)
 ROWS+=("PRODUCT.GET at 1,000 vs 64 connections|64 connections|$T64|1,000 connections|$T1000|$(ratio "$T1000" "$T64")|≥ 0.8")
 
-# --- the table --------------------------------------------------------------------------
+# CPU per operation of the same runs: reference over Stockroom, so that above 1.0
+# Stockroom spends less; the median of the rounds' ratios, each round's in brackets.
+declare -a CPU_ROWS
+cpu_row() {
+    local name=$1 reference=$2 ref_key=$3 ours=$4 our_key=$5 ratios="" r=0
+    local refs=(${SEEN[$ref_key]}) mine=(${SEEN[$our_key]})
+    for ((r = 0; r < ${#mine[@]}; r++)); do ratios+="$(ratio "${refs[$r]}" "${mine[$r]}") "; done
+    local shown=$(echo "$ratios" | mid)
+    [[ ${#mine[@]} -gt 1 ]] && shown+=" (${ratios% })"
+    CPU_ROWS+=("$name|$reference|$(echo "${SEEN[$ref_key]}" | mid)|$ours|$(echo "${SEEN[$our_key]}" | mid)|$shown")
+}
+for C in 8 64; do
+    cpu_row "point read C=$C" "pgbench -S -M prepared" "cpu-pg-S-$C" "PRODUCT.GET" "cpu-get-$C"
+    cpu_row "point read C=$C -P 16" "pgbench -S -M prepared" "cpu-pg-S-$C" "PRODUCT.GET -P 16" "cpu-get-P16-$C"
+done
+for C in 8 64; do cpu_row "order C=$C" "pgbench TPC-B-like" "cpu-pg-tpcb-$C" "ORDER.PLACE" "cpu-order-$C"; done
+
+# --- the tables -------------------------------------------------------------------------
 echo
 echo "| measurement | reference | reference/s | Stockroom | Stockroom/s | ratio | target |"
 echo "|---|---|---|---|---|---|---|"
 for row in "${ROWS[@]}"; do echo "| ${row//|/ | } |"; done
+echo
+echo "CPU per operation, µs: the load generator, PostgreSQL and (for Stockroom) the service, from scripts/cpu-split.py over the same runs."
+echo
+echo "| measurement | reference | reference µs/op | Stockroom | Stockroom µs/op | reference/Stockroom |"
+echo "|---|---|---|---|---|---|"
+for row in "${CPU_ROWS[@]}"; do echo "| ${row//|/ | } |"; done

@@ -12,7 +12,11 @@ as a server's pool does.)
     scripts/cpu-split.py --pid "$(pgrep -f 'stockroom serve')" --per 100000 -- \\
         redis-benchmark -p 7399 -c 8 -n 100000 -r 100000 -q PRODUCT.GET SKU BENCH-__rand_int__
 
-With --per N the times are also given in microseconds per operation.
+With --per N the times are also given in microseconds per operation. With --record FILE
+the total CPU seconds of all of them are also written to FILE, for scripts (make bench).
+With --from-line TEXT counting starts when the command prints a line containing TEXT
+(`stockroom bench orders` prints one once its clients are logged in: their Argon2
+hashes are not the orders' cost).
 """
 import argparse
 import os
@@ -54,6 +58,8 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--pid", type=int, help="a server to count as well")
     parser.add_argument("--per", type=int, help="operations in the run, for microseconds per operation")
+    parser.add_argument("--record", help="a file to write the total CPU seconds to")
+    parser.add_argument("--from-line", help="start counting when the command prints a line containing this")
     parser.add_argument("command", nargs=argparse.REMAINDER)
     args = parser.parse_args()
     command = args.command[1:] if args.command[:1] == ["--"] else args.command
@@ -62,12 +68,26 @@ def main():
 
     before = processes()
     usage0 = resource.getrusage(resource.RUSAGE_CHILDREN)
-    status = subprocess.run(command).returncode
+    # CPU the command had spent when counting started, from /proc (all its threads).
+    skipped_user = skipped_system = 0.0
+    if args.from_line:
+        child = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
+        for line in child.stdout:
+            sys.stdout.write(line)
+            sys.stdout.flush()
+            if args.from_line in line and skipped_user == skipped_system == 0.0:
+                before = processes()
+                with open(f"/proc/{child.pid}/stat") as f:
+                    fields = f.read().rsplit(")", 1)[1].split()
+                skipped_user, skipped_system = int(fields[11]) / TICK, int(fields[12]) / TICK
+        status = child.wait()
+    else:
+        status = subprocess.run(command).returncode
     usage1 = resource.getrusage(resource.RUSAGE_CHILDREN)
     after = processes()
 
     rows = [
-        ("command", usage1.ru_utime - usage0.ru_utime, usage1.ru_stime - usage0.ru_stime),
+        ("command", usage1.ru_utime - usage0.ru_utime - skipped_user, usage1.ru_stime - usage0.ru_stime - skipped_system),
         ("postgres", postgres_ticks(before, after) / TICK, None),
     ]
     if args.pid:
@@ -75,6 +95,9 @@ def main():
         if pid not in before or pid not in after:
             sys.exit(f"cpu-split: no process {pid} throughout the run")
         rows.append(("server", (after[pid][1] - before[pid][1]) / TICK, None))
+    if args.record:
+        with open(args.record, "w") as f:
+            f.write(f"{sum(seconds + (system or 0) for _, seconds, system in rows):.4f}\n")
     for who, seconds, system in rows:
         total = seconds + (system or 0)
         line = f"{who}: {total:.2f} s"

@@ -85,7 +85,13 @@ final class Tally: Sendable {
         ready.add(1, ordering: .relaxed)
         while ready.load(ordering: .relaxed) < clients { usleep(1000) }
         let start = self.start.withLock { start in
-            if start == nil { start = clock.now }
+            if start == nil {
+                start = clock.now
+                // For scripts/cpu-split.py --from-line: what was spent so far is logins.
+                // Written straight to the descriptor: print's buffer would hold it back.
+                let line = "bench orders: \(clients) clients logged in, the clock starts\n"
+                _ = line.withCString { write(STDOUT_FILENO, $0, strlen($0)) }
+            }
             return start!
         }
         return start + .seconds(seconds)
