@@ -51,13 +51,14 @@ whole() { awk 'NF { printf "%.0f", $1 }'; }
 # Runs a command under scripts/cpu-split.py, printing it and its output, and leaves in
 # $OUT/cpu the CPU seconds that everything spent meanwhile: the command, PostgreSQL and,
 # with --server, the service; with --from TEXT, from when the command prints TEXT on.
-# CPU per operation moves much less between runs on a shared machine than throughput.
+# On a shared machine CPU per operation moves less between runs than throughput does.
 measured() {
     local options=()
     while [[ $1 == --* ]]; do
         case $1 in
             --server) options+=(--pid "$SERVER_PID"); shift ;;
             --from) options+=(--from-line "$2"); shift 2 ;;
+            *) echo "bench: measured: unknown option $1" >&2; return 2 ;;
         esac
     done
     echo "\$ $*" >&3
@@ -84,13 +85,21 @@ note() { SEEN[$1]+="$2 "; }
 mid() { tr ' ' '\n' | grep . | median; }
 # A row from the rounds: the median reference and Stockroom figures, and the median of
 # the ratios measured back to back in each round (with each round's ratio after it).
-row() {
-    local name=$1 reference=$2 ref_key=$3 ours=$4 our_key=$5 target=$6 ratios="" r=0
-    local refs=(${SEEN[$ref_key]}) mine=(${SEEN[$our_key]})
-    for ((r = 0; r < ${#mine[@]}; r++)); do ratios+="$(ratio "${mine[$r]}" "${refs[$r]}") "; done
+row() { ROWS+=("$1|$2|$(echo "${SEEN[$3]}" | mid)|$4|$(echo "${SEEN[$5]}" | mid)|$(round_ratios "$3" "$5")|$6"); }
+# The median of the rounds' ratios of two measurements, each round's in brackets after
+# it: ours over the reference's, or with "inverse" the reference's over ours.
+round_ratios() {
+    local refs=(${SEEN[$1]}) mine=(${SEEN[$2]}) ratios="" r=0
+    for ((r = 0; r < ${#mine[@]}; r++)); do
+        if [[ ${3:-} == inverse ]]; then
+            ratios+="$(ratio "${refs[$r]}" "${mine[$r]}") "
+        else
+            ratios+="$(ratio "${mine[$r]}" "${refs[$r]}") "
+        fi
+    done
     local shown=$(echo "$ratios" | mid)
     [[ ${#mine[@]} -gt 1 ]] && shown+=" (${ratios% })"
-    ROWS+=("$name|$reference|$(echo "${SEEN[$ref_key]}" | mid)|$ours|$(echo "${SEEN[$our_key]}" | mid)|$shown|$target")
+    echo "$shown"
 }
 
 # Sections 1 and 2 run ROUNDS times, reference and Stockroom back to back each time:
@@ -194,14 +203,7 @@ ROWS+=("PRODUCT.GET at 1,000 vs 64 connections|64 connections|$T64|1,000 connect
 # CPU per operation of the same runs: reference over Stockroom, so that above 1.0
 # Stockroom spends less; the median of the rounds' ratios, each round's in brackets.
 declare -a CPU_ROWS
-cpu_row() {
-    local name=$1 reference=$2 ref_key=$3 ours=$4 our_key=$5 ratios="" r=0
-    local refs=(${SEEN[$ref_key]}) mine=(${SEEN[$our_key]})
-    for ((r = 0; r < ${#mine[@]}; r++)); do ratios+="$(ratio "${refs[$r]}" "${mine[$r]}") "; done
-    local shown=$(echo "$ratios" | mid)
-    [[ ${#mine[@]} -gt 1 ]] && shown+=" (${ratios% })"
-    CPU_ROWS+=("$name|$reference|$(echo "${SEEN[$ref_key]}" | mid)|$ours|$(echo "${SEEN[$our_key]}" | mid)|$shown")
-}
+cpu_row() { CPU_ROWS+=("$1|$2|$(echo "${SEEN[$3]}" | mid)|$4|$(echo "${SEEN[$5]}" | mid)|$(round_ratios "$3" "$5" inverse)"); }
 for C in 8 64; do
     cpu_row "point read C=$C" "pgbench -S -M prepared" "cpu-pg-S-$C" "PRODUCT.GET" "cpu-get-$C"
     cpu_row "point read C=$C -P 16" "pgbench -S -M prepared" "cpu-pg-S-$C" "PRODUCT.GET -P 16" "cpu-get-P16-$C"
