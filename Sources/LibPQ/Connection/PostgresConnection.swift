@@ -165,8 +165,9 @@ public final class PostgresConnection: @unchecked Sendable {
     /// nonisolated async function first asks the runtime to switch to the task's
     /// preferred executor (`swift_task_switch` and `getPreferredTaskExecutor` were 8% of
     /// LibPQ's CPU per point query). The public calls on top of it do not carry the
-    /// attribute yet: with Swift 6.3.1, `query` marked so crashes when it resumes on the
-    /// connection's task executor (docs/BENCHMARKS.md, 2026-12-03).
+    /// attribute yet: with Swift 6.3.1, `query` marked so crashes at its entry when
+    /// `PostgresPool.query`, a plain async method, calls it — a trigger not understood
+    /// (docs/BENCHMARKS.md, 2026-12-03).
     nonisolated(nonsending) func perform<T: Sendable>(timeout: Duration? = nil, cancellable: Bool = true, _ body: @escaping @Sendable (PostgresConnection) throws -> T) async throws -> T {
         let control = OperationControl(token: cancelToken)
         var timer: DispatchWorkItem?
