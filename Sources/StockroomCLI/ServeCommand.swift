@@ -39,6 +39,9 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(name: .customLong("idle-timeout"), help: "Seconds before an idle connection is closed.")
     var idleTimeout = 300
 
+    @Option(name: .customLong("max-request-bytes"), help: "Most bytes of one request; larger ones are refused as their headers arrive.")
+    var maxRequestBytes = ProtocolLimits().maxRequestLength
+
     @Option(name: .customLong("shutdown-deadline"), help: "Seconds a graceful shutdown waits for commands in progress.")
     var shutdownDeadline = 10
 
@@ -47,6 +50,10 @@ struct ServeCommand: AsyncParsableCommand {
         if poolSize < 1 { throw ValidationError("--pool-size must be at least 1") }
         if maxClients < 1 { throw ValidationError("--max-clients must be at least 1") }
         if idleTimeout < 1 { throw ValidationError("--idle-timeout must be at least 1 second") }
+        let limits = ProtocolLimits()
+        if maxRequestBytes < limits.maxArgumentLength + 64 {
+            throw ValidationError("--max-request-bytes must be at least \(limits.maxArgumentLength + 64), room for one argument of the largest size")
+        }
     }
 
     func run() async throws {
@@ -65,6 +72,7 @@ struct ServeCommand: AsyncParsableCommand {
         if let port { configuration.port = port }
         configuration.maxClients = maxClients
         configuration.idleTimeout = .seconds(idleTimeout)
+        configuration.limits.maxRequestLength = maxRequestBytes
         configuration.shutdownDeadline = .seconds(shutdownDeadline)
 
         let url = databaseURL ?? StockroomDatabase.urlFromEnvironment(environment)

@@ -26,7 +26,7 @@ struct CommandTests {
                 #expect(commands.count >= 30)
                 #expect(try await c.call("COMMAND", "DOCS") == .array([]))
 
-                #expect(try await c.call("NOPE", "x") == .error("ERR unknown command 'NOPE', with args beginning with: 'x'"))
+                #expect(try await c.call("NOPE", "x") == .error("ERR unknown command 'NOPE'"), "never the arguments: they may be a password")
                 #expect(try await c.call("ECHO") == .error("ERR wrong number of arguments for 'echo' command"))
                 #expect(try await c.call("HELLO", "4").errorCode == "NOPROTO")
 

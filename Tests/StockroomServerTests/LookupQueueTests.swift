@@ -17,7 +17,7 @@ struct LookupQueueTests {
     }
 
     @Test func aQuietServerStartsAWorkerAtOnceAndLaterLookupsWaitForItsNextBatch() {
-        var queue = Queue(maxWorkers: 4, maxBatch: 16)
+        var queue = Queue(maxWorkers: 4, maxBatch: 16, owner: { _ in 0 })
         #expect(started(queue.arrive(1)) == [1])
         #expect(isQueued(queue.arrive(2)))
         #expect(isQueued(queue.arrive(3)))
@@ -27,7 +27,7 @@ struct LookupQueueTests {
     }
 
     @Test func aSecondWorkerStartsOnlyOnceAFullBatchIsQueued() {
-        var queue = Queue(maxWorkers: 2, maxBatch: 4)
+        var queue = Queue(maxWorkers: 2, maxBatch: 4, owner: { _ in 0 })
         _ = queue.arrive(0)
         for n in 1...3 { #expect(isQueued(queue.arrive(n))) }
         #expect(started(queue.arrive(4)) == [1, 2, 3, 4], "four queued is a full batch")
@@ -37,7 +37,7 @@ struct LookupQueueTests {
     }
 
     @Test func lookupsArrivingTogetherAreOneArrival() {
-        var queue = Queue(maxWorkers: 2, maxBatch: 8)
+        var queue = Queue(maxWorkers: 2, maxBatch: 8, owner: { _ in 0 })
         #expect(started(queue.arrive(contentsOf: [1, 2, 3])) == [1, 2, 3], "one worker takes them all")
         #expect(isQueued(queue.arrive(contentsOf: [4, 5, 6])))
         #expect(started(queue.arrive(contentsOf: Array(7...11))) == Array(4...11), "a full batch queued: a second worker")
@@ -47,12 +47,12 @@ struct LookupQueueTests {
         #expect(queue.next() == Array(20...27))
         #expect(queue.next() == Array(28...30))
         #expect(isQueued(queue.arrive(contentsOf: [Int]())) && queue.next() == nil, "an empty arrival changes nothing")
-        var idle = Queue(maxWorkers: 2, maxBatch: 16)
+        var idle = Queue(maxWorkers: 2, maxBatch: 16, owner: { _ in 0 })
         #expect(isQueued(idle.arrive(contentsOf: [Int]())) && idle.workers == 0, "not even on an idle queue")
     }
 
     @Test func batchesTakeAtMostMaxBatchInArrivalOrder() {
-        var queue = Queue(maxWorkers: 1, maxBatch: 3)
+        var queue = Queue(maxWorkers: 1, maxBatch: 3, owner: { _ in 0 })
         _ = queue.arrive(0)
         for n in 1...7 { _ = queue.arrive(n) }
         #expect(queue.next() == [1, 2, 3])
@@ -61,7 +61,7 @@ struct LookupQueueTests {
     }
 
     @Test func anIdleWorkerParksAndTheNextLookupGoesStraightToIt() {
-        var queue = Queue(maxWorkers: 4, maxBatch: 16)
+        var queue = Queue(maxWorkers: 4, maxBatch: 16, owner: { _ in 0 })
         _ = queue.arrive(1)
         #expect(queue.next() == nil)
         guard case .parked = queue.idle("first") else { Issue.record("expected to park"); return }
@@ -72,7 +72,7 @@ struct LookupQueueTests {
     }
 
     @Test func onlyOneWorkerParksTheOthersRetire() {
-        var queue = Queue(maxWorkers: 2, maxBatch: 1)
+        var queue = Queue(maxWorkers: 2, maxBatch: 1, owner: { _ in 0 })
         _ = queue.arrive(0)
         #expect(started(queue.arrive(1)) == [1], "a full batch of one")
         guard case .parked = queue.idle("a") else { Issue.record("a should park"); return }
@@ -81,7 +81,7 @@ struct LookupQueueTests {
     }
 
     @Test func withoutAConnectionToSpareNoWorkerParks() {
-        var queue = Queue(maxWorkers: 1, maxBatch: 4, mayPark: false)
+        var queue = Queue(maxWorkers: 1, maxBatch: 4, mayPark: false, owner: { _ in 0 })
         _ = queue.arrive(0)
         guard case .retire = queue.idle("a") else { Issue.record("it would hold the pool's last connection"); return }
         #expect(queue.workers == 0 && !queue.hasParkedWorker)
@@ -89,7 +89,7 @@ struct LookupQueueTests {
     }
 
     @Test func anIdleWorkerRunsWhatArrivedBeforeItCouldPark() {
-        var queue = Queue(maxWorkers: 1, maxBatch: 4)
+        var queue = Queue(maxWorkers: 1, maxBatch: 4, owner: { _ in 0 })
         _ = queue.arrive(0)
         _ = queue.arrive(1)
         guard case .run(let batch) = queue.idle("a") else { Issue.record("work was waiting"); return }
@@ -98,7 +98,7 @@ struct LookupQueueTests {
     }
 
     @Test func aFailedWorkerIsReplacedOnlyWhenLookupsWait() {
-        var queue = Queue(maxWorkers: 1, maxBatch: 4)
+        var queue = Queue(maxWorkers: 1, maxBatch: 4, owner: { _ in 0 })
         _ = queue.arrive(0)
         _ = queue.arrive(1)
         #expect(queue.failed() == [1], "the waiting lookup gets a fresh worker")
@@ -109,7 +109,7 @@ struct LookupQueueTests {
     }
 
     @Test func shutDownSendsTheParkedWorkerAwayAndNoneParksAgain() {
-        var queue = Queue(maxWorkers: 2, maxBatch: 4)
+        var queue = Queue(maxWorkers: 2, maxBatch: 4, owner: { _ in 0 })
         _ = queue.arrive(0)
         _ = queue.idle("a")
         #expect(queue.shutDown() == "a")
@@ -118,5 +118,44 @@ struct LookupQueueTests {
         _ = queue.arrive(1)
         guard case .retire = queue.idle("b") else { Issue.record("nothing parks after shutDown"); return }
         #expect(queue.workers == 0)
+    }
+
+    /// Elements numbered by connection: 1000s are connection 1, 2000s connection 2.
+    private func byConnection(maxWorkers: Int = 1, maxBatch: Int, maxQueued: Int = 65_536) -> Queue {
+        Queue(maxWorkers: maxWorkers, maxBatch: maxBatch, maxQueued: maxQueued, owner: { $0 / 1000 })
+    }
+
+    @Test func oneConnectionsFloodDoesNotDelayAnothersLookupByMoreThanABatch() {
+        var queue = byConnection(maxBatch: 4)
+        _ = queue.arrive(0)  // a worker is busy
+        _ = queue.arrive(contentsOf: Array(1000..<1010))
+        _ = queue.arrive(2000)
+        let next = queue.next()
+        #expect(next?.contains(2000) == true, "the single lookup goes out in the next batch, not after the flood: \(String(describing: next))")
+        #expect(next?.count == 4)
+        #expect(queue.next() == [1003, 1004, 1005, 1006], "then the flood, in its own order")
+    }
+
+    @Test func connectionsShareABatchEvenly() {
+        var queue = byConnection(maxBatch: 6)
+        _ = queue.arrive(0)
+        _ = queue.arrive(contentsOf: Array(1000..<1100))
+        _ = queue.arrive(contentsOf: Array(2000..<2100))
+        _ = queue.arrive(contentsOf: [3000])
+        let batch = queue.next() ?? []
+        let first = batch.filter { $0 / 1000 == 1 }.count, second = batch.filter { $0 / 1000 == 2 }.count
+        #expect(batch.contains(3000) && first >= 2 && second >= 2 && abs(first - second) <= 1, "\(batch)")
+        #expect(batch.count == 6)
+        #expect(queue.count == 200 + 1 - 6)
+    }
+
+    @Test func theQueueHasRoomForMaxQueuedAndNoMore() {
+        var queue = byConnection(maxBatch: 4, maxQueued: 10)
+        _ = queue.arrive(0)  // taken at once by the first worker
+        #expect(queue.room == 10)
+        _ = queue.arrive(contentsOf: Array(1000..<1010))
+        #expect(queue.room == 0)
+        _ = queue.next()
+        #expect(queue.room == 4, "room comes back as batches go out")
     }
 }

@@ -9,7 +9,7 @@ struct RequestParserTests {
     func parse(_ text: String, limits: ProtocolLimits = ProtocolLimits()) throws(ProtocolError) -> [[String]] {
         var buffer = ByteBuffer(string: text)
         var requests: [[String]] = []
-        let parser = RequestParser(limits: limits)
+        var parser = RequestParser(limits: limits)
         while let request = try parser.next(&buffer) {
             requests.append(request.map { String(buffer: $0) })
         }
@@ -34,7 +34,7 @@ struct RequestParserTests {
     }
 
     @Test func incompleteRequestsWaitAndConsumeNothing() throws {
-        let parser = RequestParser()
+        var parser = RequestParser()
         let whole = "*2\r\n$4\r\nECHO\r\n$5\r\nhello\r\nPING\r\n"
         var buffer = ByteBuffer()
         var seen: [[String]] = []
@@ -101,7 +101,7 @@ struct RequestParserTests {
         var buffer = ByteBuffer(string: "*2\r\n$4\r\nECHO\r\n$4\r\n")
         buffer.writeBytes([0x00, 0x0D, 0x0A, 0xFF])
         buffer.writeString("\r\n")
-        let request = try #require(try RequestParser().next(&buffer))
+        let request = try #require(try { var parser = RequestParser(); return try parser.next(&buffer) }())
         #expect(Array(request[1].readableBytesView) == [0x00, 0x0D, 0x0A, 0xFF])
     }
 

@@ -53,3 +53,12 @@ public struct ProductChanges: Codable, Sendable {
 
     var isEmpty: Bool { sku == nil && name == nil && description == nil && priceCents == nil && currency == nil }
 }
+
+extension Product {
+    /// Checks a sku's format — the rule the database enforces — and returns it, or throws
+    /// `INVALID sku: …`. For callers that gather lookups into a shared statement, so one
+    /// malformed sku fails only its own request.
+    public static func validSKU(_ sku: String) throws -> String {
+        try Validate.sku(sku)
+    }
+}

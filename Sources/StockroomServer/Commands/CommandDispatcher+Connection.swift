@@ -41,13 +41,16 @@ extension CommandDispatcher {
             guard try arguments.string(0, field: "subcommand").uppercased() == "GET", arguments.count >= 2 else {
                 throw CommandError.syntax("only CONFIG GET <pattern> is supported")
             }
-            var pairs: [(Reply, Reply)] = []
+            // Each key once, in the table's order, whichever patterns match it.
+            let values = dispatcher.configValues
+            var matched = [Bool](repeating: false, count: values.count)
             for index in 1..<arguments.count {
-                let pattern = try arguments.string(index, field: "pattern").lowercased()
-                for (key, value) in dispatcher.configValues where Glob.matches(pattern, key) && !pairs.contains(where: { $0.0 == .bulk(key) }) {
-                    pairs.append((.bulk(key), .bulk(value)))
+                let pattern = arguments[index].readableBytesView
+                for (n, (key, _)) in values.enumerated() where !matched[n] && Glob.matches(pattern, key.utf8) {
+                    matched[n] = true
                 }
             }
+            let pairs: [(Reply, Reply)] = zip(values, matched).compactMap { $1 ? (.bulk($0.0), .bulk($0.1)) : nil }
             return session.protocolVersion >= 3 ? .map(pairs) : .array(pairs.flatMap { [$0.0, $0.1] })
         }),
         Command(name: "INFO", arity: -1, access: .anyone) { dispatcher, session, arguments in
@@ -141,6 +144,7 @@ extension CommandDispatcher {
                 (.bulk("max_inline_bytes"), .integer(configuration.limits.maxInlineLength)),
                 (.bulk("max_arguments"), .integer(configuration.limits.maxArguments)),
                 (.bulk("max_argument_bytes"), .integer(configuration.limits.maxArgumentLength)),
+                (.bulk("max_request_bytes"), .integer(configuration.limits.maxRequestLength)),
                 (.bulk("max_list_limit"), .integer(500)),
             ])),
         ]
@@ -192,6 +196,8 @@ extension CommandDispatcher {
             ("maxclients", "\(configuration.maxClients)"),
             ("timeout", "\(configuration.idleTimeout.components.seconds)"),
             ("proto-max-bulk-len", "\(configuration.limits.maxArgumentLength)"),
+            // Redis's name for what bounds one client's input; here, one request's bytes.
+            ("client-query-buffer-limit", "\(configuration.limits.maxRequestLength)"),
             // redis-benchmark reads these two at start and warns when it cannot.
             ("save", ""),
             ("appendonly", "no"),
@@ -216,19 +222,5 @@ extension CommandDispatcher {
             text += "# Database\r\npool_open_connections:\(pool.open)\r\npool_leased_connections:\(pool.leased)\r\npool_max_connections:\(stockroom.pool.configuration.maxConnections)\r\n\r\n"
         }
         return text
-    }
-}
-
-/// Redis-style glob patterns for CONFIG GET: `*`, `?`.
-enum Glob {
-    static func matches(_ pattern: String, _ text: String) -> Bool {
-        matches(Array(pattern), 0, Array(text), 0)
-    }
-
-    private static func matches(_ p: [Character], _ i: Int, _ t: [Character], _ j: Int) -> Bool {
-        if i == p.count { return j == t.count }
-        if p[i] == "*" { return (j...t.count).contains { matches(p, i + 1, t, $0) } }
-        guard j < t.count, p[i] == "?" || p[i] == t[j] else { return false }
-        return matches(p, i + 1, t, j + 1)
     }
 }

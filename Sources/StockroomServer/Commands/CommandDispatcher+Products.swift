@@ -9,7 +9,9 @@ extension CommandDispatcher {
             case 1:
                 return .id(try arguments.id(0))
             case 2 where arguments[0].readableBytesView.elementsEqual("SKU".utf8, by: { $0 & 0xDF == $1 }):
-                return .sku(try arguments.string(1, field: "sku"))
+                // Checked here, before it joins a statement shared with other
+                // clients' lookups: a NUL or a megabyte of sku fails this request alone.
+                return .sku(try Product.validSKU(try arguments.string(1, field: "sku")))
             default:
                 throw CommandError.syntax("syntax error: PRODUCT.GET <id> or PRODUCT.GET SKU <sku>")
             }

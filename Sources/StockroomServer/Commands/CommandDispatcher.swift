@@ -69,8 +69,11 @@ final class CommandDispatcher: Sendable {
         let invocation = Invocation(name: name, arguments: Arguments(request: request), started: .now, metrics: metrics[name])
         let arguments = invocation.arguments
         guard let command else {
-            let shown = arguments.values.prefix(8).map { "'\(String(decoding: $0.readableBytesView.prefix(64), as: UTF8.self))'" }.joined(separator: " ")
-            return .done(finish(invocation, .error(code: "ERR", message: "unknown command '\(String(String(decoding: rawName, as: UTF8.self).prefix(128)))', with args beginning with: \(shown)")))
+            // Never the arguments (Redis echoes them): a mistyped AUTH would send its
+            // password back, and into whatever logs the client keeps. The name only when
+            // it looks like one.
+            let looksLikeName = (1...32).contains(rawName.count) && rawName.allSatisfy { $0 > 0x20 && $0 < 0x7F && $0 != UInt8(ascii: "'") }
+            return .done(finish(invocation, .error(code: "ERR", message: looksLikeName ? "unknown command '\(name)'" : "unknown command")))
         }
         guard command.accepts(argumentCount: arguments.count) else {
             return .done(finish(invocation, reply(CommandError.wrongArity(name))))

@@ -1,3 +1,5 @@
+import NIOCore
+
 /// The state of `ProductLookupBatcher`: queued lookups and the workers that run them, as a
 /// plain struct whose methods say what to do next, so that its rules are tested without a
 /// database (`LookupQueueTests`).
@@ -16,6 +18,11 @@
 /// - Parking is off (`mayPark` false) when the pool has no connection to spare: a parked
 ///   worker holding the only one would starve every other command.
 /// - After `shutDown` nothing parks, and the parked worker is sent away.
+/// - Fair across connections: each connection's lookups wait in a line of their own, and
+///   a batch takes one from each line in turn. A connection that pipelines ten thousand
+///   lookups fills batches only when nobody else is waiting; another's single lookup
+///   goes out in the next batch.
+/// - Bounded: at most `maxQueued` lookups wait (`room`); the caller refuses the rest.
 struct LookupQueue<Element, Parked> {
     enum Arrival {
         /// Queued: a running worker takes it with its next batch.
@@ -38,20 +45,33 @@ struct LookupQueue<Element, Parked> {
     let maxWorkers: Int
     let maxBatch: Int
     let mayPark: Bool
-    private(set) var queued: [Element] = []
+    let maxQueued: Int
+    /// The connection an element comes from.
+    private let owner: (Element) -> Int
+    /// Each connection's waiting lookups, oldest first, and the connections with any, in
+    /// the order their turns come.
+    private var lines: [Int: CircularBuffer<Element>] = [:]
+    private var turns = CircularBuffer<Int>()
+    /// Lookups waiting, over all connections.
+    private(set) var count = 0
     /// Workers holding a connection, running or parked.
     private(set) var workers = 0
     private var parked: Parked?
     private(set) var isShutDown = false
 
-    init(maxWorkers: Int, maxBatch: Int, mayPark: Bool = true) {
-        precondition(maxWorkers >= 1 && maxBatch >= 1)
+    init(maxWorkers: Int, maxBatch: Int, mayPark: Bool = true, maxQueued: Int = 65_536, owner: @escaping (Element) -> Int) {
+        precondition(maxWorkers >= 1 && maxBatch >= 1 && maxQueued >= 1)
         self.maxWorkers = maxWorkers
         self.maxBatch = maxBatch
         self.mayPark = mayPark
+        self.maxQueued = maxQueued
+        self.owner = owner
     }
 
     var hasParkedWorker: Bool { parked != nil }
+
+    /// How many more lookups may wait.
+    var room: Int { maxQueued - count }
 
     mutating func arrive(_ element: Element) -> Arrival {
         arrive(contentsOf: CollectionOfOne(element))
@@ -61,24 +81,30 @@ struct LookupQueue<Element, Parked> {
     /// arrival: the first of them does not start a worker on its own.
     mutating func arrive(contentsOf elements: some Collection<Element>) -> Arrival {
         guard !elements.isEmpty else { return .queued }
-        queued.append(contentsOf: elements)
+        precondition(elements.count <= room, "more lookups than the queue has room for")
+        for element in elements {
+            let key = owner(element)
+            lines[key, default: []].append(element)
+            if lines[key]!.count == 1 { turns.append(key) }
+        }
+        count += elements.count
         if let worker = parked {
             parked = nil
             return .resume(worker, take())
         }
-        guard workers == 0 || (workers < maxWorkers && queued.count >= maxBatch) else { return .queued }
+        guard workers == 0 || (workers < maxWorkers && count >= maxBatch) else { return .queued }
         workers += 1
         return .start(take())
     }
 
     /// A worker finished a batch: the next one, or nil when nothing is queued.
     mutating func next() -> [Element]? {
-        queued.isEmpty ? nil : take()
+        count == 0 ? nil : take()
     }
 
     /// A worker found nothing queued (`next` returned nil) and offers to wait as `worker`.
     mutating func idle(_ worker: Parked) -> Idle {
-        if !queued.isEmpty { return .run(take()) }
+        if count > 0 { return .run(take()) }
         if mayPark, parked == nil, !isShutDown {
             parked = worker
             return .parked
@@ -91,7 +117,7 @@ struct LookupQueue<Element, Parked> {
     /// batch for a fresh worker when lookups are waiting, so they are not stranded.
     mutating func failed() -> [Element]? {
         workers -= 1
-        guard !queued.isEmpty else { return nil }
+        guard count > 0 else { return nil }
         workers += 1
         return take()
     }
@@ -105,9 +131,19 @@ struct LookupQueue<Element, Parked> {
         return worker
     }
 
+    /// Up to `maxBatch` lookups, the connections taking turns: each gets an equal share
+    /// of the room left (at least one), in the order their turns come.
     private mutating func take() -> [Element] {
-        let count = min(maxBatch, queued.count)
-        defer { queued.removeFirst(count) }
-        return Array(queued.prefix(count))
+        var batch: [Element] = []
+        batch.reserveCapacity(min(maxBatch, count))
+        while batch.count < maxBatch, let key = turns.popFirst() {
+            let share = max(1, (maxBatch - batch.count) / (turns.count + 1))
+            let taken = min(share, lines[key]!.count)
+            batch.append(contentsOf: lines[key]!.prefix(taken))
+            lines[key]!.removeFirst(taken)
+            if lines[key]!.isEmpty { lines[key] = nil } else { turns.append(key) }
+        }
+        count -= batch.count
+        return batch
     }
 }

@@ -22,6 +22,8 @@ final class ProductLookupBatcher: Sendable {
 
     struct Waiter: Sendable {
         let key: Key
+        /// The client connection's id: lookups are taken fairly across connections.
+        let connection: Int
         let loop: any EventLoop
         let completion: Completion
     }
@@ -33,7 +35,7 @@ final class ProductLookupBatcher: Sendable {
     let batches = Atomic<Int>(0)
     /// Lookups queued for the next statement, for INFO: a backlog that grows means the
     /// database cannot keep up.
-    var waiting: Int { state.withLock { $0.queued.count } }
+    var waiting: Int { state.withLock { $0.count } }
     /// Workers holding a connection, or waiting for one: the pool's share taken by lookups.
     var workers: Int { state.withLock { $0.workers } }
 
@@ -41,7 +43,7 @@ final class ProductLookupBatcher: Sendable {
     private let pool: PostgresPool
     private let state: Mutex<Queue>
 
-    init(products: ProductRepository, pool: PostgresPool, maxInFlight: Int, maxBatch: Int = 256) {
+    init(products: ProductRepository, pool: PostgresPool, maxInFlight: Int, maxBatch: Int = 256, maxQueued: Int = 65_536) {
         self.products = products
         self.pool = pool
         // A second statement only once a full batch waits (see LookupQueue): against a
@@ -49,7 +51,7 @@ final class ProductLookupBatcher: Sendable {
         // more lookups; without pipelining, and at 64 and 1,000 clients, no slower.
         // A parked worker keeps its connection: only when another is left for the rest.
         let mayPark = pool.configuration.maxConnections > max(1, maxInFlight)
-        self.state = Mutex(Queue(maxWorkers: max(1, maxInFlight), maxBatch: maxBatch, mayPark: mayPark))
+        self.state = Mutex(Queue(maxWorkers: max(1, maxInFlight), maxBatch: maxBatch, mayPark: mayPark, maxQueued: maxQueued, owner: \.connection))
     }
 
     /// Looks each waiter's product up and calls its completion on its loop with it, or
@@ -58,7 +60,16 @@ final class ProductLookupBatcher: Sendable {
     /// the connection handler calls this on its event loop and must not wait.
     func products(_ waiters: [Waiter]) {
         guard !waiters.isEmpty else { return }
-        let arrival = state.withLock { $0.arrive(contentsOf: waiters) }
+        let (arrival, admitted) = state.withLock { queue in
+            let admitted = min(queue.room, waiters.count)
+            return (queue.arrive(contentsOf: waiters.prefix(admitted)), admitted)
+        }
+        if admitted < waiters.count {
+            // Full: the database is far behind. Refused at once, rather than holding
+            // more of every client's memory for lookups that would answer too late.
+            let busy = StockroomError(.unavailable, "too many product lookups waiting; try again")
+            deliver(waiters[admitted...].map { ($0, .failure(busy)) })
+        }
         switch arrival {
         case .queued: break
         case .start(let batch): start(batch)
@@ -139,19 +150,36 @@ final class ProductLookupBatcher: Sendable {
             case .sku(let sku): skus.insert(sku)
             }
         }
-        let found = try await products.products(ids: Array(ids), skus: Array(skus), on: connection)
-        var byID: [Int64: Product] = [:]
-        var bySKU: [String: Product] = [:]
-        for product in found {
-            byID[product.id] = product
-            bySKU[product.sku] = product
-        }
-        deliver(batch.map { waiter in
-            switch waiter.key {
-            case .id(let id): (waiter, .success(byID[id]))
-            case .sku(let sku): (waiter, .success(bySKU[sku]))
+        var results: [Key: Result<Product?, any Error>] = [:]
+        do {
+            let found = try await products.products(ids: Array(ids), skus: Array(skus), on: connection)
+            for product in found {
+                results[.id(product.id)] = .success(product)
+                results[.sku(product.sku)] = .success(product)
             }
-        })
+        } catch where !connection.isBroken && ids.count + skus.count > 1 {
+            // The statement failed, not the connection: something in one lookup that
+            // validation let through. Each key alone, so the failure lands only on the
+            // requests that caused it.
+            for key in ids.map(Key.id) + skus.map(Key.sku) {
+                results[key] = await lookUp(key, on: connection)
+                if connection.isBroken { throw StockroomError(.unavailable, "the database connection broke") }
+            }
+        }
+        deliver(batch.map { ($0, results[$0.key] ?? .success(nil)) })
+    }
+
+    private func lookUp(_ key: Key, on connection: PostgresConnection) async -> Result<Product?, any Error> {
+        do {
+            let found: [Product]
+            switch key {
+            case .id(let id): found = try await products.products(ids: [id], skus: [], on: connection)
+            case .sku(let sku): found = try await products.products(ids: [], skus: [sku], on: connection)
+            }
+            return .success(found.first)
+        } catch {
+            return .failure(error)
+        }
     }
 
     /// One task per event loop, not one per lookup: a batch's replies on one loop cost one

@@ -82,6 +82,9 @@ private struct JSONParser {
         try enter()
         index += 1  // {
         var members: [(key: String, value: JSONValue)] = []
+        // Keys seen, once there are enough that scanning the members costs more than
+        // hashing: a payload of 60,000 keys must not cost 60,000² comparisons.
+        var keys: Set<String>?
         skipWhitespace()
         if peek() == UInt8(ascii: "}") {
             index += 1
@@ -95,8 +98,13 @@ private struct JSONParser {
             skipWhitespace()
             guard take() == UInt8(ascii: ":") else { throw .invalid }
             let value = try self.value()
-            // Payloads have a handful of keys: a linear scan beats hashing each one.
-            guard !members.contains(where: { $0.key == key }) else { throw .invalid }
+            if keys != nil {
+                guard keys!.insert(key).inserted else { throw .invalid }
+            } else {
+                // Payloads have a handful of keys: a short scan beats hashing each one.
+                guard !members.contains(where: { $0.key == key }) else { throw .invalid }
+                if members.count == 8 { keys = Set(members.map(\.key) + [key]) }
+            }
             members.append((key, value))
             skipWhitespace()
             switch take() {

@@ -7,6 +7,10 @@ public struct ProtocolLimits: Sendable, Equatable {
     public var maxArguments = 1024
     /// The longest single argument.
     public var maxArgumentLength = 1024 * 1024
+    /// The most bytes of one request, headers included. Enforced from the headers, as
+    /// the request arrives: a request announcing more is refused before its bytes are
+    /// buffered, so a connection never holds more than this (plus one read) of input.
+    public var maxRequestLength = 16 * 1024 * 1024
 
     public init() {}
 }

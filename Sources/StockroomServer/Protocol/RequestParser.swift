@@ -6,9 +6,26 @@ public import NIOCore
 ///
 /// A plain struct, free of I/O, so every malformed input can be tested byte by byte.
 /// Parsing is incremental: `next` returns nil until a whole request has arrived, and
-/// consumes nothing then.
+/// consumes nothing then. It also remembers how far it got, so a request that arrives a
+/// byte at a time costs time linear in its length: the arguments already complete are
+/// not parsed again, and an inline line is not searched again for its end. (Offsets
+/// from the request's start, not slices: a slice kept across reads would make every
+/// read's append copy the whole buffer.) The buffer handed back must hold the same
+/// unread bytes as before, with more appended — what `ByteToMessageDecoder` guarantees.
 public struct RequestParser: Sendable {
     public let limits: ProtocolLimits
+    private var partial: Partial?
+    /// How much of an inline line has been searched for its end without finding it.
+    private var inlineSearched = 0
+
+    /// A RESP array whose arguments have not all arrived.
+    private struct Partial: Sendable {
+        let count: Int
+        /// Offset of each complete argument from the start of the request, and its length.
+        var arguments: [(offset: Int, length: Int)]
+        /// Offset where the next argument's header starts.
+        var next: Int
+    }
 
     public init(limits: ProtocolLimits = ProtocolLimits()) {
         self.limits = limits
@@ -16,7 +33,7 @@ public struct RequestParser: Sendable {
 
     /// The next request's arguments, or nil when more bytes are needed. Empty inline lines
     /// and empty arrays are skipped.
-    public func next(_ buffer: inout ByteBuffer) throws(ProtocolError) -> [ByteBuffer]? {
+    public mutating func next(_ buffer: inout ByteBuffer) throws(ProtocolError) -> [ByteBuffer]? {
         while let first = buffer.readableBytesView.first {
             let request: [ByteBuffer]?
             if first == UInt8(ascii: "*") {
@@ -32,23 +49,32 @@ public struct RequestParser: Sendable {
 
     // MARK: - RESP arrays
 
-    private func multibulk(_ buffer: inout ByteBuffer) throws(ProtocolError) -> [ByteBuffer]? {
+    private mutating func multibulk(_ buffer: inout ByteBuffer) throws(ProtocolError) -> [ByteBuffer]? {
         var cursor = buffer
-        guard let countLine = try line(&cursor, tooLong: "too big mbulk count string") else { return nil }
-        guard let count = Self.integer(countLine.dropFirst()), count <= 1024 * 1024 else {
-            throw ProtocolError("invalid multibulk length")
+        var state: Partial
+        if let partial {
+            state = partial
+            cursor.moveReaderIndex(forwardBy: state.next)
+        } else {
+            guard let countLine = try line(&cursor, tooLong: "too big mbulk count string") else { return nil }
+            guard let count = Self.integer(countLine.dropFirst()), count <= 1024 * 1024 else {
+                throw ProtocolError("invalid multibulk length")
+            }
+            if count <= 0 {
+                buffer = cursor
+                return []
+            }
+            guard count <= limits.maxArguments else {
+                throw ProtocolError("too many arguments (\(count), at most \(limits.maxArguments))")
+            }
+            state = Partial(count: count, arguments: [], next: cursor.readerIndex - buffer.readerIndex)
+            state.arguments.reserveCapacity(count)
         }
-        if count <= 0 {
-            buffer = cursor
-            return []
-        }
-        guard count <= limits.maxArguments else {
-            throw ProtocolError("too many arguments (\(count), at most \(limits.maxArguments))")
-        }
-        var arguments: [ByteBuffer] = []
-        arguments.reserveCapacity(count)
-        for _ in 0..<count {
-            guard let header = try line(&cursor, tooLong: "too big bulk count string") else { return nil }
+        while state.arguments.count < state.count {
+            guard let header = try line(&cursor, tooLong: "too big bulk count string") else {
+                partial = state
+                return nil
+            }
             guard header.first == UInt8(ascii: "$") else {
                 let got = header.first.map { Character(Unicode.Scalar($0)) } ?? " "
                 throw ProtocolError("expected '$', got '\(got)'")
@@ -59,13 +85,27 @@ public struct RequestParser: Sendable {
             guard length <= limits.maxArgumentLength else {
                 throw ProtocolError("invalid bulk length (\(length) bytes, at most \(limits.maxArgumentLength))")
             }
-            guard cursor.readableBytes >= length + 2 else { return nil }
-            let argument = cursor.readSlice(length: length)!
+            // What the request has announced so far, this argument included: refused as
+            // soon as the headers say it is too big, not once it has all arrived.
+            let offset = cursor.readerIndex - buffer.readerIndex
+            guard offset + length + 2 <= limits.maxRequestLength else {
+                throw ProtocolError("request too big (more than \(limits.maxRequestLength) bytes)")
+            }
+            guard cursor.readableBytes >= length + 2 else {
+                // The header is read again with the rest: a few bytes, once per read.
+                partial = state
+                return nil
+            }
+            cursor.moveReaderIndex(forwardBy: length)
             guard cursor.readInteger(as: UInt16.self) == 0x0D0A else {
                 throw ProtocolError("expected CRLF after a bulk string")
             }
-            arguments.append(argument)
+            state.arguments.append((offset, length))
+            state.next = cursor.readerIndex - buffer.readerIndex
         }
+        partial = nil
+        let start = buffer.readerIndex
+        let arguments = state.arguments.map { buffer.getSlice(at: start + $0.offset, length: $0.length)! }
         buffer = cursor
         return arguments
     }
@@ -73,7 +113,8 @@ public struct RequestParser: Sendable {
     /// A header line up to CRLF (without it), or nil when it has not fully arrived. A view
     /// into the buffer, not a copy: every request has one or more of these.
     private func line(_ buffer: inout ByteBuffer, tooLong: String) throws(ProtocolError) -> ByteBufferView? {
-        let view = buffer.readableBytesView
+        // A header is short: look no further than the longest one allowed.
+        let view = buffer.readableBytesView.prefix(limits.maxInlineLength + 2)
         guard let newline = view.firstIndex(of: UInt8(ascii: "\n")) else {
             if view.count > limits.maxInlineLength { throw ProtocolError(tooLong) }
             return nil
@@ -101,12 +142,16 @@ public struct RequestParser: Sendable {
 
     // MARK: - Inline lines
 
-    private func inline(_ buffer: inout ByteBuffer) throws(ProtocolError) -> [ByteBuffer]? {
+    private mutating func inline(_ buffer: inout ByteBuffer) throws(ProtocolError) -> [ByteBuffer]? {
         let view = buffer.readableBytesView
-        guard let newline = view.firstIndex(of: UInt8(ascii: "\n")) else {
+        // Only the bytes that arrived since the last search.
+        let unsearched = view[(view.startIndex + min(inlineSearched, view.count))...].prefix(limits.maxInlineLength + 2)
+        guard let newline = unsearched.firstIndex(of: UInt8(ascii: "\n")) else {
             if view.count > limits.maxInlineLength { throw ProtocolError("too big inline request") }
+            inlineSearched = view.count
             return nil
         }
+        inlineSearched = 0
         var length = newline - view.startIndex
         guard length <= limits.maxInlineLength else { throw ProtocolError("too big inline request") }
         let bytes = buffer.readBytes(length: length + 1)!

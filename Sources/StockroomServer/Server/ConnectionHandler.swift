@@ -127,7 +127,10 @@ final class ConnectionHandler: ChannelDuplexHandler {
     private func drain(context: ChannelHandlerContext) {
         // While the client is not reading its replies, run nothing more: the requests wait
         // in the backlog (one read's worth at most, since reads are held too).
-        while !blocked, !closing, context.channel.isWritable, let request = backlog.popFirst() {
+        // Nor while `maxOutstanding` replies are owed: lookups count, so a client that
+        // pipelines thousands of them in one read has at most that many in the shared
+        // queue; the rest wait here, in what was read already.
+        while !blocked, !closing, context.channel.isWritable, replies.count < Self.maxOutstanding, let request = backlog.popFirst() {
             switch request {
             case .protocolError(let error):
                 append(.error(code: "ERR", message: error.description), protocolVersion: session.protocolVersion)
@@ -162,7 +165,7 @@ final class ConnectionHandler: ChannelDuplexHandler {
             let dispatcher = self.dispatcher
             let allocator = self.allocator
             let loop = NIOLoopBound((self, context), eventLoop: context.eventLoop)
-            pendingLookups.append(ProductLookupBatcher.Waiter(key: key, loop: context.eventLoop) { result in
+            pendingLookups.append(ProductLookupBatcher.Waiter(key: key, connection: snapshot.id, loop: context.eventLoop) { result in
                 let buffer = dispatcher.finishLookup(result, invocation, session: snapshot, protocolVersion: version, allocator: allocator)
                 let (handler, context) = loop.value
                 handler.complete(number, buffer, context: context)

@@ -12,7 +12,7 @@ enum ServerRequest: Sendable {
 struct RequestDecoder: ByteToMessageDecoder {
     typealias InboundOut = ServerRequest
 
-    let parser: RequestParser
+    var parser: RequestParser
     private var failed = false
 
     init(limits: ProtocolLimits) {
