@@ -36,3 +36,14 @@ public struct LoginResult: Codable, Sendable {
     public var expiresAt: Date
     public var user: User
 }
+
+/// A session that is valid now: whose it is, and until when.
+public struct ActiveSession: Sendable, Equatable {
+    public var user: User
+    public var expiresAt: Date
+
+    public init(user: User, expiresAt: Date) {
+        self.user = user
+        self.expiresAt = expiresAt
+    }
+}

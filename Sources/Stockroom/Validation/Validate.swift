@@ -1,6 +1,7 @@
 /// Input rules checked before anything reaches the database. The database enforces the
 /// same limits with constraints; checking here gives a clear message naming the field.
 enum Validate {
+    /// The address as typed, trimmed (see `Email.normalized` for comparing).
     static func email(_ value: String) throws -> String {
         let email = value.trimmingSpaces()
         guard email.count <= 254 else { throw StockroomError.invalid("email", "must be at most 254 characters") }

@@ -17,6 +17,9 @@ struct Arguments: Sendable {
 
     var count: Int { request.count - 1 }
 
+    /// The bytes of every argument, the name included.
+    var byteCount: Int { request.reduce(0) { $0 + $1.readableBytes } }
+
     subscript(index: Int) -> ByteBuffer { request[index + 1] }
 
     func bytes(_ index: Int) -> [UInt8] {
@@ -43,10 +46,6 @@ struct Arguments: Sendable {
         let text = try string(index, field: field)
         guard let value = Int(text) else { throw .invalid(field, "must be an integer") }
         return value
-    }
-
-    func json<T: Decodable>(_ index: Int, as type: T.Type) throws(CommandError) -> T {
-        try JSONPayload.decode(type, from: Data(self[index].readableBytesView))
     }
 
     /// The argument as a parsed JSON document, for commands that read it field by field
@@ -78,7 +77,7 @@ struct Arguments: Sendable {
     }
 }
 
-/// JSON in and out: snake_case field names, RFC 3339 UTC times, compact (so never a raw
+/// JSON out: snake_case field names, RFC 3339 UTC times, compact (so never a raw
 /// CR or LF inside a `+` reply).
 enum JSONPayload {
     static func encode(_ value: some Encodable) -> String {
@@ -89,47 +88,5 @@ enum JSONPayload {
         encoder.outputFormatting = [.withoutEscapingSlashes, .sortedKeys]
         // Encoding our own models cannot fail; a failure is a bug worth crashing tests on.
         return String(decoding: try! encoder.encode(value), as: UTF8.self)
-    }
-
-    static func decode<T: Decodable>(_ type: T.Type, from data: Data) throws(CommandError) -> T {
-        let decoder = JSONDecoder()
-        decoder.keyDecodingStrategy = .convertFromSnakeCase
-        do {
-            return try decoder.decode(type, from: data)
-        } catch let error as DecodingError {
-            throw describe(error)
-        } catch {
-            throw .invalid("json", "not valid JSON")
-        }
-    }
-
-    private static func describe(_ error: DecodingError) -> CommandError {
-        func path(_ keys: [any CodingKey]) -> String {
-            let names = keys.map { key in key.intValue.map { "[\($0)]" } ?? snake(key.stringValue) }
-            return names.isEmpty ? "json" : names.joined(separator: ".").replacingOccurrences(of: ".[", with: "[")
-        }
-        switch error {
-        case .keyNotFound(let key, let context): return .invalid(path(context.codingPath + [key]), "is required")
-        case .valueNotFound(_, let context): return .invalid(path(context.codingPath), "must not be null")
-        case .typeMismatch(let type, let context): return .invalid(path(context.codingPath), "must be \(describe(type))")
-        case .dataCorrupted(let context): return context.codingPath.isEmpty ? .invalid("json", "not valid JSON") : .invalid(path(context.codingPath), "has an invalid value")
-        @unknown default: return .invalid("json", "not valid JSON")
-        }
-    }
-
-    private static func describe(_ type: Any.Type) -> String {
-        switch type {
-        case is String.Type: "a string"
-        case is Int.Type, is Int64.Type: "an integer"
-        case is Bool.Type: "true or false"
-        case is [Any].Type: "an array"
-        default: "an object"
-        }
-    }
-
-    private static func snake(_ name: String) -> String {
-        name.reduce(into: "") { text, c in
-            if c.isUppercase { text += "_" + c.lowercased() } else { text.append(c) }
-        }
     }
 }

@@ -2,20 +2,56 @@ import Stockroom
 
 extension CommandDispatcher {
     static let accountCommands: [Command] = [
-        Command(name: "USER.REGISTER", arity: 2, access: .anyone) { dispatcher, _, arguments in
-            struct Payload: Decodable { let email: String; let name: String; let password: String }
-            let payload = try arguments.json(0, as: Payload.self)
-            return json(try await dispatcher.stockroom.accounts.register(email: payload.email, name: payload.name, password: payload.password))
+        Command(name: "USER.REGISTER", arity: 2, access: .anyone) { dispatcher, session, arguments in
+            let payload = try arguments.json(0)
+            let email = try payload["email"].string(), name = try payload["name"].string(), password = try payload["password"].string()
+            guard dispatcher.throttle.mayRegister(address: session.address) else {
+                throw CommandError("UNAVAILABLE", "too many registrations from this address; try again later")
+            }
+            return json(try await dispatcher.stockroom.accounts.register(email: email, name: name, password: password))
         },
         Command(name: "SESSION.LOGIN", arity: 2, access: .anyone) { dispatcher, session, arguments in
-            struct Payload: Decodable { let email: String; let password: String }
-            let payload = try arguments.json(0, as: Payload.self)
-            return json(try await dispatcher.login(&session, email: payload.email, password: payload.password))
+            let payload = try arguments.json(0)
+            let email = try payload["email"].string(), password = try payload["password"].string()
+            return json(try await dispatcher.login(&session, email: email, password: password))
         },
         Command(name: "SESSION.LOGOUT", arity: 1, access: .user) { dispatcher, session, _ in
-            if let token = session.token { try await dispatcher.stockroom.accounts.logout(token: token) }
+            if let token = session.token {
+                try await dispatcher.stockroom.accounts.logout(token: token)
+                // Every connection of this server holding the token loses it at its next
+                // command; those of other instances within the check interval.
+                dispatcher.liveSessions.forget(token: token)
+            }
             session.user = nil
             session.token = nil
+            return .ok
+        },
+        Command(name: "SESSION.REVOKEALL", arity: -1, access: .user) { dispatcher, session, arguments in
+            let principal = session.principal!
+            guard arguments.count <= 1 else { throw CommandError.wrongArity("SESSION.REVOKEALL") }
+            let userID = arguments.count == 1 ? try arguments.id(0, field: "user") : principal.userID
+            if userID != principal.userID, !principal.isAdmin { throw CommandError.notFound("user \(userID)") }
+            let revoked = try await dispatcher.stockroom.accounts.revokeAllSessions(userID: userID)
+            dispatcher.liveSessions.forget(userID: userID)
+            if userID == principal.userID {
+                session.user = nil
+                session.token = nil
+            }
+            return .integer(revoked)
+        },
+        Command(name: "USER.SETROLE", arity: 3, access: .admin) { dispatcher, session, arguments in
+            let id = try arguments.id(0)
+            guard let role = Role(rawValue: try arguments.string(1, field: "role").lowercased()) else {
+                throw CommandError.invalid("role", "must be customer or admin")
+            }
+            let user = try await dispatcher.stockroom.accounts.setRole(userID: id, to: role, as: session.principal!)
+            dispatcher.liveSessions.forget(userID: id)
+            return json(user)
+        },
+        Command(name: "USER.DEACTIVATE", arity: 2, access: .admin) { dispatcher, session, arguments in
+            let id = try arguments.id(0)
+            try await dispatcher.stockroom.accounts.deactivate(userID: id, as: session.principal!)
+            dispatcher.liveSessions.forget(userID: id)
             return .ok
         },
         Command(name: "WHOAMI", arity: 1, access: .user) { _, session, _ in

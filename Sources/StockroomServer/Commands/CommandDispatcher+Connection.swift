@@ -63,17 +63,22 @@ extension CommandDispatcher {
     /// Email and password: a new session, as SESSION.LOGIN makes.
     @discardableResult
     func login(_ session: inout Session, email: String, password: String) async throws -> LoginResult {
-        let delay = throttle.delay(for: email)
-        if delay > .zero { try await Task.sleep(for: delay) }
+        switch throttle.attempt(email: email, address: session.address) {
+        case .refused:
+            try failedLogin(&session)
+            throw CommandError("WRONGPASS", "too many failed logins from this address; try again later")
+        case .proceed(let delay):
+            if delay > .zero { try await Task.sleep(for: delay) }
+        }
         do {
             let result = try await stockroom.accounts.login(email: email, password: password)
-            throttle.succeeded(email)
+            throttle.succeeded(email: email, address: session.address)
             session.user = result.user
             session.token = result.token
             session.failedLogins = 0
+            liveSessions.confirm(result.token, ActiveSession(user: result.user, expiresAt: result.expiresAt))
             return result
         } catch let error as StockroomError where error.code == .unauthenticated || error.code == .invalidInput {
-            throttle.failed(email)
             try failedLogin(&session)
             throw error
         }
@@ -82,7 +87,9 @@ extension CommandDispatcher {
     /// A session token from an earlier login.
     func resume(_ session: inout Session, token: String) async throws {
         do {
-            session.user = try await stockroom.accounts.authenticate(token: token)
+            let active = try await stockroom.accounts.session(token: token)
+            liveSessions.confirm(token, active)
+            session.user = active.user
             session.token = token
             session.failedLogins = 0
         } catch let error as StockroomError where error.code == .unauthenticated || error.code == .invalidInput {

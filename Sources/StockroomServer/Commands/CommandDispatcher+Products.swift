@@ -31,18 +31,24 @@ extension CommandDispatcher {
             return json(Results(items: products))
         },
         Command(name: "PRODUCT.CREATE", arity: 2, access: .admin) { dispatcher, session, arguments in
-            let product = try arguments.json(0, as: NewProduct.self)
+            let payload = try arguments.json(0)
+            let product = NewProduct(
+                sku: try payload["sku"].string(), name: try payload["name"].string(),
+                description: try payload["description"].optionalString(),
+                priceCents: try payload["price_cents"].integer(), currency: try payload["currency"].string(),
+                stock: try payload["stock"].optionalInteger().map { Int($0) }
+            )
             return json(try await dispatcher.stockroom.products.create(product, as: session.principal!))
         },
         Command(name: "PRODUCT.UPDATE", arity: 3, access: .admin) { dispatcher, session, arguments in
-            struct Payload: Decodable {
-                let sku: String?, name: String?, description: String?, priceCents: Int64?, currency: String?
-                let stock: Int?
-            }
             let id = try arguments.id(0)
-            let payload = try arguments.json(1, as: Payload.self)
-            guard payload.stock == nil else { throw CommandError.invalid("stock", "changes only through PRODUCT.RESTOCK and orders") }
-            let changes = ProductChanges(sku: payload.sku, name: payload.name, description: payload.description, priceCents: payload.priceCents, currency: payload.currency)
+            let payload = try arguments.json(1)
+            guard try payload["stock"].isMissing else { throw CommandError.invalid("stock", "changes only through PRODUCT.RESTOCK and orders") }
+            let changes = ProductChanges(
+                sku: try payload["sku"].optionalString(), name: try payload["name"].optionalString(),
+                description: try payload["description"].optionalString(),
+                priceCents: try payload["price_cents"].optionalInteger(), currency: try payload["currency"].optionalString()
+            )
             return json(try await dispatcher.stockroom.products.update(id: id, changes, as: session.principal!))
         },
         Command(name: "PRODUCT.RESTOCK", arity: 3, access: .admin) { dispatcher, session, arguments in

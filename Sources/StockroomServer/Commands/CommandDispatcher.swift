@@ -10,7 +10,8 @@ final class CommandDispatcher: Sendable {
     let stockroom: Stockroom
     let configuration: ServerConfiguration
     let stats: ServerStats
-    let throttle = LoginThrottle()
+    let throttle: LoginThrottle
+    let liveSessions: LiveSessions
     let lookups: ProductLookupBatcher
     let logger: Logger
     let version: String
@@ -25,6 +26,13 @@ final class CommandDispatcher: Sendable {
         self.stats = stats
         self.version = version
         self.logger = logger
+        var limits = LoginThrottle.Limits()
+        limits.failedLoginBurst = configuration.failedLoginsPerAddress.burst
+        limits.failedLoginRefill = configuration.failedLoginsPerAddress.refill
+        limits.registrationBurst = configuration.registrationsPerAddress.burst
+        limits.registrationRefill = configuration.registrationsPerAddress.refill
+        self.throttle = LoginThrottle(limits: limits)
+        self.liveSessions = LiveSessions(interval: configuration.sessionCheckInterval)
         // Half the pool at most for batched lookups, so writes always find a connection.
         let inFlight = min(configuration.maxLookupStatementsInFlight, (stockroom.pool.configuration.maxConnections + 1) / 2)
         self.lookups = ProductLookupBatcher(products: stockroom.products, pool: stockroom.pool, maxInFlight: inFlight)
@@ -53,6 +61,9 @@ final class CommandDispatcher: Sendable {
         case lookup(ProductLookupBatcher.Key, Invocation)
         /// Run it as a task with `runDeferred`.
         case deferred(Command.Run, Invocation)
+        /// The session's login is due for a check: `revalidate` it, then begin the same
+        /// request again.
+        case revalidate
     }
 
     /// Looks the command up, checks its arity and who may run it, and runs it if it can be
@@ -75,6 +86,18 @@ final class CommandDispatcher: Sendable {
             let looksLikeName = (1...32).contains(rawName.count) && rawName.allSatisfy { $0 > 0x20 && $0 < 0x7F && $0 != UInt8(ascii: "'") }
             return .done(finish(invocation, .error(code: "ERR", message: looksLikeName ? "unknown command '\(name)'" : "unknown command")))
         }
+        // A login is used only while it is confirmed (see LiveSessions); commands that
+        // answer on the spot never depend on it.
+        if let token = session.token {
+            if case .immediate = command.body {
+            } else if session.loginJustConfirmed {
+                session.loginJustConfirmed = false
+            } else if let user = liveSessions.user(token) {
+                session.user = user  // as confirmed: a new role shows at once
+            } else {
+                return .revalidate
+            }
+        }
         guard command.accepts(argumentCount: arguments.count) else {
             return .done(finish(invocation, reply(CommandError.wrongArity(name))))
         }
@@ -94,6 +117,29 @@ final class CommandDispatcher: Sendable {
             do { return .lookup(try key(arguments), invocation) } catch { return .done(finish(invocation, reply(for: error, invocation))) }
         case .deferred(let run):
             return .deferred(run, invocation)
+        }
+    }
+
+    /// Confirms the session's login with the database. Logged out, revoked, expired or
+    /// deactivated: the session is anonymous from now on, and the request that asked
+    /// proceeds as such (`-NOAUTH` for a command that needs a user). Returns an error
+    /// reply for that request when the database cannot say.
+    func revalidate(_ session: inout Session) async -> Reply? {
+        guard let token = session.token else { return nil }
+        do {
+            let active = try await stockroom.accounts.session(token: token)
+            liveSessions.confirm(token, active)
+            session.user = active.user
+            session.loginJustConfirmed = true
+            return nil
+        } catch let error as StockroomError where error.code == .unauthenticated {
+            liveSessions.forget(token: token)
+            session.user = nil
+            session.token = nil
+            return nil
+        } catch {
+            let invocation = Invocation(name: "SESSION-CHECK", arguments: Arguments(request: [ByteBuffer()]), started: .now, metrics: nil)
+            return finish(invocation, reply(for: error, invocation))
         }
     }
 

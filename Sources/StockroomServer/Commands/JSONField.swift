@@ -54,6 +54,15 @@ struct JSONField {
     /// Absent and null both read as nil.
     var isMissing: Bool { value == nil || value == .null }
 
+    /// nil when absent or null.
+    func optionalString() throws(CommandError) -> String? {
+        isMissing ? nil : try string()
+    }
+
+    func optionalInteger() throws(CommandError) -> Int64? {
+        isMissing ? nil : try integer()
+    }
+
     private func present() throws(CommandError) -> JSONValue {
         switch value {
         case nil: throw .invalid(path, "is required")

@@ -4,16 +4,24 @@ import Stockroom
 /// speaks, its name. Owned by the connection's task; never shared.
 struct Session: Sendable {
     let id: Int
+    /// The client's IP address, for limits per address; nil when unknown (a Unix socket).
+    let address: String?
     var protocolVersion = 2
     var name: String?
     var user: User?
     /// The session token of this connection's login, revoked by SESSION.LOGOUT.
     var token: String?
     var failedLogins = 0
+    /// Set by `CommandDispatcher.revalidate` for the request that asked for it, which
+    /// then runs on the login as just confirmed, whatever the clocks say.
+    var loginJustConfirmed = false
     /// Set by QUIT and by too many failed logins: close after this reply.
     var closeAfterReply = false
 
-    init(id: Int) { self.id = id }
+    init(id: Int, address: String? = nil) {
+        self.id = id
+        self.address = address
+    }
 
     var principal: Principal? { user.map(Principal.init) }
 }

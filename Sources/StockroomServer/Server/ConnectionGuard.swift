@@ -1,8 +1,10 @@
 import NIOCore
 
 /// Closes connections that hold resources for nothing: idle ones (no request read and no
-/// reply written for `idleTimeout`, and no command in progress), and slow readers (replies
-/// piling up past the write buffer's high water mark for `slowReaderTimeout`).
+/// reply written for `idleTimeout`, and no command in progress), and stalled readers
+/// (replies piled up past the write buffer's high water mark, and not one byte of them
+/// taken by the client for `slowReaderTimeout`). A client that reads slowly but reads
+/// keeps its connection: its replies are bounded by the water mark all the same.
 ///
 /// Sits between the request decoder and the connection handler: it counts requests in and
 /// replies out, so it knows whether a command is in progress, and when the last of either
@@ -21,6 +23,10 @@ final class ConnectionGuard: ChannelDuplexHandler {
     private var lastActivity = NIODeadline.now()
     private var idleCheck: Scheduled<Void>?
     private var slowReaderCheck: Scheduled<Void>?
+    /// Reply bytes handed to the channel since it opened; minus what it still buffers,
+    /// what the client has taken.
+    private var written = 0
+    private var drainedAtLastCheck = 0
 
     init(idleTimeout: TimeAmount, slowReaderTimeout: TimeAmount) {
         self.idleTimeout = idleTimeout
@@ -46,6 +52,7 @@ final class ConnectionGuard: ChannelDuplexHandler {
     func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
         unanswered = max(0, unanswered - 1)
         lastActivity = .now()
+        written &+= unwrapOutboundIn(data).readableBytes
         context.write(data, promise: promise)
     }
 
@@ -76,12 +83,38 @@ final class ConnectionGuard: ChannelDuplexHandler {
             slowReaderCheck?.cancel()
             slowReaderCheck = nil
         } else if slowReaderCheck == nil {
-            let channel = context.channel
-            slowReaderCheck = context.eventLoop.scheduleTask(in: slowReaderTimeout) {
-                if !channel.isWritable { channel.close(promise: nil) }
-            }
+            drainedAtLastCheck = drained(context)
+            scheduleSlowReaderCheck(context: context)
         }
         context.fireChannelWritabilityChanged()
+    }
+
+    private func scheduleSlowReaderCheck(context: ChannelHandlerContext) {
+        let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+        slowReaderCheck = context.eventLoop.scheduleTask(in: slowReaderTimeout) {
+            let (handler, context) = bound.value
+            handler.checkSlowReader(context: context)
+        }
+    }
+
+    private func checkSlowReader(context: ChannelHandlerContext) {
+        guard context.channel.isActive, !context.channel.isWritable else {
+            slowReaderCheck = nil
+            return
+        }
+        let drained = drained(context)
+        if drained != drainedAtLastCheck {
+            drainedAtLastCheck = drained
+            scheduleSlowReaderCheck(context: context)
+        } else {
+            context.close(promise: nil)
+        }
+    }
+
+    /// Reply bytes the client has taken off the socket's buffers so far.
+    private func drained(_ context: ChannelHandlerContext) -> Int {
+        let buffered = (try? context.channel.syncOptions?.getOption(.bufferedWritableBytes)) ?? 0
+        return written &- buffered
     }
 
     func channelInactive(context: ChannelHandlerContext) {

@@ -29,6 +29,8 @@ final class ConnectionHandler: ChannelDuplexHandler {
     }
 
     static let maxOutstanding = 256
+    /// Commands with more argument bytes than this run off the event loop.
+    static let maxBytesOnLoop = 16 * 1024
 
     private let dispatcher: CommandDispatcher
     private let registry: ConnectionRegistry
@@ -174,6 +176,37 @@ final class ConnectionHandler: ChannelDuplexHandler {
             blocked = true
             held = Held(run: run, invocation: invocation)
             startHeldIfReady(context: context)
+        case .revalidate:
+            revalidate(then: arguments, context: context)
+        }
+    }
+
+    /// Confirms the login (see `LiveSessions`), then begins `request` again on the
+    /// session as confirmed — or answers it with the error that kept the check from
+    /// happening. Nothing after it starts meanwhile, so its reply keeps its place.
+    private func revalidate(then request: [ByteBuffer], context: ChannelHandlerContext) {
+        blocked = true
+        let dispatcher = self.dispatcher
+        let snapshot = session
+        let loop = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+        Task(executorPreference: EventLoopExecutor(context.eventLoop)) {
+            var session = snapshot
+            let failure = await dispatcher.revalidate(&session)
+            let finish: @Sendable () -> Void = { [session] in
+                let (handler, context) = loop.value
+                handler.session = session
+                handler.blocked = false
+                guard handler.isActive else { return }
+                if let failure {
+                    handler.append(failure, protocolVersion: session.protocolVersion)
+                } else {
+                    handler.backlog.prepend(.command(request))
+                }
+                handler.drain(context: context)
+                handler.scheduleFlush(context: context)
+                handler.resumeReadingIfRoom(context: context)
+            }
+            if loop.eventLoop.inEventLoop { finish() } else { loop.eventLoop.execute(finish) }
         }
     }
 
@@ -186,7 +219,12 @@ final class ConnectionHandler: ChannelDuplexHandler {
         let dispatcher = self.dispatcher
         let snapshot = session
         let loop = NIOLoopBound((self, context), eventLoop: context.eventLoop)
-        Task(executorPreference: EventLoopExecutor(context.eventLoop)) {
+        // A command runs on its event loop: no thread hop there and back. Unless its
+        // arguments are large: parsing a megabyte of JSON takes milliseconds, and every
+        // other client of the loop would wait for it.
+        let executor: any TaskExecutor = held.invocation.arguments.byteCount > Self.maxBytesOnLoop
+            ? globalConcurrentExecutor : EventLoopExecutor(context.eventLoop)
+        Task(executorPreference: executor) {
             var session = snapshot
             let reply = await dispatcher.runDeferred(held.run, held.invocation, session: &session)
             var buffer = ByteBufferAllocator().buffer(capacity: 256)

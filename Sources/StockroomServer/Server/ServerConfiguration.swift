@@ -21,6 +21,18 @@ public struct ServerConfiguration: Sendable {
     public var shutdownDeadline: Duration = .seconds(10)
     /// After this many failed logins a connection is closed.
     public var maxFailedLogins = 5
+    /// Failed logins from one client address: past the burst, one more per `refill`;
+    /// beyond that a login is refused at once. A service that logs in many people from
+    /// one address (a web front end) needs a larger burst.
+    public var failedLoginsPerAddress = RateLimit(burst: 60, refill: .seconds(1))
+    /// Registrations from one client address.
+    public var registrationsPerAddress = RateLimit(burst: 20, refill: .seconds(6))
+    /// A connection's login is confirmed with the database at most this long before a
+    /// command that uses it: the longest a logout, revocation, deactivation or role change
+    /// made elsewhere takes to reach a live connection.
+    public var sessionCheckInterval: Duration = .seconds(1)
+    /// How often expired and revoked sessions are purged from the database (0: never).
+    public var sessionPurgeInterval: Duration = .seconds(600)
     public var limits = ProtocolLimits()
     /// Product lookups run as batches, at most this many statements at a time; lookups
     /// arriving meanwhile join the next batch. About the database's core count: more
@@ -28,4 +40,15 @@ public struct ServerConfiguration: Sendable {
     public var maxLookupStatementsInFlight = max(1, min(4, ProcessInfo.processInfo.activeProcessorCount))
 
     public init() {}
+}
+
+/// At most `burst` at once, then one more per `refill`.
+public struct RateLimit: Sendable, Equatable {
+    public var burst: Int
+    public var refill: Duration
+
+    public init(burst: Int, refill: Duration) {
+        self.burst = burst
+        self.refill = refill
+    }
 }

@@ -83,6 +83,8 @@ public final class StockroomServer: Service, Sendable {
         let port = serverChannel.localAddress?.port ?? configuration.port
         announce(.success(port))
         logger.info("listening", metadata: ["server.address": "\(configuration.host):\(port)"])
+        let purging = Task { await purgeSessionsPeriodically() }
+        defer { purging.cancel() }
 
         await withTaskCancellationHandler {
             await withGracefulShutdownHandler {
@@ -103,6 +105,28 @@ public final class StockroomServer: Service, Sendable {
         // gives its connection back, so the pool can close.
         dispatcher.lookups.shutDown()
         logger.info("stopped")
+    }
+
+    /// Deletes expired and revoked sessions now and then, so that logins, which each add
+    /// one, do not grow the table for ever. Any instance may do it; they do not conflict.
+    private func purgeSessionsPeriodically() async {
+        let interval = configuration.sessionPurgeInterval
+        guard interval > .zero else { return }
+        while !Task.isCancelled {
+            do {
+                var purged = 0
+                // In batches, each a short statement, until a batch comes back short.
+                while !Task.isCancelled {
+                    let batch = try await dispatcher.stockroom.accounts.purgeSessions()
+                    purged += batch
+                    if batch < 10_000 { break }
+                }
+                if purged > 0 { logger.info("purged expired sessions", metadata: ["sessions.purged": "\(purged)"]) }
+            } catch {
+                logger.debug("session purge failed; trying again later", metadata: ["error": "\(error)"])
+            }
+            try? await Task.sleep(for: interval)
+        }
     }
 
     /// Sets up an accepted connection, on its event loop: counts it, refuses it when the
@@ -136,7 +160,7 @@ public final class StockroomServer: Service, Sendable {
         let slowReader = TimeAmount.nanoseconds(CommandDispatcher.nanoseconds(configuration.slowReaderTimeout))
         try pipeline.addHandler(ByteToMessageHandler(RequestDecoder(limits: configuration.limits)))
         try pipeline.addHandler(ConnectionGuard(idleTimeout: idle, slowReaderTimeout: slowReader))
-        try pipeline.addHandler(ConnectionHandler(dispatcher: dispatcher, registry: registry, session: Session(id: id), logger: logger))
+        try pipeline.addHandler(ConnectionHandler(dispatcher: dispatcher, registry: registry, session: Session(id: id, address: channel.remoteAddress?.ipAddress), logger: logger))
     }
 }
 
