@@ -45,8 +45,8 @@ extension CommandDispatcher {
             let values = dispatcher.configValues
             var matched = [Bool](repeating: false, count: values.count)
             for index in 1..<arguments.count {
-                let pattern = arguments[index].readableBytesView
-                for (n, (key, _)) in values.enumerated() where !matched[n] && Glob.matches(pattern, key.utf8) {
+                let glob = Glob(arguments[index].readableBytesView)
+                for (n, (key, _)) in values.enumerated() where !matched[n] && glob.matches(key.utf8) {
                     matched[n] = true
                 }
             }

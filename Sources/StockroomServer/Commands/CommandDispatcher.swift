@@ -86,10 +86,10 @@ final class CommandDispatcher: Sendable {
             let looksLikeName = (1...32).contains(rawName.count) && rawName.allSatisfy { $0 > 0x20 && $0 < 0x7F && $0 != UInt8(ascii: "'") }
             return .done(finish(invocation, .error(code: "ERR", message: looksLikeName ? "unknown command '\(name)'" : "unknown command")))
         }
-        // A login is used only while it is confirmed (see LiveSessions); commands that
-        // answer on the spot never depend on it.
+        // A login is used only while it is confirmed (see LiveSessions). Commands open
+        // to anyone that answer on the spot (PING, CONFIG …) never depend on it.
         if let token = session.token {
-            if case .immediate = command.body {
+            if command.access == .anyone, case .immediate = command.body {
             } else if session.loginJustConfirmed {
                 session.loginJustConfirmed = false
             } else if let user = liveSessions.user(token) {

@@ -8,7 +8,38 @@
 /// that star, never from earlier ones, which is enough since a later star can absorb
 /// whatever an earlier one would have. Cost: at most pattern × text steps, and the texts
 /// are the server's own short key names, so linear in what the client sent.
-enum Glob {
+///
+/// For matching one pattern against many keys, `Glob(pattern)` first collapses runs of
+/// `*` and counts the other bytes: a pattern with more of them than a key has bytes
+/// cannot match it, so a megabyte of pattern costs one pass, however many keys.
+struct Glob {
+    /// The pattern, runs of `*` collapsed to one.
+    private let pattern: [UInt8]
+    /// Bytes other than `*`: the shortest text the pattern can match.
+    private let minimumLength: Int
+
+    init(_ pattern: some Collection<UInt8>) {
+        var collapsed: [UInt8] = []
+        var literals = 0
+        var previous: UInt8 = 0
+        func add(_ byte: UInt8) {
+            if byte == UInt8(ascii: "*") && previous == byte { return }
+            collapsed.append(byte)
+            if byte != UInt8(ascii: "*") { literals += 1 }
+            previous = byte
+        }
+        let done: Void? = pattern.withContiguousStorageIfAvailable { bytes -> Void in for byte in bytes { add(byte) } }
+        if done == nil {
+            for byte in pattern { add(byte) }
+        }
+        self.pattern = collapsed
+        self.minimumLength = literals
+    }
+
+    func matches(_ text: some Collection<UInt8>) -> Bool {
+        text.count >= minimumLength && Self.matches(pattern, text)
+    }
+
     static func matches(_ pattern: some Collection<UInt8>, _ text: some Collection<UInt8>) -> Bool {
         let p = Array(pattern), t = Array(text)
         var i = 0, j = 0
