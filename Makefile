@@ -12,7 +12,7 @@ BIN = .build/$(CONFIGURATION)/stockroom
 EXAMPLES = Examples/LowStockAlert
 VENV = .build/venv
 
-.PHONY: help deps db db-stop db-reset psql build migrate demo-data run test test-examples pyclients bench bench-nio clean
+.PHONY: help deps db db-stop db-reset psql build migrate demo-data run test test-examples pyclients bench bench-nio fuzz clean
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  make %-14s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -57,7 +57,7 @@ test-examples: db ## Build the programs under Examples/ and run them against a m
 	@scripts/test-examples.sh $(EXAMPLES)
 
 clean: ## Remove build products (not the database)
-	rm -rf .build .build-* Benchmarks/.build $(addsuffix /.build,$(EXAMPLES))
+	rm -rf .build .build-* Benchmarks/.build Fuzz/.build $(addsuffix /.build,$(EXAMPLES))
 
 bench: db ## Stockroom against pgbench and redis-benchmark in one run (release build; three rounds, about 6–8 minutes)
 	$(SWIFT) build -c release --product stockroom
@@ -66,3 +66,17 @@ bench: db ## Stockroom against pgbench and redis-benchmark in one run (release b
 bench-nio: db ## make bench with PostgresNIO in the wrapper comparison (builds Benchmarks/, about 8 more minutes the first time)
 	$(SWIFT) build -c release --package-path Benchmarks --product PostgresNIOPointQuery
 	@$(MAKE) --no-print-directory bench
+
+FUZZ_SECONDS ?= 60
+FUZZ_TARGETS = RequestParser InlineArguments JSON MigrationLexer
+
+fuzz: deps ## libFuzzer on each parser for FUZZ_SECONDS (60) each; new inputs in .build/fuzz/, crashes in Tests/Fuzz/Crashes/
+	@mkdir -p Tests/Fuzz/Crashes
+	@for target in $(FUZZ_TARGETS); do \
+	  $(SWIFT) build -c release --package-path Fuzz -Xswiftc -sanitize=fuzzer,address --product Fuzz$$target 2>&1 | grep -v 'Cannot export local symbol' | grep -E 'error|warning: .*swift' ; \
+	  mkdir -p .build/fuzz/$$target; \
+	  echo "fuzz: $$target for $(FUZZ_SECONDS) s"; \
+	  Fuzz/.build/release/Fuzz$$target -max_total_time=$(FUZZ_SECONDS) -timeout=5 -rss_limit_mb=2048 -print_final_stats=1 \
+	    -artifact_prefix=Tests/Fuzz/Crashes/$$target- .build/fuzz/$$target Tests/Fuzz/Corpus/$$target 2>&1 | grep -E '^(stat::number_of_executed_units|stat::new_units_added|==[0-9]+==|.*invariant broken|.*Test unit written)' || exit 1; \
+	done
+	@echo "fuzz: no crash. Keep a new input as a regression test by copying it to Tests/Fuzz/Corpus/<target>/; a crash is saved in Tests/Fuzz/Crashes/"
