@@ -26,9 +26,10 @@ struct Bystander {
     }
 
     /// Runs `attack` while pinging; fails the test if the bystander saw a PING slower
-    /// than `bound`, or too few PINGs to say.
+    /// than `bound`. Generous, for a debug build sharing two cores with the whole suite;
+    /// a release build's figures are in the printed report and scripts/attacks.py.
     static func watching<T>(
-        _ server: TestServer, bound: Duration = .seconds(1), _ name: String,
+        _ server: TestServer, bound: Duration = .seconds(2), _ name: String,
         isolation actor: isolated (any Actor)? = #isolation,
         _ attack: () async throws -> T
     ) async throws -> T {

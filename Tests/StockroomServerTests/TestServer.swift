@@ -24,6 +24,7 @@ struct TestServer: Sendable {
     static func with<T>(
         configure: (inout ServerConfiguration) -> Void = { _ in },
         poolSize: Int = 8,
+        eventLoops: MultiThreadedEventLoopGroup = .singleton,
         isolation actor: isolated (any Actor)? = #isolation,
         _ body: (TestServer) async throws -> T
     ) async throws -> T {
@@ -40,7 +41,7 @@ struct TestServer: Sendable {
         var configuration = ServerConfiguration()
         configuration.port = 0
         configure(&configuration)
-        let server = StockroomServer(stockroom: stockroom, configuration: configuration, logger: logger)
+        let server = StockroomServer(stockroom: stockroom, configuration: configuration, group: eventLoops, logger: logger)
         let group = ServiceGroup(configuration: .init(services: [.init(service: server)], logger: logger))
         let running = Task { try await group.run() }
         let harness = TestServer(port: try await server.listeningPort(), server: server, stockroom: stockroom, databaseName: name, databaseURL: databaseURL, group: group)
