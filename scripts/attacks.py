@@ -90,7 +90,12 @@ class Bystander(threading.Thread):
         return f"PING max {l[-1]*1000:.1f} ms, p99 {p99*1000:.1f} ms over {len(self.latencies)}; peak RSS {self.peak >> 20} MiB{note}"
 
 
+SKIPPED = []
+
+
 def attack(name, port, pid, body):
+    if any(w in name for w in SKIPPED):
+        return
     b = Bystander(port, pid)
     b.start()
     time.sleep(0.2)
@@ -119,8 +124,11 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--port", type=int, default=7379)
     ap.add_argument("--pid", type=int, required=True)
+    ap.add_argument("--skip", default="", help="comma-separated words: attacks whose name holds one are skipped")
     a = ap.parse_args()
+    skipped = [w for w in a.skip.split(",") if w]
     port, pid = a.port, a.pid
+    SKIPPED.extend(skipped)
     print("| attack | attacker's reply | took | bystander, server |\n|---|---|---|---|")
 
     def json_keys():
