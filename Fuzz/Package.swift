@@ -14,9 +14,10 @@ let package = Package(
         .package(name: "Stockroom", path: ".."),
     ],
     targets: [
-        .executableTarget(name: "FuzzRequestParser", dependencies: [.product(name: "StockroomServer", package: "Stockroom")], swiftSettings: settings),
-        .executableTarget(name: "FuzzInlineArguments", dependencies: [.product(name: "StockroomServer", package: "Stockroom")], swiftSettings: settings),
-        .executableTarget(name: "FuzzJSON", dependencies: [.product(name: "StockroomServer", package: "Stockroom")], swiftSettings: settings),
-        .executableTarget(name: "FuzzMigrationLexer", dependencies: [.product(name: "Migrations", package: "Stockroom")], swiftSettings: settings),
+        .target(name: "FuzzSupport", swiftSettings: [.swiftLanguageMode(.v6)]),
+        .executableTarget(name: "FuzzRequestParser", dependencies: ["FuzzSupport", .product(name: "StockroomServer", package: "Stockroom")], swiftSettings: settings),
+        .executableTarget(name: "FuzzInlineArguments", dependencies: ["FuzzSupport", .product(name: "StockroomServer", package: "Stockroom")], swiftSettings: settings),
+        .executableTarget(name: "FuzzJSON", dependencies: ["FuzzSupport", .product(name: "StockroomServer", package: "Stockroom")], swiftSettings: settings),
+        .executableTarget(name: "FuzzMigrationLexer", dependencies: ["FuzzSupport", .product(name: "Migrations", package: "Stockroom")], swiftSettings: settings),
     ]
 )

@@ -1,3 +1,0 @@
-DROP TABLE order_status_history;
-DROP TABLE order_lines;
-DROP TABLE orders;
