@@ -42,14 +42,31 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(name: .customLong("max-request-bytes"), help: "Most bytes of one request; larger ones are refused as their headers arrive.")
     var maxRequestBytes = ProtocolLimits().maxRequestLength
 
-    @Option(name: .customLong("shutdown-deadline"), help: "Seconds a graceful shutdown waits for commands in progress.")
+    @Option(name: .customLong("shutdown-deadline"), help: "Seconds from SIGTERM to exit, even with the database hung: commands in progress get most of it.")
     var shutdownDeadline = 10
+
+    @Option(name: .customLong("statement-timeout"), help: "statement_timeout of the service's connections: a statement running longer is cancelled and the client gets -TIMEOUT; e.g. 5s, 500ms; 0 for the server's setting.")
+    var statementTimeout = "5s"
+
+    @Option(name: .customLong("lock-timeout"), help: "lock_timeout: a statement waiting longer for a lock held elsewhere gives up with -TIMEOUT; 0 for the server's setting.")
+    var lockTimeout = "2s"
+
+    @Option(name: .customLong("idle-in-transaction-timeout"), help: "idle_in_transaction_session_timeout: a session idle this long inside a transaction is ended, releasing its locks; 0 for the server's setting.")
+    var idleInTransactionTimeout = "10s"
+
+    @Option(name: .customLong("query-deadline"), help: "The service's own deadline per database operation, for when the database cannot end a statement (frozen, partitioned): then -TIMEOUT and the connection is replaced. Default: the statement timeout plus 0.5 s.")
+    var queryDeadline: String?
 
     func validate() throws {
         if let port, !(0...65535).contains(port) { throw ValidationError("--port must be 0 to 65535") }
         if poolSize < 1 { throw ValidationError("--pool-size must be at least 1") }
         if maxClients < 1 { throw ValidationError("--max-clients must be at least 1") }
         if idleTimeout < 1 { throw ValidationError("--idle-timeout must be at least 1 second") }
+        if shutdownDeadline < 1 { throw ValidationError("--shutdown-deadline must be at least 1 second") }
+        for (name, value) in [("--statement-timeout", statementTimeout), ("--lock-timeout", lockTimeout), ("--idle-in-transaction-timeout", idleInTransactionTimeout), ("--query-deadline", queryDeadline ?? "1s")] where parseDuration(value) == nil {
+            throw ValidationError("\(name): expected a duration like 5s, 500ms or 2m, got '\(value)'")
+        }
+        if let queryDeadline, parseDuration(queryDeadline) == .zero { throw ValidationError("--query-deadline must be more than 0") }
         let limits = ProtocolLimits()
         if maxRequestBytes < limits.maxArgumentLength + 64 {
             throw ValidationError("--max-request-bytes must be at least \(limits.maxArgumentLength + 64), room for one argument of the largest size")
@@ -83,15 +100,25 @@ struct ServeCommand: AsyncParsableCommand {
             }
         }
 
-        let pool = PostgresPool(configuration: .init(connection: .init(url), maxConnections: poolSize), logger: logger)
+        var poolConfiguration = PostgresPool.Configuration(connection: .init(url), maxConnections: poolSize)
+        poolConfiguration.statementTimeout = parseDuration(statementTimeout).flatMap { $0 == .zero ? nil : $0 }
+        poolConfiguration.lockTimeout = parseDuration(lockTimeout).flatMap { $0 == .zero ? nil : $0 }
+        poolConfiguration.idleInTransactionSessionTimeout = parseDuration(idleInTransactionTimeout).flatMap { $0 == .zero ? nil : $0 }
+        poolConfiguration.operationTimeout = queryDeadline.flatMap(parseDuration)
+        let pool = PostgresPool(configuration: poolConfiguration, logger: logger)
         let server = StockroomServer(stockroom: Stockroom(pool: pool), configuration: configuration, logger: logger)
         var groupConfiguration = ServiceGroupConfiguration(
             services: [.init(service: server)],
             gracefulShutdownSignals: [.sigterm, .sigint],
             logger: logger
         )
-        groupConfiguration.maximumGracefulShutdownDuration = configuration.shutdownDeadline
-        groupConfiguration.maximumCancellationDuration = .seconds(2)
+        // The whole shutdown fits in --shutdown-deadline: commands in progress get all of
+        // it but a second; then they are cancelled (half a second), then the pool closes
+        // (half a second; connections still out — the database hung — are left to the
+        // process's exit).
+        let deadline = configuration.shutdownDeadline
+        groupConfiguration.maximumGracefulShutdownDuration = deadline > .seconds(1) ? deadline - .seconds(1) : deadline / 2
+        groupConfiguration.maximumCancellationDuration = .milliseconds(500)
         let group = ServiceGroup(configuration: groupConfiguration)
         let address = Task {
             let port = try await server.listeningPort()
@@ -103,9 +130,11 @@ struct ServeCommand: AsyncParsableCommand {
             try await group.run()
         } catch {
             address.cancel()
-            await pool.close()
+            await pool.close(within: .milliseconds(500))
             fail("serve", "\(error)")
         }
-        await pool.close()
+        if !(await pool.close(within: .milliseconds(500))) {
+            logger.warning("exiting with database connections still busy: the database did not answer in time")
+        }
     }
 }

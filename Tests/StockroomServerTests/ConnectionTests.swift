@@ -129,7 +129,8 @@ struct ConnectionTests {
     }
 
     @Test func idleConnectionsAreClosedButNotDuringACommand() async throws {
-        try await TestServer.with(configure: { $0.idleTimeout = .seconds(3) }) { server in
+        // Database time limits longer than the 5 s the lock is held for.
+        try await TestServer.with(configure: { $0.idleTimeout = .seconds(3) }, database: { $0.lockTimeout = .seconds(30); $0.statementTimeout = .seconds(30) }) { server in
             let id = try await server.product(sku: "IDLE-1")
             // Registered before connecting: hashing the password may take longer than the
             // idle timeout when the other tests load the machine.

@@ -23,6 +23,7 @@ struct TestServer: Sendable {
 
     static func with<T>(
         configure: (inout ServerConfiguration) -> Void = { _ in },
+        database: (inout PostgresPool.Configuration) -> Void = { _ in },
         poolSize: Int = 8,
         eventLoops: MultiThreadedEventLoopGroup = .singleton,
         isolation actor: isolated (any Actor)? = #isolation,
@@ -36,7 +37,9 @@ struct TestServer: Sendable {
 
         var logger = Logger(label: "test.server")
         logger.logLevel = .warning
-        let pool = PostgresPool(configuration: .init(connection: .init(databaseURL), maxConnections: poolSize, acquireTimeout: .seconds(5)), logger: logger)
+        var poolConfiguration = PostgresPool.Configuration(connection: .init(databaseURL), maxConnections: poolSize, acquireTimeout: .seconds(5))
+        database(&poolConfiguration)
+        let pool = PostgresPool(configuration: poolConfiguration, logger: logger)
         let stockroom = Stockroom(pool: pool, passwordHasher: PasswordHasher(operations: 1, memoryBytes: 1 << 20))
         var configuration = ServerConfiguration()
         configuration.port = 0

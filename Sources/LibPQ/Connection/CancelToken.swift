@@ -1,101 +1,80 @@
 internal import CLibPQ
 internal import Dispatch
-import Synchronization
+internal import Foundation
 
-/// libpq's `PGcancel`, which may be used from any thread, guarded so that a cancel
-/// racing with `close()` never touches freed memory.
-final class CancelToken: Sendable {
-    /// `PGcancel` is documented as safe to use from any thread.
-    private struct Handle: @unchecked Sendable { let raw: OpaquePointer }
-    private let pointer: Mutex<Handle?>
+/// libpq's `PGcancel` for one session, and the cancel requests sent with it that have not
+/// settled yet.
+///
+/// A cancel request travels on a connection of its own and reaches the backend as a
+/// signal, whatever it is doing by then. One that lands after its statement ended, while
+/// the connection already runs the next one — possibly another borrower's — cancels the
+/// wrong statement. So a connection that sent a cancel is not used again until the
+/// request settled: `PQcancel` returns once the server closed the cancel connection,
+/// which it does after signalling the backend. (pgx and asyncpg wait the same way.)
+///
+/// libpq 15 has no non-blocking cancel (`PQcancelCreate` and `PQcancelPoll` came with
+/// 17), and `PQcancel` has no time limit of its own: it runs on a Dispatch thread, and
+/// the connection waits for it only up to a deadline (see `waitUntilSettled`).
+final class CancelToken: @unchecked Sendable {
+    /// Freed when the last request using it returns, so that replacing it (on close or
+    /// reconnect) never waits for a cancel stuck in `connect`.
+    private final class Handle: @unchecked Sendable {
+        let raw: OpaquePointer
+        init(_ raw: OpaquePointer) { self.raw = raw }
+        deinit { PQfreeCancel(raw) }
+    }
 
-    init(_ pointer: OpaquePointer?) { self.pointer = Mutex(pointer.map(Handle.init)) }
+    // Both guarded by `condition`.
+    private let condition = NSCondition()
+    private var handle: Handle?
+    private var inFlight = 0
 
-    /// Asks the server to cancel whatever the connection is running. `PQcancel` opens a
-    /// new connection to the server, which blocks: it runs on a Dispatch thread, never on
-    /// the caller's (possibly cooperative) thread.
+    init(_ pointer: OpaquePointer?) { handle = pointer.map(Handle.init) }
+
+    /// Asks the server to cancel whatever the session is running, without waiting.
     func send() {
-        DispatchQueue.global().async {
-            self.pointer.withLock { pointer in
-                guard let pointer else { return }
-                var message = [CChar](repeating: 0, count: 256)
-                _ = PQcancel(pointer.raw, &message, Int32(message.count))
-            }
+        condition.lock()
+        guard let handle else {
+            condition.unlock()
+            return
         }
+        inFlight += 1
+        condition.unlock()
+        DispatchQueue.global().async {
+            var message = [CChar](repeating: 0, count: 256)
+            _ = PQcancel(handle.raw, &message, Int32(message.count))
+            self.condition.lock()
+            self.inFlight -= 1
+            if self.inFlight == 0 { self.condition.broadcast() }
+            self.condition.unlock()
+        }
+    }
+
+    /// Whether a request sent earlier may still reach the server.
+    var isSettled: Bool {
+        condition.lock()
+        defer { condition.unlock() }
+        return inFlight == 0
+    }
+
+    /// Waits until every request sent so far has settled, up to `deadline`; false if one
+    /// has not by then, and the session must not run anything else.
+    func waitUntilSettled(before deadline: ContinuousClock.Instant) -> Bool {
+        condition.lock()
+        defer { condition.unlock() }
+        while inFlight > 0 {
+            let left = ContinuousClock.now.duration(to: deadline)
+            guard left > .zero else { return false }
+            _ = condition.wait(until: Date(timeIntervalSinceNow: left.seconds))
+        }
+        return true
     }
 
     func replace(with new: OpaquePointer?) {
         let handle = new.map(Handle.init)
-        pointer.withLock { pointer in
-            if let old = pointer { PQfreeCancel(old.raw) }
-            pointer = handle
-        }
-    }
-}
-
-/// The life of one operation on a connection, shared between the thread running it and
-/// whoever cancels it (task cancellation, or the timeout timer).
-final class OperationControl: Sendable {
-    enum Reason: Sendable { case task, timeout(Duration) }
-    private enum Phase { case waiting, running, finished }
-    private struct State { var phase = Phase.waiting; var reason: Reason? }
-    private let state = Mutex(State())
-    private let token: CancelToken
-
-    init(token: CancelToken) { self.token = token }
-
-    /// Called on the connection's thread before starting; nil when already cancelled.
-    func begin() -> Reason? {
-        state.withLock { state in
-            if state.reason == nil { state.phase = .running }
-            return state.reason
-        }
-    }
-
-    /// Called after the operation; returns why it was cancelled, if it was.
-    func finish() -> Reason? {
-        state.withLock { state in
-            state.phase = .finished
-            return state.reason
-        }
-    }
-
-    func cancel(_ reason: Reason) {
-        let running = state.withLock { state -> Bool in
-            guard state.reason == nil, state.phase != .finished else { return false }
-            state.reason = reason
-            return state.phase == .running
-        }
-        if running {
-            token.send()
-            resendWhileRunning(attempt: 1)
-        }
-    }
-
-    /// A cancel request that reaches the server before the statement does — sent while
-    /// it is still being written, or on a loaded machine — finds the session idle and is
-    /// dropped. So while the operation runs on, ask again, a few times.
-    private func resendWhileRunning(attempt: Int) {
-        guard attempt <= 20 else { return }
-        DispatchQueue.global().asyncAfter(deadline: .now() + .milliseconds(250)) {
-            guard self.state.withLock({ $0.phase == .running }) else { return }
-            self.token.send()
-            self.resendWhileRunning(attempt: attempt + 1)
-        }
-    }
-
-    /// The error to throw for an operation cancelled for `reason`.
-    static func error(for reason: Reason, underlying: (any Error)?) -> any Error {
-        switch reason {
-        case .task:
-            return CancellationError()
-        case .timeout(let limit):
-            var error = PostgresError(code: .timeout, message: "query did not finish within \(limit.readable) and was cancelled", sqlState: .queryCanceled)
-            if let server = underlying as? PostgresError, server.sqlState != .queryCanceled {
-                error = server  // it failed for another reason before the cancel landed
-            }
-            return error
-        }
+        condition.lock()
+        self.handle = handle
+        condition.unlock()
     }
 }
 
@@ -104,5 +83,13 @@ extension Duration {
     var readable: String {
         let milliseconds = components.seconds * 1000 + components.attoseconds / 1_000_000_000_000_000
         return milliseconds < 1000 || milliseconds % 1000 != 0 ? "\(milliseconds) ms" : "\(milliseconds / 1000) s"
+    }
+
+    var seconds: Double {
+        Double(components.seconds) + Double(components.attoseconds) / 1e18
+    }
+
+    var milliseconds: Int64 {
+        components.seconds * 1000 + components.attoseconds / 1_000_000_000_000_000
     }
 }

@@ -13,19 +13,25 @@ extension PostgresConnection {
         if queries.isEmpty { return [] }
         return try await perform(timeout: timeout) { connection in
             try connection.revalidateIfIdle()
-            let results = try connection.runPipeline(queries, syncEach: true)
+            var results = [Result<PostgresRows, PostgresError>?](repeating: nil, count: queries.count)
+            try connection.runPipeline(queries, syncAfter: { _ in true }, into: &results)
             connection.deallocateEvictedStatements()
-            return results
+            return results.map { $0! }
         }
     }
 
-    /// Sends every statement in one round trip, ending them with a single sync, so that
-    /// they run as one implicit transaction: all of them commit together, or the first
-    /// failure is thrown and nothing they did is kept. A setting made local to the
-    /// transaction lasts until the end: `SELECT set_config(name, value, true)` (before
-    /// PostgreSQL 17, `SET LOCAL` works too but warns that it is outside a transaction block).
-    /// Inside `withTransaction` they are part of that transaction
-    /// instead. Cheaper than ``pipeline(_:timeout:)`` by a commit and a reply per statement.
+    /// Sends every statement in one round trip as one transaction: all of them commit
+    /// together, or the first failure is thrown and nothing they did is kept. A setting
+    /// made local to the transaction lasts until the end: `SELECT set_config(name, value,
+    /// true)` (or `SET LOCAL`). Inside `withTransaction` they are part of that transaction
+    /// instead, and nothing is committed here.
+    ///
+    /// On its own it knows its commit's outcome, as `withTransaction` does: the
+    /// transaction's id travels back before the COMMIT (still one round trip), and if the
+    /// connection breaks before the COMMIT's answer, a new connection asks the server
+    /// (`txid_status`) whether it committed. So it returns the rows when it did, throws
+    /// `.connection` when it did not, and `.commitOutcomeUnknown` only when the server
+    /// cannot be asked within the deadline.
     ///
     /// Outside a transaction, when the first failure is a cached plan that a schema change
     /// made unusable, nothing was kept: the whole pipeline runs again once, re-prepared.
@@ -35,16 +41,54 @@ extension PostgresConnection {
         if let failure = queries.lazy.compactMap(\.bindings.encodingFailure).first {
             throw PostgresError(code: .encoding, message: failure)
         }
-        return try await perform(timeout: timeout) { connection in
+        let outcome = try await perform(timeout: timeout) { connection -> CommitAttempt<[PostgresRows]> in
             try connection.revalidateIfIdle()
-            var results = try connection.runPipeline(queries, syncEach: false)
-            if let failure = results.firstFailure, failure.isStalePlan || failure.sqlState == .invalidSQLStatementName,
+            let nested = PQtransactionStatus(connection.raw) != PQTRANS_IDLE
+            var attempt = connection.runTransactionPipeline(queries, nested: nested)
+            if case .failed(let failure) = attempt, failure.isStalePlan || failure.sqlState == .invalidSQLStatementName,
                PQtransactionStatus(connection.raw) == PQTRANS_IDLE {
-                results = try connection.runPipeline(queries, syncEach: false)
+                attempt = connection.runTransactionPipeline(queries, nested: nested)
             }
             connection.deallocateEvictedStatements()
-            return try results.map { try $0.get() }
+            return attempt
         }
+        return try await outcome.resolve(connection: self)
+    }
+
+    /// `[BEGIN] queries [txid] sync [COMMIT sync]`, the bracketed parts unless `nested`.
+    private func runTransactionPipeline(_ queries: [PostgresQuery], nested: Bool) -> CommitAttempt<[PostgresRows]> {
+        if nested {
+            var results = [Result<PostgresRows, PostgresError>?](repeating: nil, count: queries.count)
+            do {
+                try runPipeline(queries, syncAfter: { $0 == queries.count - 1 }, into: &results)
+                return .committed(try results.map { try $0!.get() })
+            } catch {
+                return .failed(error as? PostgresError ?? PostgresError(code: .unexpectedResponse, message: "\(error)"))
+            }
+        }
+        let all: [PostgresQuery] = ["BEGIN"] + queries + [Self.transactionIDQuery, "COMMIT"]
+        let commitIndex = all.count - 1
+        var results = [Result<PostgresRows, PostgresError>?](repeating: nil, count: all.count)
+        do {
+            try runPipeline(all, syncAfter: { $0 >= commitIndex - 1 }, into: &results)
+        } catch let error as PostgresError where error.code == .connection {
+            // Broken mid-way. Once the transaction's id came back, so had every
+            // statement's rows: only the COMMIT's answer is missing.
+            if case .success(let rows)? = results[commitIndex - 1] {
+                guard let id = try? rows.first?[0, as: Int64?.self] else { return .failed(error) }  // wrote nothing
+                let values = results[1..<commitIndex - 1].compactMap { try? $0?.get() }
+                return .unknown(transactionID: id, backendPID: backendPID, value: values, error: error)
+            }
+            return .failed(error)
+        } catch {
+            return .failed(error as? PostgresError ?? PostgresError(code: .unexpectedResponse, message: "\(error)"))
+        }
+        // A failed statement aborts the rest of its segment; the COMMIT then rolls back.
+        for case .failure(let failure)? in results[0..<commitIndex] where failure.code != .pipelineAborted {
+            return .failed(failure)
+        }
+        if case .failure(let failure)? = results[commitIndex] { return .failed(failure) }
+        return .committed(results[1..<commitIndex - 1].map { try! $0!.get() })
     }
 
     private struct Sent {
@@ -54,10 +98,12 @@ extension PostgresConnection {
         var prepare: (key: StatementCache.Key, name: String)?
     }
 
-    /// With `syncEach`, a sync after every statement (each its own transaction); without,
-    /// one at the end (one transaction, and after a failure the rest report "not run").
-    func runPipeline(_ queries: [PostgresQuery], syncEach: Bool) throws -> [Result<PostgresRows, PostgresError>] {
-        var results = [Result<PostgresRows, PostgresError>?](repeating: nil, count: queries.count)
+    /// A sync after each statement for which `syncAfter` is true (and always after the
+    /// last): each segment between syncs is one implicit transaction, and after a
+    /// failure the rest of its segment reports `.pipelineAborted`. Results land in
+    /// `results` as they arrive, so a caller still has those that came before a broken
+    /// connection made this throw.
+    func runPipeline(_ queries: [PostgresQuery], syncAfter: (Int) -> Bool, into results: inout [Result<PostgresRows, PostgresError>?]) throws {
         guard PQenterPipelineMode(raw) == 1 else { throw connectionError("could not enter pipeline mode") }
         // Nonblocking while sending, so that a large batch cannot deadlock with the server
         // filling our receive buffer while we fill its.
@@ -68,10 +114,16 @@ extension PostgresConnection {
         }
 
         var sent: [Sent] = []
+        var syncs: [Bool] = []
         var preparing: [StatementCache.Key: String] = [:]
         for (index, query) in queries.enumerated() {
             if let failure = query.bindings.encodingFailure {
                 results[index] = .failure(PostgresError(code: .encoding, message: failure))
+                // Its sync still ends the statements before it.
+                if syncAfter(index) || index == queries.count - 1, let last = syncs.indices.last, !syncs[last] {
+                    guard PQpipelineSync(raw) == 1 else { throw connectionError("could not send a statement") }
+                    syncs[last] = true
+                }
                 continue
             }
             let bindings = query.bindings
@@ -100,10 +152,11 @@ extension PostgresConnection {
                 }
             }
             guard accepted == 1 else { throw connectionError("could not send a statement") }
-            if syncEach || index == queries.count - 1 {
+            if syncAfter(index) || index == queries.count - 1 {
                 guard PQpipelineSync(raw) == 1 else { throw connectionError("could not send a statement") }
             }
             sent.append(entry)
+            syncs.append(syncAfter(index) || index == queries.count - 1)
             // No flush of our own per statement: libpq sends once its buffer passes
             // 64 kB (and at every sync), so a short pipeline leaves in one write. A flush
             // here sent ORDER.PLACE's two statements as two packets, and the backend woke
@@ -111,7 +164,7 @@ extension PostgresConnection {
         }
         try flushAll()
 
-        for entry in sent {
+        for (position, entry) in sent.enumerated() {
             var prepareFailure: PostgresError?
             if let prepare = entry.prepare {
                 let result = try nextPipelineResult()
@@ -132,15 +185,13 @@ extension PostgresConnection {
                 results[entry.index] = .success(PostgresRows(ResultHandle(result)))
             }
             try expectEndOfCommand()
-            if syncEach { try expectSync() }
+            if syncs[position] { try expectSync() }
         }
-        if !syncEach { try expectSync() }
-        return results.map { $0! }
     }
 
     /// Sends everything libpq has buffered, reading incoming data meanwhile so that the
     /// server never stalls on a full socket while we wait for it to take ours.
-    private func flushAll() throws {
+    func flushAll() throws {
         while true {
             let state = PQflush(raw)
             if state == 0 { return }
@@ -152,7 +203,7 @@ extension PostgresConnection {
         }
     }
 
-    private func nextPipelineResult() throws -> OpaquePointer {
+    func nextPipelineResult() throws -> OpaquePointer {
         while PQisBusy(raw) == 1 {
             Socket.wait(PQsocket(raw), events: Int16(POLLIN_VALUE), milliseconds: -1)
             guard PQconsumeInput(raw) == 1 else { throw connectionError("could not read from the server") }
@@ -161,7 +212,7 @@ extension PostgresConnection {
         return result
     }
 
-    private func expectSync() throws {
+    func expectSync() throws {
         let sync = try nextPipelineResult()
         let status = PQresultStatus(sync)
         PQclear(sync)
@@ -169,7 +220,7 @@ extension PostgresConnection {
     }
 
     /// Each command's results end with a NULL from `PQgetResult`.
-    private func expectEndOfCommand() throws {
+    func expectEndOfCommand() throws {
         while PQisBusy(raw) == 1 {
             Socket.wait(PQsocket(raw), events: Int16(POLLIN_VALUE), milliseconds: -1)
             guard PQconsumeInput(raw) == 1 else { throw connectionError("could not read from the server") }
@@ -181,9 +232,4 @@ extension PostgresConnection {
     }
 }
 
-extension [Result<PostgresRows, PostgresError>] {
-    fileprivate var firstFailure: PostgresError? {
-        for case .failure(let error) in self { return error }
-        return nil
-    }
-}
+

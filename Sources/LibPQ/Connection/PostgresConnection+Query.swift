@@ -141,7 +141,7 @@ extension PostgresConnection {
         case PGRES_COMMAND_OK, PGRES_TUPLES_OK, PGRES_EMPTY_QUERY, PGRES_SINGLE_TUPLE, PGRES_COPY_IN, PGRES_COPY_OUT, PGRES_PIPELINE_SYNC:
             return nil
         case PGRES_PIPELINE_ABORTED:
-            return PostgresError(code: .server, message: "not run: an earlier statement in the same pipeline segment failed")
+            return PostgresError(code: .pipelineAborted, message: "not run: an earlier statement in the same pipeline segment failed")
         default:
             return PostgresError(result: result, connection: self)
         }

@@ -13,12 +13,32 @@ extension PostgresConnection {
     /// If `body` catches a failed statement and returns anyway, the server has already
     /// aborted the transaction; this rolls back and throws `.transactionAborted` rather
     /// than report a commit that did not happen.
+    ///
+    /// Called inside another transaction, it runs `body` in a savepoint instead: a
+    /// throwing `body` rolls back to the savepoint (its own work only) and the outer
+    /// transaction goes on; nothing commits until the outermost one does. An isolation
+    /// level or read-only mode cannot change there and is refused (`.misuse`).
+    ///
+    /// When the connection breaks before the COMMIT's answer arrives, the server is asked
+    /// on a new connection whether the transaction committed (see
+    /// `Configuration.commitOutcomeTimeout`): this returns normally if it did, and throws
+    /// `.connection` only when it did not — so a caller can retry on `.connection`
+    /// without doing the work twice. `.commitOutcomeUnknown` means the server could
+    /// not be asked in time.
     public func withTransaction<T>(
         isolation: PostgresIsolationLevel? = nil,
         readOnly: Bool = false,
         isolation actor: isolated (any Actor)? = #isolation,
         _ body: (PostgresConnection) async throws -> T
     ) async throws -> T {
+        let depth = transactionDepth.add(1, ordering: .relaxed).newValue
+        defer { transactionDepth.subtract(1, ordering: .relaxed) }
+        if !isIdle {
+            guard isolation == nil, !readOnly else {
+                throw PostgresError(code: .misuse, message: "a transaction nested in another cannot set its own isolation level or read-only mode")
+            }
+            return try await withSavepoint("libpq_savepoint_\(depth)", body)
+        }
         var begin = "BEGIN"
         if let isolation { begin += " ISOLATION LEVEL \(isolation.rawValue)" }
         if readOnly { begin += " READ ONLY" }
@@ -34,12 +54,51 @@ extension PostgresConnection {
             await rollbackQuietly()
             throw PostgresError(code: .transactionAborted, message: "a statement in the transaction failed, so it was rolled back instead of committed", sqlState: .inFailedSQLTransaction)
         }
-        try await control("COMMIT")
+        let attempt = try await perform(cancellable: false) { connection in connection.commit() }
+        try await attempt.resolve(connection: self)
         return value
     }
 
+    private func withSavepoint<T>(_ name: String, isolation actor: isolated (any Actor)? = #isolation, _ body: (PostgresConnection) async throws -> T) async throws -> T {
+        let quoted = PostgresQuery.quoteIdentifier(name)
+        try await control("SAVEPOINT \(quoted)")
+        let value: T
+        do {
+            value = try await body(self)
+        } catch {
+            _ = try? await control("ROLLBACK TO SAVEPOINT \(quoted)")
+            _ = try? await control("RELEASE SAVEPOINT \(quoted)")
+            throw error
+        }
+        if try await isTransactionFailed() {
+            try await control("ROLLBACK TO SAVEPOINT \(quoted)")
+            try await control("RELEASE SAVEPOINT \(quoted)")
+            throw PostgresError(code: .transactionAborted, message: "a statement in the nested transaction failed, so it was rolled back to its savepoint", sqlState: .inFailedSQLTransaction)
+        }
+        try await control("RELEASE SAVEPOINT \(quoted)")
+        return value
+    }
+
+    /// `txid sync COMMIT sync` in one round trip, on the connection's thread: the id
+    /// comes back before the COMMIT's answer, for `CommitAttempt.resolve`.
+    private func commit() -> CommitAttempt<Void> {
+        var results = [Result<PostgresRows, PostgresError>?](repeating: nil, count: 2)
+        do {
+            try runPipeline([Self.transactionIDQuery, "COMMIT"], syncAfter: { _ in true }, into: &results)
+        } catch let error as PostgresError where error.code == .connection {
+            if case .success(let rows)? = results[0], let id = try? rows.first?[0, as: Int64?.self] {
+                return .unknown(transactionID: id, backendPID: backendPID, value: (), error: error)
+            }
+            return .failed(error)  // nothing written, or the COMMIT never left
+        } catch {
+            return .failed(error as? PostgresError ?? PostgresError(code: .unexpectedResponse, message: "\(error)"))
+        }
+        if case .failure(let failure)? = results[1] { return .failed(failure) }
+        return .committed(())
+    }
+
     /// Runs a transaction-control statement; not cancellable, so that a cancelled task
-    /// still ends its transaction.
+    /// still ends its transaction (its deadline holds all the same).
     private func control(_ sql: String) async throws {
         _ = try await perform(cancellable: false) { connection in
             if sql.hasPrefix("BEGIN") { try connection.revalidateIfIdle() }

@@ -1,5 +1,6 @@
 internal import CLibPQ
 internal import Dispatch
+internal import Foundation
 public import Logging
 import Synchronization
 
@@ -30,6 +31,62 @@ public final class PostgresConnection: @unchecked Sendable {
         /// default for single connections and on for pooled ones.
         public var reconnectWhenDroppedIdle = false
 
+        // MARK: Time limits
+        //
+        // None of these is set for a single connection, which a migration or an admin
+        // task may hold for long statements on purpose; `PostgresPool.Configuration`
+        // sets all of them. nil leaves the server's own setting.
+
+        /// The server's `statement_timeout` for the session: it ends any statement that
+        /// runs longer with SQLSTATE 57014.
+        public var statementTimeout: Duration?
+        /// The server's `lock_timeout`: a statement that waits longer for a lock fails
+        /// with SQLSTATE 55P03 instead of queueing behind the holder.
+        public var lockTimeout: Duration?
+        /// The server's `idle_in_transaction_session_timeout`: it ends the session of a
+        /// client that left a transaction open and went quiet, releasing its locks.
+        public var idleInTransactionSessionTimeout: Duration?
+        /// The client's own deadline for an operation that sets no `timeout` of its own,
+        /// for when the server cannot end it: a frozen backend, a network gone silent.
+        /// At the deadline LibPQ sends a cancel; `cancelGrace` later it shuts the socket,
+        /// marks the connection broken and resumes the waiting task with `.timeout`.
+        /// When nil, `statementTimeout` plus half a second (the server's own limit
+        /// normally fires first), or no deadline at all when that is nil too.
+        public var operationTimeout: Duration?
+        /// How long the server gets to end a statement after a cancel request before the
+        /// connection is cut off. Also the longest a connection waits for a cancel
+        /// request to settle before it is reused; one still unsettled then breaks it.
+        public var cancelGrace: Duration = .seconds(1)
+        /// When the connection breaks during a COMMIT, how long to keep trying to ask
+        /// the server whether it committed (see `withTransaction`) before giving up with
+        /// `.commitOutcomeUnknown`. Long enough for a restart or a failover.
+        public var commitOutcomeTimeout: Duration = .seconds(15)
+        /// TCP keepalives, so that a peer that vanished (a partition, a crashed host)
+        /// is noticed on an idle connection too. nil leaves the system's defaults.
+        public var keepalives: Keepalives? = Keepalives()
+        /// `tcp_user_timeout`: how long sent data may stay unacknowledged before the
+        /// kernel gives the connection up. nil leaves the system's default (about 15
+        /// minutes of retransmissions on Linux).
+        public var tcpUserTimeout: Duration? = .seconds(20)
+
+        public struct Keepalives: Sendable, Equatable {
+            /// Idle time before the first probe, time between probes, and how many
+            /// unanswered probes end the connection: 10 + 5 × 3 = 25 s by default.
+            public var idle: Duration = .seconds(10)
+            public var interval: Duration = .seconds(5)
+            public var count = 3
+            public init(idle: Duration = .seconds(10), interval: Duration = .seconds(5), count: Int = 3) {
+                self.idle = idle
+                self.interval = interval
+                self.count = count
+            }
+        }
+
+        /// The deadline of an operation that sets none.
+        var defaultDeadline: Duration? {
+            operationTimeout ?? statementTimeout.map { $0 + .milliseconds(500) }
+        }
+
         public init(_ connectionString: String) {
             self.connectionString = connectionString
         }
@@ -51,9 +108,14 @@ public final class PostgresConnection: @unchecked Sendable {
     var wasIdle = false
 
     let cancelToken: CancelToken
+    /// The socket as other threads see it: broken or not, and a way to cut it off.
+    let socket = ConnectionSocket()
+    /// Operations in flight, for the watchdog that enforces their deadlines.
+    let watch = OperationWatch()
     private let noticeSink: Unmanaged<NoticeSink>
-    private let brokenFlag = Atomic<Bool>(false)
     private let idleFlag = Atomic<Bool>(true)
+    /// How deep `withTransaction` calls are nested, to name their savepoints.
+    let transactionDepth = Atomic<Int>(0)
     public let logger: Logger
     /// The server's process id for this session, as `pg_backend_pid()` reports it.
     public private(set) var backendPID: Int32
@@ -70,11 +132,12 @@ public final class PostgresConnection: @unchecked Sendable {
         self.backendPID = PQbackendPID(raw)
         self.serverVersion = Int(PQserverVersion(raw))
         self.noticeSink = Unmanaged.passRetained(NoticeSink(logger: logger))
+        socket.publish(PQsocket(raw))
         PQsetNoticeReceiver(raw, noticeReceiver, noticeSink.toOpaque())
     }
 
     deinit {
-        if !isClosed { PQfinish(raw) }
+        if !isClosed { Self.finish(raw) }
         cancelToken.replace(with: nil)
         noticeSink.release()
         thread.stop()
@@ -112,18 +175,48 @@ public final class PostgresConnection: @unchecked Sendable {
     }
 
     private static func openConnection(_ configuration: Configuration) throws -> OpaquePointer {
-        let target = ConnectionTarget(configuration.connectionString)
+        let target = try ConnectionTarget(parsing: configuration.connectionString)
         // Defaults come first; expand_dbname=1 expands the string in place and its own
-        // settings override those before it.
-        let keys = ["connect_timeout", "fallback_application_name", "dbname"]
-        let values = [String(configuration.connectTimeout), "stockroom", configuration.connectionString]
+        // settings override those before it. Those after it override the string's.
+        var keys = ["connect_timeout", "fallback_application_name"]
+        var values = [String(configuration.connectTimeout), "stockroom"]
+        if let keepalives = configuration.keepalives {
+            keys += ["keepalives", "keepalives_idle", "keepalives_interval", "keepalives_count"]
+            values += ["1", String(max(1, keepalives.idle.components.seconds)), String(max(1, keepalives.interval.components.seconds)), String(keepalives.count)]
+        }
+        if let timeout = configuration.tcpUserTimeout {
+            keys.append("tcp_user_timeout")
+            values.append(String(timeout.milliseconds))
+        }
+        keys.append("dbname")
+        values.append(configuration.connectionString)
+        // Text comes back as UTF-8 whatever the server's or the string's encoding:
+        // `String` decoding assumes it.
+        keys.append("client_encoding")
+        values.append("UTF8")
+        // The time limits go in the startup packet, so they hold from the first
+        // statement and survive a reconnect (PQreset sends the same packet). After the
+        // string's own `options`: the configuration wins, and the client's deadlines
+        // match the server's limits.
+        var settings: [String] = []
+        for (name, value) in [
+            ("statement_timeout", configuration.statementTimeout),
+            ("lock_timeout", configuration.lockTimeout),
+            ("idle_in_transaction_session_timeout", configuration.idleInTransactionSessionTimeout),
+        ] {
+            if let value { settings.append("-c \(name)=\(value.milliseconds)") }
+        }
+        if !settings.isEmpty {
+            keys.append("options")
+            values.append(([target.options].compactMap { $0 } + settings).joined(separator: " "))
+        }
         let raw = withCStrings(keys) { keys in
             withCStrings(values) { values in PQconnectdbParams(keys, values, 1) }
         }
         guard let raw else { throw PostgresError(code: .connection, message: "could not connect to \(target): out of memory") }
         guard PQstatus(raw) == CONNECTION_OK else {
-            let reason = String(cString: PQerrorMessage(raw)).trimmingTrailingNewlines()
-            PQfinish(raw)
+            let reason = target.redacting(String(cString: PQerrorMessage(raw)).trimmingTrailingNewlines())
+            finish(raw)
             var error = PostgresError(code: .connection, message: "could not connect to \(target): \(reason)")
             error.sqlState = .connectionFailure
             throw error
@@ -131,8 +224,18 @@ public final class PostgresConnection: @unchecked Sendable {
         return raw
     }
 
+    /// `PQfinish` without blocking: it sends a goodbye first, which in blocking mode could
+    /// wait for ever on a full socket to a server that stopped reading.
+    static func finish(_ raw: OpaquePointer) {
+        PQsetnonblocking(raw, 1)
+        PQfinish(raw)
+    }
+
     /// True once the connection to the server is lost; a pool replaces such connections.
-    public var isBroken: Bool { brokenFlag.load(ordering: .relaxed) }
+    public var isBroken: Bool { socket.isBroken }
+
+    /// The socket's file descriptor, -1 when closed: for tests and diagnostics.
+    var socketDescriptor: Int32 { socket.currentDescriptor }
 
     /// True when no transaction was left open by the last operation; a pool closes
     /// connections returned in the middle of a transaction.
@@ -145,9 +248,10 @@ public final class PostgresConnection: @unchecked Sendable {
                 if !self.isClosed {
                     self.listeners.finishAll(throwing: nil)
                     self.cancelToken.replace(with: nil)
-                    PQfinish(self.raw)
+                    self.socket.publish(-1)
+                    Self.finish(self.raw)
                     self.isClosed = true
-                    self.brokenFlag.store(true, ordering: .relaxed)
+                    self.socket.markBroken()
                     self.thread.stop()
                 }
                 continuation.resume()
@@ -158,8 +262,11 @@ public final class PostgresConnection: @unchecked Sendable {
     // MARK: - Running operations on the connection's thread
 
     /// Runs `body` on the connection's thread — inline when the caller is already there —
-    /// cancellable by the calling task and by `timeout`. `body` runs with exclusive use of
-    /// `raw`.
+    /// with exclusive use of `raw`, within a deadline: `timeout`, or the configuration's
+    /// (see `Configuration.operationTimeout`). Cancelling the calling task cancels it too,
+    /// unless `cancellable` is false (transaction control, which must run to its end);
+    /// the deadline holds either way. See `OperationControl` for what happens at the
+    /// deadline.
     ///
     /// `nonisolated(nonsending)`: it runs on its caller's executor, where a plain
     /// nonisolated async function first asks the runtime to switch to the task's
@@ -169,33 +276,28 @@ public final class PostgresConnection: @unchecked Sendable {
     /// `PostgresPool.query`, a plain async method, calls it — a trigger not understood
     /// (docs/BENCHMARKS.md, 2026-12-03).
     nonisolated(nonsending) func perform<T: Sendable>(timeout: Duration? = nil, cancellable: Bool = true, _ body: @escaping @Sendable (PostgresConnection) throws -> T) async throws -> T {
-        let control = OperationControl(token: cancelToken)
-        var timer: DispatchWorkItem?
-        if let timeout {
-            let item = DispatchWorkItem { control.cancel(.timeout(timeout)) }
-            let (seconds, attoseconds) = timeout.components
-            let nanoseconds = Int(seconds) * 1_000_000_000 + Int(attoseconds / 1_000_000_000)
-            DispatchQueue.global().asyncAfter(deadline: .now() + .nanoseconds(nanoseconds), execute: item)
-            timer = item
-        }
-        defer { timer?.cancel() }
+        let control = OperationControl(limit: timeout ?? configuration.defaultDeadline, grace: configuration.cancelGrace, token: cancelToken, socket: socket)
+        watch.add(control)
+        defer { watch.remove(control) }
         return try await withTaskCancellationHandler {
             if thread.isCurrent {
-                return try run(body, control: control, cancellable: cancellable).get()
+                return try run(body, control: control).get()
             }
             return try await withCheckedThrowingContinuation { continuation in
+                let resumption = Resumption(continuation)
+                control.onAbandon { resumption.resume(with: .failure($0)) }
                 thread.execute {
-                    continuation.resume(with: self.run(body, control: control, cancellable: cancellable))
+                    resumption.resume(with: self.run(body, control: control))
                 }
             }
         } onCancel: {
-            if cancellable { control.cancel(.task) }
+            if cancellable { control.cancel() }
         }
     }
 
     /// One operation, on the connection's thread.
-    private func run<T>(_ body: (PostgresConnection) throws -> T, control: OperationControl, cancellable: Bool) -> Result<T, any Error> {
-        if let reason = control.begin(), cancellable {
+    private func run<T>(_ body: (PostgresConnection) throws -> T, control: OperationControl) -> Result<T, any Error> {
+        if let reason = control.begin() {
             return .failure(OperationControl.error(for: reason, underlying: nil))
         }
         let now = ContinuousClock.now
@@ -205,16 +307,36 @@ public final class PostgresConnection: @unchecked Sendable {
             guard !isClosed else { throw PostgresError(code: .closed, message: "the connection is closed") }
             return try thread.blocking { try body(self) }
         }
+        let (reason, sentCancel) = control.finish()
+        if sentCancel {
+            // Not reused while a cancel request may still land on its next statement.
+            let deadline = max(control.deadline ?? now, .now) + control.grace
+            if !cancelToken.waitUntilSettled(before: deadline) {
+                logger.debug("discarding a connection whose cancel request did not settle", metadata: ["postgres.backend_pid": "\(backendPID)"])
+                socket.sever()
+            }
+        }
         if !isClosed {
             if !listeners.isEmpty { deliverNotifications() }
-            if PQstatus(raw) == CONNECTION_BAD { brokenFlag.store(true, ordering: .relaxed) }
+            if PQstatus(raw) == CONNECTION_BAD { socket.markBroken() }
+            if PQclientEncoding(raw) != Self.utf8Encoding, PQstatus(raw) == CONNECTION_OK {
+                // `SET client_encoding` would make every later String decode wrong.
+                logger.warning("discarding a connection whose client_encoding was changed from UTF8")
+                socket.sever()
+                if case .success = result {
+                    result = .failure(PostgresError(code: .unexpectedResponse, message: "client_encoding was changed from UTF8; LibPQ reads text as UTF-8 only, so the connection was closed"))
+                }
+            }
             idleFlag.store(PQtransactionStatus(raw) == PQTRANS_IDLE, ordering: .relaxed)
         }
-        if let reason = control.finish(), cancellable, case .failure(let error) = result {
+        if let reason, case .failure(let error) = result {
             result = .failure(OperationControl.error(for: reason, underlying: error))
         }
         return result
     }
+
+    /// libpq's number for UTF8 (`pg_char_to_encoding("UTF8")`), found once.
+    static let utf8Encoding = pg_char_to_encoding("UTF8")
 
     /// The libpq error message of the connection, for failures that have no result.
     func connectionError(_ what: String) -> PostgresError {
@@ -222,7 +344,7 @@ public final class PostgresConnection: @unchecked Sendable {
         var error = PostgresError(code: PQstatus(raw) == CONNECTION_BAD ? .connection : .unexpectedResponse, message: "\(what): \(reason)")
         if PQstatus(raw) == CONNECTION_BAD {
             error.sqlState = .connectionFailure
-            brokenFlag.store(true, ordering: .relaxed)
+            socket.markBroken()
         }
         return error
     }
@@ -253,24 +375,42 @@ public final class PostgresConnection: @unchecked Sendable {
             throw connectionError("the connection was closed by the server")
         }
         logger.debug("reconnecting a connection the server dropped while idle", metadata: ["postgres.backend_pid": "\(backendPID)"])
+        socket.publish(-1)  // PQreset closes this socket: nobody may sever its number now
         PQreset(raw)
         statements.reset()
         guard PQstatus(raw) == CONNECTION_OK else { throw connectionError("could not reconnect") }
         cancelToken.replace(with: PQgetCancel(raw))
         backendPID = PQbackendPID(raw)
-        brokenFlag.store(false, ordering: .relaxed)
+        socket.reset(descriptor: PQsocket(raw))
     }
 }
 
-/// host, port and database of a connection string, for error messages: parsed by libpq
-/// itself so that the password never reaches a message.
+/// host, port and database of a connection string, for error messages, and its own
+/// `options`: parsed by libpq itself, so that the password never reaches a message.
 struct ConnectionTarget: CustomStringConvertible {
     var host = "", port = "", database = ""
+    var options: String?
+    private var password: String?
 
-    init(_ connectionString: String) {
-        guard let options = PQconninfoParse(connectionString, nil) else { return }
-        defer { PQconninfoFree(options) }
-        var option = options
+    /// Throws for a malformed string, with libpq's reason minus anything it quotes: for
+    /// a bad percent-encoding, say, it quotes the token, which may be the password.
+    init(parsing connectionString: String) throws {
+        // Without "=" or a URI prefix, libpq takes the whole string as a database name.
+        let expands = connectionString.contains("=") || connectionString.hasPrefix("postgres://") || connectionString.hasPrefix("postgresql://")
+        guard expands else {
+            database = connectionString
+            return
+        }
+        var message: UnsafeMutablePointer<CChar>?
+        guard let parsed = PQconninfoParse(connectionString, &message) else {
+            let reason = message.map { String(cString: $0).trimmingTrailingNewlines() } ?? "out of memory"
+            if let message { PQfreemem(message) }
+            var error = PostgresError(code: .connection, message: "invalid connection string: \(Self.withoutQuotes(reason))")
+            error.sqlState = .connectionException
+            throw error
+        }
+        defer { PQconninfoFree(parsed) }
+        var option = parsed
         while let keyword = option.pointee.keyword {
             let value = option.pointee.val.map { String(cString: $0) } ?? ""
             switch String(cString: keyword) {
@@ -278,10 +418,40 @@ struct ConnectionTarget: CustomStringConvertible {
             case "hostaddr": if host.isEmpty { host = value }
             case "port": port = value
             case "dbname": database = value
+            case "options": if !value.isEmpty { options = value }
+            case "password": if !value.isEmpty { password = value }
             default: break
             }
             option += 1
         }
+    }
+
+    init(_ connectionString: String) {
+        self = (try? ConnectionTarget(parsing: connectionString)) ?? ConnectionTarget()
+    }
+
+    private init() {}
+
+    /// A libpq message with the password, should it appear, blotted out.
+    func redacting(_ message: String) -> String {
+        guard let password, password.count >= 3 else { return message }
+        return message.replacingOccurrences(of: password, with: "***")
+    }
+
+    /// `invalid percent-encoded token: "p%zz"` → `invalid percent-encoded token: "…"`.
+    static func withoutQuotes(_ message: String) -> String {
+        var result = ""
+        var quoted = false
+        for character in message {
+            if character == "\"" {
+                if !quoted { result += "\"…" } else { result.append("\"") }
+                quoted.toggle()
+            } else if !quoted {
+                result.append(character)
+            }
+        }
+        if quoted { result.append("\"") }
+        return result
     }
 
     var description: String {

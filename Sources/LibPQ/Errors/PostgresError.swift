@@ -30,6 +30,15 @@ public struct PostgresError: Error, Sendable, CustomStringConvertible, CustomDeb
         public static let unexpectedResponse = Code(rawValue: "unexpected_response")
         /// A transaction's body caught an error and went on; the server rolled it back.
         public static let transactionAborted = Code(rawValue: "transaction_aborted")
+        /// In a pipeline, a statement not run because an earlier one in its segment failed.
+        public static let pipelineAborted = Code(rawValue: "pipeline_aborted")
+        /// The connection broke while a COMMIT was on its way, and whether it committed
+        /// could not be found out before the deadline (the database stayed unreachable).
+        /// The transaction may or may not have committed: retry only what is idempotent.
+        public static let commitOutcomeUnknown = Code(rawValue: "commit_outcome_unknown")
+        /// A call that is not valid in the connection's state, such as an isolation level
+        /// for a transaction nested in another.
+        public static let misuse = Code(rawValue: "misuse")
     }
 
     public var code: Code

@@ -38,6 +38,7 @@ public struct SQLState: RawRepresentable, Hashable, Sendable, CustomStringConver
     public static let activeSQLTransaction = SQLState("25001")
     public static let readOnlySQLTransaction = SQLState("25006")
     public static let inFailedSQLTransaction = SQLState("25P02")
+    public static let idleInTransactionSessionTimeout = SQLState("25P03")
     // Class 26 — invalid SQL statement name
     public static let invalidSQLStatementName = SQLState("26000")
     // Class 40 — transaction rollback
@@ -75,6 +76,7 @@ public struct SQLState: RawRepresentable, Hashable, Sendable, CustomStringConver
         .exclusionViolation: "exclusion_violation", .activeSQLTransaction: "active_sql_transaction",
         .readOnlySQLTransaction: "read_only_sql_transaction",
         .inFailedSQLTransaction: "in_failed_sql_transaction",
+        .idleInTransactionSessionTimeout: "idle_in_transaction_session_timeout",
         .invalidSQLStatementName: "invalid_sql_statement_name",
         .serializationFailure: "serialization_failure", .deadlockDetected: "deadlock_detected",
         .syntaxError: "syntax_error", .insufficientPrivilege: "insufficient_privilege",

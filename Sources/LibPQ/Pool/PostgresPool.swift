@@ -19,11 +19,47 @@ public final class PostgresPool: Sendable {
         public var maxConnections: Int = 8
         public var acquireTimeout: Duration = .seconds(5)
 
+        /// Time limits every pooled connection runs with, unless `connection` sets its own.
+        public static let defaultStatementTimeout = Duration.seconds(5)
+        public static let defaultLockTimeout = Duration.seconds(2)
+        public static let defaultIdleInTransactionSessionTimeout = Duration.seconds(10)
+
+        /// Pooled connections reconnect when the server dropped them while idle, and get
+        /// time limits: `statement_timeout` 5 s, `lock_timeout` 2 s,
+        /// `idle_in_transaction_session_timeout` 10 s, and the client's own deadline
+        /// half a second past the statement timeout — unless `connection` set them. Set a
+        /// limit to nil afterwards to leave the server's setting.
         public init(connection: PostgresConnection.Configuration, maxConnections: Int = 8, acquireTimeout: Duration = .seconds(5)) {
             self.connection = connection
             self.connection.reconnectWhenDroppedIdle = true
+            if connection.statementTimeout == nil { self.connection.statementTimeout = Self.defaultStatementTimeout }
+            if connection.lockTimeout == nil { self.connection.lockTimeout = Self.defaultLockTimeout }
+            if connection.idleInTransactionSessionTimeout == nil {
+                self.connection.idleInTransactionSessionTimeout = Self.defaultIdleInTransactionSessionTimeout
+            }
             self.maxConnections = maxConnections
             self.acquireTimeout = acquireTimeout
+        }
+
+        /// See `PostgresConnection.Configuration.statementTimeout`.
+        public var statementTimeout: Duration? {
+            get { connection.statementTimeout }
+            set { connection.statementTimeout = newValue }
+        }
+        /// See `PostgresConnection.Configuration.lockTimeout`.
+        public var lockTimeout: Duration? {
+            get { connection.lockTimeout }
+            set { connection.lockTimeout = newValue }
+        }
+        /// See `PostgresConnection.Configuration.idleInTransactionSessionTimeout`.
+        public var idleInTransactionSessionTimeout: Duration? {
+            get { connection.idleInTransactionSessionTimeout }
+            set { connection.idleInTransactionSessionTimeout = newValue }
+        }
+        /// See `PostgresConnection.Configuration.operationTimeout`.
+        public var operationTimeout: Duration? {
+            get { connection.operationTimeout }
+            set { connection.operationTimeout = newValue }
         }
     }
 
@@ -78,6 +114,17 @@ public final class PostgresPool: Sendable {
     @discardableResult
     public func query(_ query: PostgresQuery, timeout: Duration? = nil) async throws -> PostgresRows {
         try await withConnection { try await $0.query(query, timeout: timeout) }
+    }
+
+    /// Runs one statement that changes data, as a transaction of its own, on a pooled
+    /// connection. Unlike `query`, it knows its commit's outcome: when the connection
+    /// breaks before the answer, the server is asked whether it committed (see
+    /// `PostgresConnection.pipelineTransaction`). So `.connection` means nothing was
+    /// written and a retry is safe; `.commitOutcomeUnknown` means it could not be asked.
+    /// Costs a BEGIN, a COMMIT and one more tiny statement in the same round trip.
+    @discardableResult
+    public func write(_ query: PostgresQuery, timeout: Duration? = nil) async throws -> PostgresRows {
+        try await withConnection { try await $0.pipelineTransaction([query], timeout: timeout)[0] }
     }
 
     /// Runs `body` in a transaction on a pooled connection, retrying the whole
@@ -210,6 +257,24 @@ public final class PostgresPool: Sendable {
             return state.closeWaiters
         }
         finished.forEach { $0.resume() }
+    }
+
+    /// `close()`, waiting at most `limit`: false if connections were still out then
+    /// (they close as they come back). For a process about to exit on a deadline.
+    @discardableResult
+    public func close(within limit: Duration) async -> Bool {
+        let finished = try? await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Bool, any Error>) in
+            let resumption = Resumption(continuation)
+            Task {
+                await self.close()
+                resumption.resume(with: .success(true))
+            }
+            Task {
+                try? await Task.sleep(for: limit)
+                resumption.resume(with: .success(false))
+            }
+        }
+        return finished ?? false
     }
 
     /// Stops lending, fails everyone waiting, and returns once every connection is

@@ -20,8 +20,13 @@ public struct StockroomError: Error, Sendable, Equatable, CustomStringConvertibl
         case permissionDenied = "NOPERM"
         /// The database is unreachable or overloaded; safe to retry.
         case unavailable = "UNAVAILABLE"
-        /// The database did not answer in time.
+        /// The database did not answer in time: the request was cancelled and nothing
+        /// it would have written was kept.
         case timeout = "TIMEOUT"
+        /// The connection to the database broke while a change was being committed, and
+        /// the database could not be asked in time whether it committed. Retry only
+        /// with the same idempotency key, or read the state first.
+        case inDoubt = "INDOUBT"
     }
 
     public var code: Code
@@ -74,6 +79,8 @@ extension StockroomError {
             return StockroomError(.unavailable, "the database is unavailable, try again")
         case .timeout:
             return StockroomError(.timeout, "the database did not answer in time")
+        case .commitOutcomeUnknown:
+            return StockroomError(.inDoubt, "the connection to the database broke during the commit and whether it committed is not known yet; retry with the same idempotency key, or read before writing again")
         default:
             break
         }
@@ -87,6 +94,10 @@ extension StockroomError {
             return StockroomError(.unavailable, "the database is busy, try again")
         case .queryCanceled?:
             return StockroomError(.timeout, "the database did not answer in time")
+        case .lockNotAvailable?:
+            return StockroomError(.timeout, "the data is locked by another transaction; try again")
+        case .idleInTransactionSessionTimeout?:
+            return StockroomError(.unavailable, "the database is unavailable, try again")
         case .numericValueOutOfRange?:
             return StockroomError(.invalidInput, "a number is out of range")
         default:

@@ -169,6 +169,13 @@ public struct OrderRepository: Sendable {
         if try first["existing_id", as: Int64?.self] != nil, let key {
             return try await replay(owner: owner, key: key, requestHash: requestHash)
         }
+        // Refused. With a key, a request with the same key may have placed the order
+        // meanwhile: its commit came after this statement's snapshot (taken before it
+        // queued for the products' locks), so the stock it took looks like a shortage.
+        // A client retrying its own request must get that order, not the refusal.
+        if let key, let placed = try await replayIfPlaced(owner: owner, key: key, requestHash: requestHash) {
+            return placed
+        }
         var currencies = Set<String>()
         for row in rows {
             let productID = try row["product_id", as: Int64.self]
@@ -188,10 +195,18 @@ public struct OrderRepository: Sendable {
     }
 
     private func replay(owner: Int64, key: String, requestHash: [UInt8]) async throws -> Order {
+        guard let order = try await replayIfPlaced(owner: owner, key: key, requestHash: requestHash) else {
+            throw StockroomError(.conflict, "idempotency key is being used concurrently, try again")
+        }
+        return order
+    }
+
+    /// The order already placed with `key`, if any; a conflict if it was another request.
+    private func replayIfPlaced(owner: Int64, key: String, requestHash: [UInt8]) async throws -> Order? {
         let existing = try await mappingErrors {
             try await pool.query("SELECT id, request_hash FROM orders WHERE user_id = \(owner) AND idempotency_key = \(key)")
         }
-        guard let row = existing.first else { throw StockroomError(.conflict, "idempotency key is being used concurrently, try again") }
+        guard let row = existing.first else { return nil }
         guard try row["request_hash", as: [UInt8].self] == requestHash else {
             throw StockroomError(.conflict, "idempotency_key was already used for a different order", field: "idempotency_key")
         }
@@ -303,7 +318,7 @@ public struct OrderRepository: Sendable {
         let restock = target == .cancelled
         let changed = try await mappingErrors {
             try await withTransactionRetry(maxAttempts: 3) {
-                try await pool.query("""
+                try await pool.write("""
                     WITH target AS (
                         UPDATE orders SET status = \(target.rawValue), updated_at = now()
                         WHERE id = \(id) AND status = ANY(\(allowed.map(\.rawValue))::text[])

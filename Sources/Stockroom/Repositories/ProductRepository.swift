@@ -27,7 +27,7 @@ public struct ProductRepository: Sendable {
         let currency = try Validate.currency(product.currency)
         let stock = Int32(try Validate.stock(product.stock ?? 0))
         return try await mappingErrors {
-            try await pool.query("""
+            try await pool.write("""
                 INSERT INTO products (sku, name, description, price_cents, currency, stock)
                 VALUES (\(sku), \(name), \(description), \(price), \(currency), \(stock))
                 RETURNING \(unsafeRaw: Self.columns)
@@ -65,7 +65,7 @@ public struct ProductRepository: Sendable {
         let price = try changes.priceCents.map(Validate.price)
         let currency = try changes.currency.map(Validate.currency)
         let product = try await mappingErrors {
-            try await pool.query("""
+            try await pool.write("""
                 UPDATE products SET
                     sku = coalesce(\(sku), sku), name = coalesce(\(name), name),
                     description = coalesce(\(description), description),
@@ -84,7 +84,7 @@ public struct ProductRepository: Sendable {
         try requireAdmin(principal, "deactivate products")
         let id = try Validate.id(id)
         let product = try await mappingErrors {
-            try await pool.query("UPDATE products SET active = false, updated_at = now() WHERE id = \(id) RETURNING \(unsafeRaw: Self.columns)")
+            try await pool.write("UPDATE products SET active = false, updated_at = now() WHERE id = \(id) RETURNING \(unsafeRaw: Self.columns)")
                 .first(as: Product.self)
         }
         guard let product else { throw StockroomError.notFound("product \(id)") }
@@ -99,7 +99,7 @@ public struct ProductRepository: Sendable {
             throw StockroomError.invalid("quantity", "must be between 1 and \(Validate.maxStock)")
         }
         let product = try await mappingErrors {
-            try await pool.query("""
+            try await pool.write("""
                 UPDATE products SET stock = stock + \(Int32(quantity)), updated_at = now()
                 WHERE id = \(id) RETURNING \(unsafeRaw: Self.columns)
                 """).first(as: Product.self)

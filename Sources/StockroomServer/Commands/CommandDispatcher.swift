@@ -190,6 +190,12 @@ final class CommandDispatcher: Sendable {
         switch error {
         case let error as CommandError:
             return reply(error)
+        case let error as StockroomError where error.code == .timeout || error.code == .inDoubt:
+            // The database's trouble, not the client's: an operator looks for these in
+            // the log, and the client quotes the id.
+            let requestID = Self.requestID()
+            logger.warning("database trouble", metadata: ["request.id": "\(requestID)", "command": "\(invocation.name)", "reply": "\(error.code.rawValue)", "error": "\(error.message)"])
+            return .error(code: error.code.rawValue, message: "\(error.message) (request id \(requestID))")
         case let error as StockroomError:
             return reply(CommandError(error))
         case is CancellationError:
@@ -199,10 +205,15 @@ final class CommandDispatcher: Sendable {
             // carries an id to find the log line; the log carries the error's terse
             // description — never the arguments (they may hold passwords), nor a server
             // error's detail (it may quote bound values).
-            let requestID = String(UUID().uuidString.prefix(8)).lowercased()
+            let requestID = Self.requestID()
             logger.error("internal error", metadata: ["request.id": "\(requestID)", "command": "\(invocation.name)", "error": "\(error)"])
             return .error(code: "INTERNAL", message: "internal error (request id \(requestID))")
         }
+    }
+
+    /// Eight hex digits that tie an error reply to its log line.
+    static func requestID() -> String {
+        String(UInt32.random(in: .min ... .max), radix: 16).leftPadded(to: 8)
     }
 
     private func reply(_ error: CommandError) -> Reply {
@@ -272,5 +283,11 @@ struct CommandMetrics: Sendable {
 
     func counter(_ outcome: String) -> Counter {
         outcome == "OK" ? succeeded : Counter(label: "stockroom.commands", dimensions: [("command", name), ("outcome", outcome)])
+    }
+}
+
+extension String {
+    fileprivate func leftPadded(to width: Int) -> String {
+        count >= width ? self : String(repeating: "0", count: width - count) + self
     }
 }

@@ -1,0 +1,96 @@
+import Logging
+
+/// What became of a COMMIT sent on a connection: committed, failed, or unknown because
+/// the connection broke before its answer came — then the server is asked.
+///
+/// A broken connection during COMMIT does not mean the transaction failed: the server may
+/// have committed it and lost only the reply. A client that takes the error for "not
+/// done" and tries again does it twice. PostgreSQL made `txid_status` for exactly this:
+/// the transaction's id, fetched before the COMMIT in the same round trip, tells a new
+/// connection whether it committed.
+enum CommitAttempt<Value: Sendable>: Sendable {
+    case committed(Value)
+    case failed(PostgresError)
+    /// The connection broke after the transaction got its id; `value` is what its
+    /// statements returned, good if it committed.
+    case unknown(transactionID: Int64, backendPID: Int32, value: Value, error: PostgresError)
+
+    func resolve(connection: PostgresConnection) async throws -> Value {
+        switch self {
+        case .committed(let value):
+            return value
+        case .failed(let error):
+            throw error
+        case .unknown(let id, let pid, let value, let error):
+            connection.logger.info("connection lost during COMMIT; asking the server whether it committed", metadata: ["postgres.txid": "\(id)"])
+            if try await PostgresConnection.didCommit(transactionID: id, backendPID: pid, configuration: connection.configuration, logger: connection.logger) {
+                return value
+            }
+            var failure = error
+            failure.message += " (the transaction did not commit)"
+            throw failure
+        }
+    }
+}
+
+extension PostgresConnection {
+    /// The transaction's id, or NULL when it wrote nothing (then there is nothing to lose).
+    static let transactionIDQuery: PostgresQuery = "SELECT txid_current_if_assigned()"
+
+    /// Asks the server, on new connections, whether transaction `id` committed; waits for
+    /// the database to come back (a restart, a failover) up to
+    /// `configuration.commitOutcomeTimeout`, then throws `.commitOutcomeUnknown`.
+    ///
+    /// A transaction still in progress belongs to a session whose client is gone. If that
+    /// session sits idle in the transaction (the COMMIT never reached it), it is ended
+    /// (`pg_terminate_backend`, only if it still runs that very transaction), which
+    /// settles the outcome at once instead of after `idle_in_transaction_session_timeout`.
+    /// One still busy — running the COMMIT, waiting for a synchronous standby — is left
+    /// to finish, and asked about again.
+    static func didCommit(transactionID id: Int64, backendPID pid: Int32, configuration: Configuration, logger: Logger) async throws -> Bool {
+        var configuration = configuration
+        configuration.reconnectWhenDroppedIdle = false
+        configuration.connectTimeout = 2
+        configuration.operationTimeout = .seconds(2)
+        configuration.statementCacheCapacity = 0
+        let deadline = ContinuousClock.now + configuration.commitOutcomeTimeout
+        while ContinuousClock.now < deadline {
+            do {
+                let checker = try await connect(configuration, logger: logger)
+                do {
+                    while ContinuousClock.now < deadline {
+                        let status = try await checker.query("SELECT txid_status(\(id))").first?[0, as: String?.self]
+                        switch status {
+                        case "committed"?:
+                            await checker.close()
+                            return true
+                        case "aborted"?:
+                            await checker.close()
+                            return false
+                        case "in progress"?:
+                            try await checker.query("""
+                                SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+                                WHERE pid = \(pid) AND backend_xid::text::int8 = \(id % (1 << 32))
+                                  AND state LIKE 'idle in transaction%'
+                                """)
+                            try await Task.sleep(for: .milliseconds(20))
+                        default:
+                            // NULL: too old to be known any more — not a transaction of a moment ago.
+                            await checker.close()
+                            throw PostgresError(code: .commitOutcomeUnknown, message: "the server no longer knows transaction \(id)")
+                        }
+                    }
+                    await checker.close()
+                } catch let error as PostgresError where error.code != .commitOutcomeUnknown {
+                    await checker.close()
+                    throw error
+                }
+            } catch let error as PostgresError where error.code != .commitOutcomeUnknown {
+                // Unreachable for now (restarting, failing over): ask again shortly.
+                logger.debug("cannot ask about a commit yet", metadata: ["error": "\(error)"])
+                try await Task.sleep(for: .milliseconds(200))
+            }
+        }
+        throw PostgresError(code: .commitOutcomeUnknown, message: "the connection broke during COMMIT and the database could not be asked within \(configuration.commitOutcomeTimeout.readable) whether it committed")
+    }
+}
