@@ -49,6 +49,29 @@ struct RowAndErrorTests {
         }
     }
 
+    @Test func rowsOutOfRangeFailInsteadOfReadingAsNull() async throws {
+        try await TestDatabase.withSchema { connection in
+            let rows = try await connection.query("SELECT n FROM generate_series(1, 2) AS n")
+            #expect(try rows[1][0, as: Int.self] == 2)
+            #expect(try rows[1].isNull(0) == false)
+            for index in [2, -1, Int(Int32.max) + 1] {
+                let past = #expect(throws: PostgresError.self) { try rows[index][0, as: Int?.self] }
+                #expect(past?.code == .decoding)
+                #expect(past?.message == "row \(index) is out of range (the result has 2 rows)")
+                let null = #expect(throws: PostgresError.self) { try rows[index].isNull(0) }
+                #expect(null?.message == "row \(index) is out of range (the result has 2 rows)")
+            }
+            struct N: Decodable { var n: Int? }
+            let whole = #expect(throws: PostgresError.self) { try rows[2].decode(N.self) }
+            #expect(whole?.message == "row 2 is out of range (the result has 2 rows)")
+            let column = #expect(throws: PostgresError.self) { try rows[0].isNull(1) }
+            #expect(column?.message == "no column at index 1 (the row has 1)")
+            let empty = try await connection.query("SELECT 1 AS n WHERE false")
+            let none = #expect(throws: PostgresError.self) { try empty[0]["n", as: Int?.self] }
+            #expect(none?.message == "row 0 is out of range (the result has 0 rows)")
+        }
+    }
+
     @Test func affectedRowsAndCommandTag() async throws {
         try await TestDatabase.withSchema { connection in
             try await connection.query("CREATE TABLE t (n int)")

@@ -1,9 +1,13 @@
 internal import CLibPQ
 
 /// One row of a result: columns by index or by name, or the whole row as a `Decodable`.
+///
+/// Every read checks that the row and the column exist: libpq answers "NULL" for a row
+/// or column past the end, which would read as `nil` instead of failing.
 public struct PostgresRow: Sendable {
     let handle: ResultHandle
-    let index: Int32
+    /// Unchecked here (`PostgresRows` hands out any position); checked on every read.
+    let index: Int
 
     public var count: Int { handle.columnCount }
     public var columns: [String] { handle.columnNames }
@@ -18,9 +22,20 @@ public struct PostgresRow: Sendable {
         get throws { try decode(column: try columnIndex(name), as: type) }
     }
 
-    /// True when the column holds SQL NULL.
-    public func isNull(_ column: Int) -> Bool {
-        PQgetisnull(handle.pointer, index, Int32(column)) == 1
+    /// True when the column holds SQL NULL. Throws when the result has no such row or column.
+    public func isNull(_ column: Int) throws -> Bool {
+        try checkPosition(column: column)
+        return PQgetisnull(handle.pointer, Int32(index), Int32(column)) == 1
+    }
+
+    /// Both bounds are checked before either narrows to libpq's `Int32`.
+    func checkPosition(column: Int) throws {
+        guard index >= 0 && index < handle.rowCount else {
+            throw PostgresError(code: .decoding, message: "row \(index) is out of range (the result has \(handle.rowCount) rows)")
+        }
+        guard column >= 0 && column < count else {
+            throw PostgresError(code: .decoding, message: "no column at index \(column) (the row has \(count))")
+        }
     }
 
     func columnIndex(_ name: String) throws -> Int {
@@ -31,14 +46,13 @@ public struct PostgresRow: Sendable {
     }
 
     func decode<T: PostgresDecodable>(column: Int, as type: T.Type) throws -> T {
-        guard column >= 0 && column < count else {
-            throw PostgresError(code: .decoding, message: "no column at index \(column) (the row has \(count))")
-        }
+        try checkPosition(column: column)
+        let (row, field) = (Int32(index), Int32(column))
         let dataType = handle.columnType(column)
         do {
-            if isNull(column) { return try T.decodeNull() }
-            let length = Int(PQgetlength(handle.pointer, index, Int32(column)))
-            let bytes = UnsafeRawBufferPointer(start: PQgetvalue(handle.pointer, index, Int32(column)), count: length)
+            if PQgetisnull(handle.pointer, row, field) == 1 { return try T.decodeNull() }
+            let length = Int(PQgetlength(handle.pointer, row, field))
+            let bytes = UnsafeRawBufferPointer(start: PQgetvalue(handle.pointer, row, field), count: length)
             return try T.decode(from: bytes, type: dataType)
         } catch let failure as PostgresDecodingFailure {
             throw decodingError(failure, column: column, dataType: dataType, swiftType: T.self)
