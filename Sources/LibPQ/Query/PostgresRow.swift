@@ -62,6 +62,9 @@ public struct PostgresRow: Sendable {
     func decodingError(_ failure: PostgresDecodingFailure, column: Int, dataType: PostgresDataType, swiftType: Any.Type) -> PostgresError {
         let name = handle.columnNames[column]
         let reason = switch failure {
+        case .typeMismatch(let type) where dataType.isUserDefined || type.isUserDefined:
+            "its type (oid \(dataType.rawValue)) is user-defined (an enum, composite, range or extension type such as citext), "
+                + "whose binary format LibPQ does not read; cast it to a built-in type in SQL, e.g. `\(Self.sqlName(name))::text`"
         case .typeMismatch: "a \(dataType) column cannot be read as \(swiftType)"
         case .unexpectedNull: "unexpected NULL for non-optional \(swiftType)"
         case .invalidBytes(let what): "cannot read \(dataType) as \(swiftType): \(what)"
@@ -70,5 +73,12 @@ public struct PostgresRow: Sendable {
         error.column = name
         error.dataType = dataType.description
         return error
+    }
+
+    /// `name` as it would be typed in SQL, for the advice in an error message.
+    static func sqlName(_ name: String) -> String {
+        let plain = name.first.map { $0 == "_" || ("a"..."z").contains($0) } ?? false
+            && name.allSatisfy { $0 == "_" || ("a"..."z").contains($0) || ("0"..."9").contains($0) }
+        return plain ? name : PostgresQuery.quoteIdentifier(name)
     }
 }
