@@ -78,7 +78,7 @@ struct RowAndErrorTests {
             try await connection.query("CREATE TYPE pair AS (a int, b text)")
             try await connection.query("CREATE TABLE t (status mood, p pair)")
             try await connection.query("INSERT INTO t VALUES ('sad', ROW(1, 'x'))")
-            let oid = try await connection.query("SELECT 'mood'::regtype::oid").scalar(Int64.self)
+            let oid = try await connection.query("SELECT 'mood'::regtype::oid").scalar(UInt32.self)
             let rows = try await connection.query("SELECT status, p FROM t")
             let status = #expect(throws: PostgresError.self) { try rows[0]["status", as: String.self] }
             #expect(status?.code == .decoding)
@@ -99,6 +99,9 @@ struct RowAndErrorTests {
             #expect(try cast[0]["status", as: String.self] == "sad")
             #expect(try cast[0]["p", as: String.self] == "(1,x)")
             #expect(try cast[0].decode(Row.self).status == .sad)
+            // Text format is each type's own output, so simpleQuery reads them as String.
+            let simple = try await connection.simpleQuery(unsafeSQL: "SELECT status FROM t")
+            #expect(try simple[0]["status", as: String.self] == "sad")
         }
     }
 

@@ -15,6 +15,7 @@ public struct PostgresDataType: RawRepresentable, Hashable, Sendable, CustomStri
     public static let int4 = Self(23)
     public static let text = Self(25)
     public static let oid = Self(26)
+    public static let oidArray = Self(1028)
     public static let json = Self(114)
     public static let xml = Self(142)
     public static let float4 = Self(700)
@@ -71,6 +72,7 @@ public struct PostgresDataType: RawRepresentable, Hashable, Sendable, CustomStri
         .int4Array: "int4[]", .textArray: "text[]", .varcharArray: "varchar[]", .int8Array: "int8[]",
         .float4Array: "float4[]", .float8Array: "float8[]", .timestamptzArray: "timestamptz[]",
         .numericArray: "numeric[]", .uuidArray: "uuid[]", .jsonArray: "json[]", .jsonbArray: "jsonb[]",
+        .oidArray: "oid[]",
     ]
 
     public var description: String { Self.names[self] ?? "oid \(rawValue)" }

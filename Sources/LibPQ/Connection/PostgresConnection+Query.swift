@@ -20,6 +20,11 @@ extension PostgresConnection {
     /// Sends `sql` as is through the simple query protocol, as psql does: it may hold
     /// several statements (a migration file, a DO block, its own BEGIN/COMMIT) but
     /// takes no parameters. Returns the last statement's result.
+    ///
+    /// Its rows come in text format: they read as `String` (any type), `Bool`, the
+    /// integers, `Float`, `Double`, `Decimal`, `UUID`, bytea as `[UInt8]` or `Data`, and
+    /// json into `PostgresJSON`; any other type throws a `.decoding` error. Use `query()`
+    /// for rows to read into other types.
     @discardableResult
     public func simpleQuery(unsafeSQL sql: String, timeout: Duration? = nil) async throws -> PostgresRows {
         try await perform(timeout: timeout) { connection in

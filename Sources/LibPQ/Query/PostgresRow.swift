@@ -53,7 +53,10 @@ public struct PostgresRow: Sendable {
             if PQgetisnull(handle.pointer, row, field) == 1 { return try T.decodeNull() }
             let length = Int(PQgetlength(handle.pointer, row, field))
             let bytes = UnsafeRawBufferPointer(start: PQgetvalue(handle.pointer, row, field), count: length)
-            return try T.decode(from: bytes, type: dataType)
+            // Text only from simpleQuery: reading its characters as binary would turn
+            // `f` into true and `1234` into 825373492 without a word.
+            guard PQfformat(handle.pointer, field) == 0 else { return try T.decode(from: bytes, type: dataType) }
+            return try T.decode(text: String(decoding: bytes, as: UTF8.self), type: dataType)
         } catch let failure as PostgresDecodingFailure {
             throw decodingError(failure, column: column, dataType: dataType, swiftType: T.self)
         }
@@ -68,6 +71,9 @@ public struct PostgresRow: Sendable {
         case .typeMismatch: "a \(dataType) column cannot be read as \(swiftType)"
         case .unexpectedNull: "unexpected NULL for non-optional \(swiftType)"
         case .invalidBytes(let what): "cannot read \(dataType) as \(swiftType): \(what)"
+        case .textFormat:
+            "the \(dataType) column came in text format (from simpleQuery), which \(swiftType) cannot read; "
+                + "run the statement through query(), whose results are binary, or read the column as String"
         }
         var error = PostgresError(code: .decoding, message: "column \"\(name)\": \(reason)")
         error.column = name

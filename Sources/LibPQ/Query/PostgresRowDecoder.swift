@@ -116,6 +116,9 @@ private struct JSONColumn<Value: Decodable>: PostgresDecodable, @unchecked Senda
     static func decode(from bytes: UnsafeRawBufferPointer, type: PostgresDataType) throws -> Self {
         Self(value: try decodeJSON(Value.self, from: bytes, type: type))
     }
+    static func decode(text: String, type: PostgresDataType) throws -> Self {
+        Self(value: try decodeJSON(Value.self, text: text, type: type))
+    }
 }
 
 /// Decodes a single-value `Decodable` (such as `enum Role: String`) from one column.
