@@ -143,6 +143,48 @@ struct ConnectionFeatureTests {
         }
     }
 
+    @Test func copyThroughSimpleQueryFailsAndLeavesTheConnectionUsable() async throws {
+        try await TestDatabase.withSchema { connection in
+            try await connection.query("CREATE TABLE t (n int)")
+            try await connection.query("INSERT INTO t VALUES (1), (2)")
+            let copyIn = await #expect(throws: PostgresError.self) {
+                try await connection.simpleQuery(unsafeSQL: "SELECT 1; COPY t FROM STDIN; INSERT INTO t VALUES (3)")
+            }
+            #expect(copyIn?.code == .unsupported)
+            #expect(copyIn?.statementIndex == 1)
+            #expect(copyIn?.message == "COPY cannot run as a statement, which has no way to send or receive its data; use copyFrom to load rows")
+            // The server aborted the COPY and skipped the rest of the text.
+            #expect(try await connection.query("SELECT count(*) FROM t").scalar(Int.self) == 2)
+
+            let copyOut = await #expect(throws: PostgresError.self) {
+                try await connection.simpleQuery(unsafeSQL: "COPY t TO STDOUT")
+            }
+            #expect(copyOut?.code == .unsupported)
+            #expect(copyOut?.statementIndex == 0)
+            #expect(try await connection.simpleQuery(unsafeSQL: "SELECT sum(n) FROM t").scalar(Int.self) == 3)
+
+            // A COPY inside a script's own transaction aborts it; ROLLBACK recovers.
+            await #expect(throws: PostgresError.self) {
+                try await connection.simpleQuery(unsafeSQL: "BEGIN; INSERT INTO t VALUES (9); COPY t FROM STDIN")
+            }
+            try await connection.simpleQuery(unsafeSQL: "ROLLBACK")
+            #expect(try await connection.query("SELECT count(*) FROM t").scalar(Int.self) == 2)
+        }
+    }
+
+    @Test func copyThroughQueryFailsAndLeavesTheConnectionUsable() async throws {
+        try await TestDatabase.withSchema { connection in
+            try await connection.query("CREATE TABLE t (n int)")
+            try await connection.query("INSERT INTO t VALUES (1), (2)")
+            for sql: PostgresQuery in ["COPY t FROM STDIN", "COPY t TO STDOUT"] {
+                let refused = await #expect(throws: PostgresError.self) { try await connection.query(sql) }
+                #expect(refused?.code == .unsupported)
+                #expect(refused?.message == "COPY cannot run as a statement, which has no way to send or receive its data; use copyFrom to load rows")
+                #expect(try await connection.query("SELECT count(*) FROM t").scalar(Int.self) == 2)
+            }
+        }
+    }
+
     @Test func cancellingTheTaskCancelsTheQueryOnTheServer() async throws {
         try await TestDatabase.withSchema { connection in
             let clock = ContinuousClock()

@@ -49,6 +49,74 @@ struct RowAndErrorTests {
         }
     }
 
+    @Test func rowsOutOfRangeFailInsteadOfReadingAsNull() async throws {
+        try await TestDatabase.withSchema { connection in
+            let rows = try await connection.query("SELECT n FROM generate_series(1, 2) AS n")
+            #expect(try rows[1][0, as: Int.self] == 2)
+            #expect(try rows[1].isNull(0) == false)
+            for index in [2, -1, Int(Int32.max) + 1] {
+                let past = #expect(throws: PostgresError.self) { try rows[index][0, as: Int?.self] }
+                #expect(past?.code == .decoding)
+                #expect(past?.message == "row \(index) is out of range (the result has 2 rows)")
+                let null = #expect(throws: PostgresError.self) { try rows[index].isNull(0) }
+                #expect(null?.message == "row \(index) is out of range (the result has 2 rows)")
+            }
+            struct N: Decodable { var n: Int? }
+            let whole = #expect(throws: PostgresError.self) { try rows[2].decode(N.self) }
+            #expect(whole?.message == "row 2 is out of range (the result has 2 rows)")
+            let column = #expect(throws: PostgresError.self) { try rows[0].isNull(1) }
+            #expect(column?.message == "no column at index 1 (the row has 1)")
+            let empty = try await connection.query("SELECT 1 AS n WHERE false")
+            let none = #expect(throws: PostgresError.self) { try empty[0]["n", as: Int?.self] }
+            #expect(none?.message == "row 0 is out of range (the result has 0 rows)")
+        }
+    }
+
+    @Test func userDefinedTypesFailClearlyAndReadWhenCastInSQL() async throws {
+        try await TestDatabase.withSchema { connection in
+            try await connection.query("CREATE TYPE mood AS ENUM ('ok', 'sad')")
+            try await connection.query("CREATE TYPE pair AS (a int, b text)")
+            try await connection.query("CREATE TABLE t (status mood, p pair)")
+            try await connection.query("INSERT INTO t VALUES ('sad', ROW(1, 'x'))")
+            let oid = try await connection.query("SELECT 'mood'::regtype::oid").scalar(UInt32.self)
+            let rows = try await connection.query("SELECT status, p FROM t")
+            let status = #expect(throws: PostgresError.self) { try rows[0]["status", as: String.self] }
+            #expect(status?.code == .decoding)
+            #expect(status?.column == "status")
+            #expect(status?.dataType == "oid \(oid)")
+            #expect(status?.message == "column \"status\": its type (oid \(oid)) is user-defined (an enum, composite, range or extension type such as citext), whose binary format LibPQ does not read; cast it to a built-in type in SQL, e.g. `status::text`")
+            let optional = #expect(throws: PostgresError.self) { try rows[0]["status", as: String?.self] }
+            #expect(optional?.message.contains("cast it to a built-in type in SQL, e.g. `status::text`") == true)
+            let composite = #expect(throws: PostgresError.self) { try rows[0]["p", as: String.self] }
+            #expect(composite?.message.contains("user-defined") == true)
+            #expect(composite?.message.contains("`p::text`") == true)
+            enum Mood: String, Decodable { case ok, sad }
+            struct Row: Decodable { var status: Mood }
+            let whole = #expect(throws: PostgresError.self) { try rows[0].decode(Row.self) }
+            #expect(whole?.message.contains("`status::text`") == true)
+
+            let cast = try await connection.query("SELECT status::text AS status, p::text AS p FROM t")
+            #expect(try cast[0]["status", as: String.self] == "sad")
+            #expect(try cast[0]["p", as: String.self] == "(1,x)")
+            #expect(try cast[0].decode(Row.self).status == .sad)
+            // Text format is each type's own output, so simpleQuery reads them as String.
+            let simple = try await connection.simpleQuery(unsafeSQL: "SELECT status FROM t")
+            #expect(try simple[0]["status", as: String.self] == "sad")
+        }
+    }
+
+    @Test func domainsReadAsTheirBaseType() async throws {
+        try await TestDatabase.withSchema { connection in
+            try await connection.query("CREATE DOMAIN sku AS text CHECK (VALUE <> '')")
+            try await connection.query("CREATE DOMAIN cents AS bigint CHECK (VALUE >= 0)")
+            try await connection.query("CREATE TABLE t (sku sku, price cents)")
+            try await connection.query("INSERT INTO t VALUES ('SKU-1', 250)")
+            let rows = try await connection.query("SELECT sku, price FROM t")
+            #expect(try rows[0]["sku", as: String.self] == "SKU-1")
+            #expect(try rows[0]["price", as: Int64.self] == 250)
+        }
+    }
+
     @Test func affectedRowsAndCommandTag() async throws {
         try await TestDatabase.withSchema { connection in
             try await connection.query("CREATE TABLE t (n int)")

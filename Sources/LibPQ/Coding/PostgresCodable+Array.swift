@@ -68,6 +68,44 @@ extension Array: PostgresDecodable where Element: PostgresArrayElement {
         }
         return result
     }
+
+    /// Only bytea has a text reader here; an array's text (`{1,2}`, with quoting rules
+    /// per element type) fails, unless read as `String`.
+    public static func decode(text: String, type: PostgresDataType) throws -> [Element] {
+        guard Element.self == UInt8.self else { throw PostgresDecodingFailure.textFormat }
+        guard type == .bytea else { throw PostgresDecodingFailure.typeMismatch(type) }
+        return try decodeByteaHex(text) as! [Element]
+    }
+}
+
+/// bytea's text in the default `bytea_output = hex`: `\x` and two hex digits a byte.
+func decodeByteaHex(_ text: String) throws -> [UInt8] {
+    func nibble(_ digit: UInt8) throws -> UInt8 {
+        switch digit {
+        case UInt8(ascii: "0")...UInt8(ascii: "9"): return digit - UInt8(ascii: "0")
+        case UInt8(ascii: "a")...UInt8(ascii: "f"): return digit - UInt8(ascii: "a") + 10
+        case UInt8(ascii: "A")...UInt8(ascii: "F"): return digit - UInt8(ascii: "A") + 10
+        default: throw PostgresDecodingFailure.invalidBytes("bytea text with a character that is not a hex digit")
+        }
+    }
+    let digits = text.utf8.dropFirst(2)
+    guard text.utf8.starts(with: [UInt8(ascii: "\\"), UInt8(ascii: "x")]) else {
+        throw PostgresDecodingFailure.invalidBytes("bytea text not in hex format (bytea_output = escape?); set bytea_output = hex")
+    }
+    try PostgresDecodingFailure.require(digits.count.isMultiple(of: 2), "bytea hex text with an odd number of digits")
+    var bytes: [UInt8] = []
+    bytes.reserveCapacity(digits.count / 2)
+    var high: UInt8?
+    for digit in digits {
+        let value = try nibble(digit)
+        if let first = high {
+            bytes.append(first << 4 | value)
+            high = nil
+        } else {
+            high = value
+        }
+    }
+    return bytes
 }
 
 /// PostgreSQL's one-byte `"char"` type; present so that `[UInt8]` can be `bytea`.

@@ -85,4 +85,27 @@ extension Decimal: PostgresArrayElement {
         }
         return value
     }
+
+    /// numeric's text is plain digits with a '.', never an exponent; the same limits as
+    /// in binary apply: no rounding past 38 digits, no infinity.
+    public static func decode(text: String, type: PostgresDataType) throws -> Decimal {
+        switch type {
+        case .int2, .int4, .int8: return Decimal(try Int64.decode(text: text, type: type))
+        case .numeric: break
+        default: throw PostgresDecodingFailure.typeMismatch(type)
+        }
+        switch text {
+        case "NaN": return .nan
+        case "Infinity", "-Infinity": throw PostgresDecodingFailure.invalidBytes("numeric infinity does not fit in Decimal")
+        default: break
+        }
+        let significant = text.utf8.filter { $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") }.drop { $0 == UInt8(ascii: "0") }.count
+        guard significant <= 38 else {
+            throw PostgresDecodingFailure.invalidBytes("numeric with \(significant) significant digits does not fit in Decimal (38)")
+        }
+        guard let value = Decimal(string: text, locale: Locale(identifier: "en_US_POSIX")) else {
+            throw PostgresDecodingFailure.invalidBytes("numeric text that is not a number")
+        }
+        return value
+    }
 }

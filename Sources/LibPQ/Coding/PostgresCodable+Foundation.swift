@@ -17,6 +17,8 @@ extension String: PostgresArrayElement {
         guard type.isTextual else { throw PostgresDecodingFailure.typeMismatch(type) }
         return String(decoding: bytes, as: UTF8.self)
     }
+    /// Every type's text format is text: `42`, `{1,2}`, an enum's label.
+    public static func decode(text: String, type: PostgresDataType) throws -> String { text }
 }
 
 extension Data: PostgresArrayElement {
@@ -26,6 +28,10 @@ extension Data: PostgresArrayElement {
     public static func decode(from bytes: UnsafeRawBufferPointer, type: PostgresDataType) throws -> Data {
         guard type == .bytea else { throw PostgresDecodingFailure.typeMismatch(type) }
         return Data(bytes)
+    }
+    public static func decode(text: String, type: PostgresDataType) throws -> Data {
+        guard type == .bytea else { throw PostgresDecodingFailure.typeMismatch(type) }
+        return Data(try decodeByteaHex(text))
     }
 }
 
@@ -41,6 +47,11 @@ extension UUID: PostgresArrayElement {
         var raw: uuid_t = (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
         withUnsafeMutableBytes(of: &raw) { $0.copyMemory(from: bytes) }
         return UUID(uuid: raw)
+    }
+    public static func decode(text: String, type: PostgresDataType) throws -> UUID {
+        guard type == .uuid else { throw PostgresDecodingFailure.typeMismatch(type) }
+        guard let value = UUID(uuidString: text) else { throw PostgresDecodingFailure.invalidBytes("uuid text of \(text.utf8.count) bytes") }
+        return value
     }
 }
 

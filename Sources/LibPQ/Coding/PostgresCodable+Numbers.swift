@@ -7,6 +7,14 @@ extension Bool: PostgresArrayElement {
         try PostgresDecodingFailure.require(bytes.count == 1, "bool of \(bytes.count) bytes")
         return bytes[0] != 0
     }
+    public static func decode(text: String, type: PostgresDataType) throws -> Bool {
+        guard type == .bool else { throw PostgresDecodingFailure.typeMismatch(type) }
+        switch text {
+        case "t": return true
+        case "f": return false
+        default: throw PostgresDecodingFailure.invalidBytes("bool text of \(text.utf8.count) bytes")
+        }
+    }
 }
 
 /// Reads any of int2/int4/int8 and narrows with a range check, so `Int16` can read an
@@ -22,6 +30,21 @@ private func decodeInteger<T: FixedWidthInteger>(_: T.Type, _ bytes: UnsafeRawBu
         throw PostgresDecodingFailure.invalidBytes("\(type) of \(bytes.count) bytes")
     default: throw PostgresDecodingFailure.typeMismatch(type)
     }
+    return try narrow(wide, to: T.self)
+}
+
+/// The text-format twin of the above: every integer type's text fits in `Int64` (oid's
+/// too, being unsigned 32-bit).
+private func decodeInteger<T: FixedWidthInteger>(_: T.Type, text: String, _ type: PostgresDataType) throws -> T {
+    switch type {
+    case .int2, .int4, .int8, .oid: break
+    default: throw PostgresDecodingFailure.typeMismatch(type)
+    }
+    guard let wide = Int64(text) else { throw PostgresDecodingFailure.invalidBytes("\(type) text that is not an integer") }
+    return try narrow(wide, to: T.self)
+}
+
+private func narrow<T: FixedWidthInteger>(_ wide: Int64, to _: T.Type) throws -> T {
     guard let value = T(exactly: wide) else {
         throw PostgresDecodingFailure.invalidBytes("value \(wide) does not fit in \(T.self)")
     }
@@ -35,6 +58,9 @@ extension Int16: PostgresArrayElement {
     public static func decode(from bytes: UnsafeRawBufferPointer, type: PostgresDataType) throws -> Int16 {
         try decodeInteger(Int16.self, bytes, type)
     }
+    public static func decode(text: String, type: PostgresDataType) throws -> Int16 {
+        try decodeInteger(Int16.self, text: text, type)
+    }
 }
 
 extension Int32: PostgresArrayElement {
@@ -43,6 +69,9 @@ extension Int32: PostgresArrayElement {
     public func encode(into buffer: inout [UInt8]) { buffer.appendBigEndian(self) }
     public static func decode(from bytes: UnsafeRawBufferPointer, type: PostgresDataType) throws -> Int32 {
         try decodeInteger(Int32.self, bytes, type)
+    }
+    public static func decode(text: String, type: PostgresDataType) throws -> Int32 {
+        try decodeInteger(Int32.self, text: text, type)
     }
 }
 
@@ -53,6 +82,9 @@ extension Int64: PostgresArrayElement {
     public static func decode(from bytes: UnsafeRawBufferPointer, type: PostgresDataType) throws -> Int64 {
         try decodeInteger(Int64.self, bytes, type)
     }
+    public static func decode(text: String, type: PostgresDataType) throws -> Int64 {
+        try decodeInteger(Int64.self, text: text, type)
+    }
 }
 
 extension Int: PostgresArrayElement {
@@ -61,6 +93,22 @@ extension Int: PostgresArrayElement {
     public func encode(into buffer: inout [UInt8]) { buffer.appendBigEndian(Int64(self)) }
     public static func decode(from bytes: UnsafeRawBufferPointer, type: PostgresDataType) throws -> Int {
         try decodeInteger(Int.self, bytes, type)
+    }
+    public static func decode(text: String, type: PostgresDataType) throws -> Int {
+        try decodeInteger(Int.self, text: text, type)
+    }
+}
+
+/// `oid`, PostgreSQL's unsigned 32-bit type (the OIDs of tables, types, large objects).
+extension UInt32: PostgresArrayElement {
+    public static var postgresDataType: PostgresDataType { .oid }
+    public static var postgresArrayDataType: PostgresDataType { .oidArray }
+    public func encode(into buffer: inout [UInt8]) { buffer.appendBigEndian(self) }
+    public static func decode(from bytes: UnsafeRawBufferPointer, type: PostgresDataType) throws -> UInt32 {
+        try decodeInteger(UInt32.self, bytes, type)
+    }
+    public static func decode(text: String, type: PostgresDataType) throws -> UInt32 {
+        try decodeInteger(UInt32.self, text: text, type)
     }
 }
 
@@ -76,6 +124,14 @@ extension Double: PostgresArrayElement {
         default: throw PostgresDecodingFailure.typeMismatch(type)
         }
     }
+    public static func decode(text: String, type: PostgresDataType) throws -> Double {
+        switch type {
+        // Through Float, so that a real reads as the same Double as in binary.
+        case .float4: return Double(try Float.decode(text: text, type: type))
+        case .float8: return try parseFloat(Double.self, text, type)
+        default: throw PostgresDecodingFailure.typeMismatch(type)
+        }
+    }
 }
 
 extension Float: PostgresArrayElement {
@@ -86,5 +142,22 @@ extension Float: PostgresArrayElement {
         guard type == .float4 else { throw PostgresDecodingFailure.typeMismatch(type) }
         try PostgresDecodingFailure.require(bytes.count == 4, "float4 of \(bytes.count) bytes")
         return Float(bitPattern: bytes.readBigEndian(UInt32.self, at: 0))
+    }
+    public static func decode(text: String, type: PostgresDataType) throws -> Float {
+        guard type == .float4 else { throw PostgresDecodingFailure.typeMismatch(type) }
+        return try parseFloat(Float.self, text, type)
+    }
+}
+
+/// The server prints floats exactly (shortest round-trip digits, as extra_float_digits = 1
+/// by default asks), and spells the special values its own way.
+private func parseFloat<T: BinaryFloatingPoint & LosslessStringConvertible>(_: T.Type, _ text: String, _ type: PostgresDataType) throws -> T {
+    switch text {
+    case "NaN": return .nan
+    case "Infinity": return .infinity
+    case "-Infinity": return -.infinity
+    default:
+        guard let value = T(text) else { throw PostgresDecodingFailure.invalidBytes("\(type) text that is not a number") }
+        return value
     }
 }

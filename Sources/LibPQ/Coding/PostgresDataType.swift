@@ -1,5 +1,6 @@
 /// A PostgreSQL type OID. Only built-in types have fixed OIDs; extension and user-defined
-/// types (enums, citext, domains over text) get OIDs ≥ 16384 that differ per database.
+/// types (enums, composites, ranges, citext) get OIDs ≥ 16384 that differ per database.
+/// Domains never show up in results: the server reports a domain column as its base type.
 public struct PostgresDataType: RawRepresentable, Hashable, Sendable, CustomStringConvertible {
     public let rawValue: UInt32
     public init(rawValue: UInt32) { self.rawValue = rawValue }
@@ -14,6 +15,7 @@ public struct PostgresDataType: RawRepresentable, Hashable, Sendable, CustomStri
     public static let int4 = Self(23)
     public static let text = Self(25)
     public static let oid = Self(26)
+    public static let oidArray = Self(1028)
     public static let json = Self(114)
     public static let xml = Self(142)
     public static let float4 = Self(700)
@@ -47,12 +49,19 @@ public struct PostgresDataType: RawRepresentable, Hashable, Sendable, CustomStri
     static let firstUserOID: UInt32 = 16384
 
     /// Types whose binary representation is their text: decodable as `String`.
+    ///
+    /// No user-defined type is: an enum's or citext's binary form happens to be its text,
+    /// but a composite's or a range's is not, and the OID alone cannot tell them apart.
     var isTextual: Bool {
         switch self {
         case .text, .varchar, .bpchar, .name, .char, .unknown, .json, .xml: true
-        default: rawValue >= Self.firstUserOID  // enums, citext, domains over text
+        default: false
         }
     }
+
+    /// Created in the database (an enum, composite, range, or an extension's type):
+    /// its binary format is unknown here, so reading it needs a cast to a built-in type.
+    var isUserDefined: Bool { rawValue >= Self.firstUserOID }
 
     static let names: [PostgresDataType: String] = [
         .bool: "bool", .bytea: "bytea", .char: "char", .name: "name", .int8: "int8", .int2: "int2",
@@ -63,6 +72,7 @@ public struct PostgresDataType: RawRepresentable, Hashable, Sendable, CustomStri
         .int4Array: "int4[]", .textArray: "text[]", .varcharArray: "varchar[]", .int8Array: "int8[]",
         .float4Array: "float4[]", .float8Array: "float8[]", .timestamptzArray: "timestamptz[]",
         .numericArray: "numeric[]", .uuidArray: "uuid[]", .jsonArray: "json[]", .jsonbArray: "jsonb[]",
+        .oidArray: "oid[]",
     ]
 
     public var description: String { Self.names[self] ?? "oid \(rawValue)" }

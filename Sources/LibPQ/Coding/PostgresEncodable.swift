@@ -30,6 +30,9 @@ extension Optional: PostgresDecodable where Wrapped: PostgresDecodable {
     public static func decode(from bytes: UnsafeRawBufferPointer, type: PostgresDataType) throws -> Self {
         try Wrapped.decode(from: bytes, type: type)
     }
+    public static func decode(text: String, type: PostgresDataType) throws -> Self {
+        try Wrapped.decode(text: text, type: type)
+    }
     public static func decodeNull() throws -> Self { nil }
 }
 

@@ -22,6 +22,9 @@ public struct PostgresJSON<Value: Codable & Sendable>: Sendable, PostgresArrayEl
     public static func decode(from bytes: UnsafeRawBufferPointer, type: PostgresDataType) throws -> Self {
         Self(try decodeJSON(Value.self, from: bytes, type: type))
     }
+    public static func decode(text: String, type: PostgresDataType) throws -> Self {
+        Self(try decodeJSON(Value.self, text: text, type: type))
+    }
 }
 
 func decodeJSON<T: Decodable>(_: T.Type, from bytes: UnsafeRawBufferPointer, type: PostgresDataType) throws -> T {
@@ -33,8 +36,18 @@ func decodeJSON<T: Decodable>(_: T.Type, from bytes: UnsafeRawBufferPointer, typ
     case .json: break
     default: throw PostgresDecodingFailure.typeMismatch(type)
     }
+    return try decodeJSON(T.self, data: Data(body))
+}
+
+/// json and jsonb alike print as plain JSON text (jsonb's version byte is binary only).
+func decodeJSON<T: Decodable>(_: T.Type, text: String, type: PostgresDataType) throws -> T {
+    guard type == .json || type == .jsonb else { throw PostgresDecodingFailure.typeMismatch(type) }
+    return try decodeJSON(T.self, data: Data(text.utf8))
+}
+
+private func decodeJSON<T: Decodable>(_: T.Type, data: Data) throws -> T {
     do {
-        return try JSONDecoder().decode(T.self, from: Data(body))
+        return try JSONDecoder().decode(T.self, from: data)
     } catch {
         throw PostgresDecodingFailure.invalidBytes("JSON does not decode as \(T.self)")
     }

@@ -28,6 +28,28 @@ extension PostgresConnection {
         }
     }
 
+    /// Ends a COPY that a statement started outside `copyFrom`, where there is no data to
+    /// send or anyone to take it: COPY IN is aborted with an error, so the server loads
+    /// nothing; COPY OUT's rows are read and thrown away (the client cannot stop it).
+    /// Without this, the connection waits in COPY state forever.
+    func abandonCopy(_ status: ExecStatusType) -> PostgresError {
+        if status == PGRES_COPY_IN {
+            // A failure to send shows up as the broken connection's next result.
+            _ = PQputCopyEnd(raw, "COPY is not supported through simpleQuery or query; use copyFrom")
+        } else {
+            var row: UnsafeMutablePointer<CChar>?
+            // -1 when the COPY is done, -2 when it failed; both leave its result to read.
+            while PQgetCopyData(raw, &row, 0) >= 0 {
+                PQfreemem(row)
+                row = nil
+            }
+        }
+        return PostgresError(
+            code: .unsupported,
+            message: "COPY cannot run as a statement, which has no way to send or receive its data; use copyFrom to load rows"
+        )
+    }
+
     private func runCopy(_ sql: String, columnCount: Int, _ writeRows: (inout PostgresCopyWriter) throws -> Void) throws -> Int {
         guard let start = PQexec(raw, sql) else { throw connectionError("could not start COPY") }
         if let failure = error(from: start) {

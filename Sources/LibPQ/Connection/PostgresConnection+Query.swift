@@ -5,6 +5,7 @@ extension PostgresConnection {
     ///
     /// Statements are prepared once per connection and reused (see
     /// `Configuration.statementCacheCapacity`); results come back in binary format.
+    /// A COPY statement is refused with `.unsupported`: use `copyFrom`.
     /// - Parameter timeout: cancel the statement on the server when it runs longer.
     @discardableResult
     public func query(_ query: PostgresQuery, timeout: Duration? = nil) async throws -> PostgresRows {
@@ -20,6 +21,14 @@ extension PostgresConnection {
     /// Sends `sql` as is through the simple query protocol, as psql does: it may hold
     /// several statements (a migration file, a DO block, its own BEGIN/COMMIT) but
     /// takes no parameters. Returns the last statement's result.
+    ///
+    /// COPY is refused with `.unsupported` (use `copyFrom`): a COPY FROM STDIN is aborted
+    /// (and the rest of the text skipped), a COPY TO STDOUT's rows are discarded.
+    ///
+    /// Its rows come in text format: they read as `String` (any type), `Bool`, the
+    /// integers, `Float`, `Double`, `Decimal`, `UUID`, bytea as `[UInt8]` or `Data`, and
+    /// json into `PostgresJSON`; any other type throws a `.decoding` error. Use `query()`
+    /// for rows to read into other types.
     @discardableResult
     public func simpleQuery(unsafeSQL sql: String, timeout: Duration? = nil) async throws -> PostgresRows {
         try await perform(timeout: timeout) { connection in
@@ -31,6 +40,16 @@ extension PostgresConnection {
             // Read every result so that the connection is ready for the next statement.
             // Each statement before a failing one yields one result.
             while let result = PQgetResult(connection.raw) {
+                let status = PQresultStatus(result)
+                if status == PGRES_COPY_IN || status == PGRES_COPY_OUT {
+                    // The COPY's own result (or the server's error for the aborted
+                    // COPY IN) follows; the COPY counts as the failing statement.
+                    PQclear(result)
+                    var refused = connection.abandonCopy(status)
+                    refused.statementIndex = completed
+                    if failure == nil { failure = refused }
+                    continue
+                }
                 if failure == nil {
                     if var error = connection.error(from: result) {
                         error.statementIndex = completed
@@ -125,9 +144,19 @@ extension PostgresConnection {
         }
     }
 
-    /// Takes ownership of `result`: rows on success, the server's error otherwise.
+    /// Takes ownership of `result`: rows on success, the server's error otherwise. A COPY
+    /// started this way is ended and refused (`.unsupported`).
     func rows(from result: OpaquePointer?) throws -> PostgresRows {
         guard let result else { throw connectionError("no result from the server") }
+        let status = PQresultStatus(result)
+        if status == PGRES_COPY_IN || status == PGRES_COPY_OUT {
+            // Otherwise the COPY "succeeds" with no rows, and libpq ends it behind the
+            // next statement's back.
+            PQclear(result)
+            let refused = abandonCopy(status)
+            while let rest = PQgetResult(raw) { PQclear(rest) }
+            throw refused
+        }
         if let error = error(from: result) {
             PQclear(result)
             throw error

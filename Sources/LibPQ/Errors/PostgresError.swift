@@ -28,6 +28,9 @@ public struct PostgresError: Error, Sendable, CustomStringConvertible, CustomDeb
         public static let decoding = Code(rawValue: "decoding")
         /// The server answered something the client did not expect.
         public static let unexpectedResponse = Code(rawValue: "unexpected_response")
+        /// The statement needs what this API cannot do: COPY sent as a statement (through
+        /// `simpleQuery` or `query`) instead of through `copyFrom`.
+        public static let unsupported = Code(rawValue: "unsupported")
         /// A transaction's body caught an error and went on; the server rolled it back.
         public static let transactionAborted = Code(rawValue: "transaction_aborted")
         /// In a pipeline, a statement not run because an earlier one in its segment failed.

@@ -79,7 +79,7 @@ private struct RowContainer<Key: CodingKey>: KeyedDecodingContainerProtocol {
 
     func contains(_ key: Key) -> Bool { column(key) != nil }
 
-    func decodeNil(forKey key: Key) throws -> Bool { row.isNull(try require(key)) }
+    func decodeNil(forKey key: Key) throws -> Bool { try row.isNull(try require(key)) }
 
     func decode<T: Decodable>(_ type: T.Type, forKey key: Key) throws -> T {
         let column = try require(key)
@@ -87,7 +87,7 @@ private struct RowContainer<Key: CodingKey>: KeyedDecodingContainerProtocol {
             return try row.decode(column: column, as: decodable) as! T
         }
         let dataType = row.handle.columnType(column)
-        if row.isNull(column) {
+        if try row.isNull(column) {
             throw row.decodingError(.unexpectedNull, column: column, dataType: dataType, swiftType: T.self)
         }
         // Structures come from a JSON column; anything else that decodes from a single
@@ -116,6 +116,9 @@ private struct JSONColumn<Value: Decodable>: PostgresDecodable, @unchecked Senda
     static func decode(from bytes: UnsafeRawBufferPointer, type: PostgresDataType) throws -> Self {
         Self(value: try decodeJSON(Value.self, from: bytes, type: type))
     }
+    static func decode(text: String, type: PostgresDataType) throws -> Self {
+        Self(value: try decodeJSON(Value.self, text: text, type: type))
+    }
 }
 
 /// Decodes a single-value `Decodable` (such as `enum Role: String`) from one column.
@@ -135,7 +138,9 @@ private struct ColumnDecoder: Decoder, SingleValueDecodingContainer {
 
     func singleValueContainer() throws -> any SingleValueDecodingContainer { self }
 
-    func decodeNil() -> Bool { row.isNull(column) }
+    /// `decodeNil()` cannot throw; a row out of range answers "not NULL" so that the
+    /// decode that follows throws the reason. (The keyed container checked it already.)
+    func decodeNil() -> Bool { (try? row.isNull(column)) ?? false }
 
     func decode<T: Decodable>(_ type: T.Type) throws -> T {
         guard let decodable = type as? any PostgresDecodable.Type else {

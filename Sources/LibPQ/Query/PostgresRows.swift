@@ -6,6 +6,7 @@ import Synchronization
 final class ResultHandle: @unchecked Sendable {
     let pointer: OpaquePointer
     let columnCount: Int
+    let rowCount: Int
     /// Made on first use: a point query reading its one column by position never needs
     /// them, and building them cost an allocation per column per result.
     private let names = Mutex<[String]?>(nil)
@@ -13,6 +14,7 @@ final class ResultHandle: @unchecked Sendable {
     init(_ pointer: OpaquePointer) {
         self.pointer = pointer
         columnCount = Int(PQnfields(pointer))
+        rowCount = Int(PQntuples(pointer))
     }
 
     var columnNames: [String] {
@@ -55,8 +57,9 @@ public struct PostgresRows: Sendable, RandomAccessCollection {
     init(_ handle: ResultHandle) { self.handle = handle }
 
     public var startIndex: Int { 0 }
-    public var endIndex: Int { Int(PQntuples(handle.pointer)) }
-    public subscript(position: Int) -> PostgresRow { PostgresRow(handle: handle, index: Int32(position)) }
+    public var endIndex: Int { handle.rowCount }
+    /// Any position gives a row; reading one the result does not have throws.
+    public subscript(position: Int) -> PostgresRow { PostgresRow(handle: handle, index: position) }
 
     public var columns: [String] { handle.columnNames }
 
