@@ -41,7 +41,7 @@ extension PostgresConnection {
         if let failure = queries.lazy.compactMap(\.bindings.encodingFailure).first {
             throw PostgresError(code: .encoding, message: failure)
         }
-        let outcome = try await perform(timeout: timeout) { connection -> CommitAttempt<[PostgresRows]> in
+        let outcome = try await perform(timeout: timeout, abandonable: false) { connection -> CommitAttempt<[PostgresRows]> in
             try connection.revalidateIfIdle()
             let nested = PQtransactionStatus(connection.raw) != PQTRANS_IDLE
             var attempt = connection.runTransactionPipeline(queries, nested: nested)

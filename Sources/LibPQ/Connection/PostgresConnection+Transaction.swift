@@ -54,7 +54,7 @@ extension PostgresConnection {
             await rollbackQuietly()
             throw PostgresError(code: .transactionAborted, message: "a statement in the transaction failed, so it was rolled back instead of committed", sqlState: .inFailedSQLTransaction)
         }
-        let attempt = try await perform(cancellable: false) { connection in connection.commit() }
+        let attempt = try await perform(cancellable: false, abandonable: false) { connection in connection.commit() }
         try await attempt.resolve(connection: self)
         return value
     }

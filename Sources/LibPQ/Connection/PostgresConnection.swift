@@ -275,7 +275,11 @@ public final class PostgresConnection: @unchecked Sendable {
     /// attribute yet: with Swift 6.3.1, `query` marked so crashes at its entry when
     /// `PostgresPool.query`, a plain async method, calls it — a trigger not understood
     /// (docs/BENCHMARKS.md, 2026-12-03).
-    nonisolated(nonsending) func perform<T: Sendable>(timeout: Duration? = nil, cancellable: Bool = true, _ body: @escaping @Sendable (PostgresConnection) throws -> T) async throws -> T {
+    ///
+    /// With `abandonable` false, the task waits for the thread even past the hard stop
+    /// (which shuts the socket, so libpq returns at once): for a COMMIT, whose result
+    /// must be looked at — a broken connection there is not "not committed".
+    nonisolated(nonsending) func perform<T: Sendable>(timeout: Duration? = nil, cancellable: Bool = true, abandonable: Bool = true, _ body: @escaping @Sendable (PostgresConnection) throws -> T) async throws -> T {
         let control = OperationControl(limit: timeout ?? configuration.defaultDeadline, grace: configuration.cancelGrace, token: cancelToken, socket: socket)
         watch.add(control)
         defer { watch.remove(control) }
@@ -285,7 +289,7 @@ public final class PostgresConnection: @unchecked Sendable {
             }
             return try await withCheckedThrowingContinuation { continuation in
                 let resumption = Resumption(continuation)
-                control.onAbandon { resumption.resume(with: .failure($0)) }
+                if abandonable { control.onAbandon { resumption.resume(with: .failure($0)) } }
                 thread.execute {
                     resumption.resume(with: self.run(body, control: control))
                 }
