@@ -75,6 +75,7 @@ def parse_args():
     parser.add_argument("--reply-timeout", type=float, default=5.0, help="seconds a client waits for one reply (5)")
     parser.add_argument("--scenario", choices=["A", "B", "all"], default="all")
     parser.add_argument("--strict", action="store_true", help="-INTERNAL replies fail the test")
+    parser.add_argument("--verbose", action="store_true", help="also list the in-doubt orders and what their clients saw")
     return parser.parse_args()
 
 
@@ -212,6 +213,7 @@ class Storm:
         self.out_of_stock = set()
         self.unresolved = {}         # key -> last error, when the deadline struck
         self.retried_keys = set()    # keys answered after at least one failed attempt
+        self.trails = collections.defaultdict(list)  # key -> what its failed attempts saw
         self.anomalies = []          # replies that break the protocol's promises
         self.errors = collections.Counter()
         self.retries = 0
@@ -228,8 +230,10 @@ class Storm:
 
     # -- bookkeeping, under the lock --
 
-    def failed(self, kind):
+    def failed(self, kind, key=None):
         with self.lock:
+            if key is not None:
+                self.trails[key].append(kind)
             self.errors[kind] += 1
             if self.first_failure is None:
                 self.first_failure = time.monotonic()
@@ -289,17 +293,17 @@ class Storm:
                     reply = client.execute_command("ORDER.PLACE", payload)
                 except redis.TimeoutError:
                     last_error = "client timeout"
-                    self.failed(f"no reply in {self.args.reply_timeout:g} s")
+                    self.failed(f"no reply in {self.args.reply_timeout:g} s", key)
                     drop()
                     continue
                 except redis.AuthenticationError as error:  # NOAUTH or WRONGPASS; redis-py closed the connection
                     last_error = f"-{error_code(error)} {error}"
-                    self.failed(f"-{error_code(error)}")
+                    self.failed(f"-{error_code(error)}", key)
                     drop()
                     continue
                 except redis.ConnectionError as error:
                     last_error = f"connection error: {error}"
-                    self.failed("connection errors")
+                    self.failed("connection errors", key)
                     drop()
                     continue
                 except redis.ResponseError as error:
@@ -312,7 +316,7 @@ class Storm:
                         break
                     last_error = f"-{code} {message}"
                     if code in RETRIED or (code == "CONFLICT" and "concurrently" in message):
-                        self.failed(f"-{code}")
+                        self.failed(f"-{code}", key)
                         if code == "SHUTDOWN":
                             drop()
                         continue
@@ -324,7 +328,7 @@ class Storm:
                     break
                 except (OSError, ValueError, KeyError) as error:
                     last_error = f"{type(error).__name__}: {error}"
-                    self.failed(f"client-side {type(error).__name__}")
+                    self.failed(f"client-side {type(error).__name__}", key)
                     drop()
                     continue
                 try:
@@ -423,10 +427,12 @@ def check_invariants(args, storm):
     stored = {}
     # Orders whose client lost the reply (its request was in flight at the fault) and
     # learned of them by retrying the key: the case idempotency keys exist for.
-    storm.in_doubt = 0
+    storm.in_doubt = []
     for order_id, user_id, key, status, created, line_count, quantity, history in rows:
         if key in storm.retried_keys and float(created) < storm.fault_wall_clock:
-            storm.in_doubt += 1
+            seen = collections.Counter(storm.trails[key])
+            storm.in_doubt.append(f"{key} (order {order_id}) was written before the fault, its client then saw "
+                                  + ", ".join(f"{kind} ×{n}" for kind, n in seen.most_common()))
         if key in stored:
             failures.append(f"key {key}: orders {stored[key][0]} and {order_id}")
         stored[key] = (int(order_id), int(user_id))
@@ -470,7 +476,7 @@ def summary(storm, stored, title):
     outage = f"{t['outage']:.2f} s" if t["outage"] is not None else "n/a"
     return (f"{storm.name} ({title}): keys {storm.total_keys}, orders acknowledged {len(storm.acknowledged)}, "
             f"stored {len(stored)}, -OUTOFSTOCK {len(storm.out_of_stock)}, retries {storm.retries}, "
-            f"in-doubt orders found by retrying {storm.in_doubt}; "
+            f"in-doubt orders found by retrying {len(storm.in_doubt)}; "
             f"errors: {', '.join(seen)}; fault after {t['sold_at_fault']} orders, down {t['down']:.2f} s "
             f"(restart {t['restart']:.2f} s), outage for clients {outage}; {t['elapsed']:.1f} s")
 
@@ -508,6 +514,8 @@ def setup(args, service):
 
 def main():
     args = parse_args()
+    # Stopped by test-faults.sh (interrupted): through `finally`, which stops the service.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     port = args.port or free_port()
     service = Service(args, port)
     database = Database(args)
@@ -536,6 +544,9 @@ def main():
                     log(f"  … and {len(failures) - 25} more")
             else:
                 log(f"ok   {line}")
+            if args.verbose:
+                for detail in storm.in_doubt:
+                    log(f"  in doubt: {detail}")
             if storm.errors.get("-INTERNAL") and not args.strict:
                 log(f"  note: {storm.errors['-INTERNAL']} -INTERNAL replies (a failure with --strict); "
                     f"their request ids are in {service.log_path}")

@@ -28,6 +28,11 @@ STOCKROOM="$ROOT/.build/debug/stockroom"
 BIN="$(pg_bindir)"
 [[ -n "$BIN" ]] || die "PostgreSQL server binaries not found; run make deps"
 
+mkdir -p "$ROOT/.build"
+# Two runs in one checkout would share the folder and the ports: the second waits.
+exec 9>"$ROOT/.build/fault-pg.lock"
+flock -w 120 9 || die "another make test-faults is running in this checkout"
+
 # The previous run's cluster (kept after a failure, for inspection) goes first.
 if [[ -e "$PGDIR" ]]; then
     real="$(readlink -f "$PGDIR")"
@@ -37,7 +42,6 @@ if [[ -e "$PGDIR" ]]; then
     [[ -L "$PGDIR" ]] && rm -rf "$real"
     rm -rf "$PGDIR"
 fi
-mkdir -p "$ROOT/.build"
 if [[ "$(id -u)" -eq 0 ]]; then
     id postgres >/dev/null 2>&1 || die "no 'postgres' OS user to run the server as root; install the postgresql package"
     if runuser -u postgres -- test -x "$ROOT/.build" 2>/dev/null; then
@@ -60,9 +64,15 @@ LOG="$SOCKDIR/postgresql.log"
 STATE="$SOCKDIR"   # the storm's logs and the service's pid file live next to the cluster
 
 SERVICE_PID_FILE="$STATE/stockroom.pid"
+STORM_PID=
 cleanup() {
     local status=$?
     trap - EXIT INT TERM
+    # Interrupted: the storm stops its service on SIGTERM.
+    if [[ -n "$STORM_PID" ]] && kill -0 "$STORM_PID" 2>/dev/null; then
+        kill -TERM "$STORM_PID" 2>/dev/null || true
+        wait "$STORM_PID" 2>/dev/null || true
+    fi
     # fault-storm.py stops the service itself; this is for when it could not (killed).
     if [[ -s "$SERVICE_PID_FILE" ]]; then
         kill -9 "$(cat "$SERVICE_PID_FILE")" 2>/dev/null || true
@@ -120,6 +130,10 @@ step "stockroom migrate up" "$STOCKROOM" migrate up --database-url "$URL" --dir 
 # Crash recovery replays the WAL since the last checkpoint: only the storm's, not the schema's.
 psql_admin -c CHECKPOINT >/dev/null
 
+# In the background, so that a signal to this script runs the cleanup at once (bash runs
+# traps only between commands) and the cleanup can stop the storm first.
 "$PYTHON" "$ROOT/scripts/fault-storm.py" \
     --stockroom "$STOCKROOM" --database-url "$URL" \
-    --pg-bin "$BIN" --pg-data "$DATA" --pg-log "$LOG" --state "$STATE" "$@"
+    --pg-bin "$BIN" --pg-data "$DATA" --pg-log "$LOG" --state "$STATE" "$@" &
+STORM_PID=$!
+wait "$STORM_PID"
