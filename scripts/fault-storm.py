@@ -15,6 +15,8 @@ order, or -OUTOFSTOCK. Once a third of the stock is sold, the fault:
   A. the service is killed with SIGKILL, then started again on the same port;
   B. PostgreSQL is stopped with `pg_ctl stop -m immediate` (a crash: no checkpoint), then
      started again; the service stays up and must recover by itself.
+  C. (only with --scenario C) PostgreSQL hangs: every process of the cluster is stopped
+     with SIGSTOP, then resumed with SIGCONT — a database that neither answers nor fails.
 
 Then, directly in PostgreSQL: every acknowledged order is stored once, under its key, its
 user and its id; nothing else is stored (no order behind a -OUTOFSTOCK or behind a key the
@@ -73,7 +75,7 @@ def parse_args():
     parser.add_argument("--outage", type=float, default=1.0, help="seconds the killed part stays down (1.0)")
     parser.add_argument("--deadline", type=float, default=25.0, help="seconds a scenario's clients may take in all (25)")
     parser.add_argument("--reply-timeout", type=float, default=5.0, help="seconds a client waits for one reply (5)")
-    parser.add_argument("--scenario", choices=["A", "B", "all"], default="all")
+    parser.add_argument("--scenario", choices=["A", "B", "C", "all"], default="all", help="all: A and B")
     parser.add_argument("--strict", action="store_true", help="-INTERNAL replies fail the test")
     parser.add_argument("--verbose", action="store_true", help="also list the in-doubt orders and what their clients saw")
     return parser.parse_args()
@@ -187,6 +189,7 @@ class Database:
     def __init__(self, args):
         self.args = args
         self.pg_ctl = os.path.join(args.pg_bin, "pg_ctl")
+        self.frozen = False
 
     def crash(self):
         result = as_postgres([self.pg_ctl, "-D", self.args.pg_data, "-m", "immediate", "-w", "stop"])
@@ -197,6 +200,16 @@ class Database:
         result = as_postgres([self.pg_ctl, "-D", self.args.pg_data, "-l", self.args.pg_log, "-w", "-t", "60", "start"])
         if result.returncode != 0:
             raise Failure(f"PostgreSQL did not start again (log: {self.args.pg_log}): {result.stderr.strip()}")
+
+
+    def freeze(self, sig):
+        """SIGSTOP or SIGCONT to the postmaster and every process it started."""
+        with open(os.path.join(self.args.pg_data, "postmaster.pid")) as pid_file:
+            postmaster = int(pid_file.readline())
+        children = subprocess.run(["pgrep", "-P", str(postmaster)], capture_output=True, text=True).stdout.split()
+        for pid in [postmaster] + [int(child) for child in children]:
+            os.kill(pid, sig)
+        self.frozen = sig == signal.SIGSTOP
 
 
 class Storm:
@@ -496,7 +509,7 @@ def setup(args, service):
     admin = connect(args, service.port)
     admin.execute_command("SESSION.LOGIN", json.dumps({"email": ADMIN_EMAIL, "password": PASSWORD}))
     products = {}
-    for name in ("A", "B"):
+    for name in ("A", "B", "C"):
         reply = admin.execute_command("PRODUCT.CREATE", json.dumps({
             "sku": f"STORM-{name}", "name": f"Fault storm {name}", "description": "", "price_cents": 100,
             "currency": "EUR", "stock": args.stock}))
@@ -527,9 +540,11 @@ def main():
         scenarios = {
             "A": ("kill -9 the service", lambda: service.kill(), lambda: service.start()),
             "B": ("pg_ctl stop -m immediate", database.crash, database.start),
+            "C": ("PostgreSQL frozen by SIGSTOP", lambda: database.freeze(signal.SIGSTOP),
+                  lambda: database.freeze(signal.SIGCONT)),
         }
         for name, (title, fault, recover) in scenarios.items():
-            if args.scenario not in ("all", name):
+            if args.scenario != name and not (args.scenario == "all" and name != "C"):
                 continue
             storm = Storm(args, name, port, products[name], customers)
             storm.run(fault, recover)
@@ -558,6 +573,8 @@ def main():
         log(f"FAIL {type(error).__name__}: {error}")
         raise
     finally:
+        if database.frozen:  # interrupted in scenario C: a stopped cluster cannot be shut down
+            database.freeze(signal.SIGCONT)
         service.stop()
     if failed:
         log(f"logs: service {service.log_path}, PostgreSQL {args.pg_log}")
