@@ -276,14 +276,18 @@ class Storm:
             nonlocal client, token
             client = connect(self.args, self.port)
             try:
-                client.execute_command("AUTH", token)
-            except redis.AuthenticationError as error:
-                if error_code(error) != "WRONGPASS":
-                    raise
-                # The session is gone (it should not be: sessions live in the database).
-                self.failed("-WRONGPASS (session token)")
-                reply = client.execute_command("SESSION.LOGIN", json.dumps({"email": email, "password": PASSWORD}))
-                token = json.loads(reply)["token"]
+                try:
+                    client.execute_command("AUTH", token)
+                except redis.AuthenticationError as error:
+                    if error_code(error) != "WRONGPASS":
+                        raise
+                    # The session is gone (it should not be: sessions live in the database).
+                    self.failed("-WRONGPASS (session token)")
+                    reply = client.execute_command("SESSION.LOGIN", json.dumps({"email": email, "password": PASSWORD}))
+                    token = json.loads(reply)["token"]
+            except BaseException:
+                drop()  # not logged in: the next attempt starts over on a new connection
+                raise
 
         for key in self.keys[index]:
             payload = json.dumps({"lines": [{"product_id": self.product_id, "quantity": 1}], "idempotency_key": key},
