@@ -12,7 +12,7 @@ BIN = .build/$(CONFIGURATION)/stockroom
 EXAMPLES = Examples/LowStockAlert
 VENV = .build/venv
 
-.PHONY: help deps db db-stop db-reset psql build migrate demo-data run test test-examples pyclients bench bench-nio fuzz clean
+.PHONY: help deps db db-stop db-reset psql build migrate demo-data run test test-examples test-faults pyclients bench bench-nio fuzz clean
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  make %-14s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -44,10 +44,11 @@ demo-data: migrate ## A few demo products (skipped when their skus exist)
 run: demo-data ## Start the database, migrate it, add demo products, serve on 127.0.0.1:7379
 	$(BIN) serve
 
-test: db pyclients ## The whole suite against the local PostgreSQL, then the example programs
+test: db pyclients ## The whole suite against the local PostgreSQL, then the example programs and the fault storm
 	$(SWIFT) build --build-tests
 	$(SWIFT) test --skip-build
 	@$(MAKE) --no-print-directory test-examples
+	@$(MAKE) --no-print-directory test-faults
 
 pyclients: deps ## redis-py in .build/venv, for the tests that drive the service with it
 	@test -x $(VENV)/bin/python || python3 -m venv $(VENV)
@@ -55,6 +56,13 @@ pyclients: deps ## redis-py in .build/venv, for the tests that drive the service
 
 test-examples: db ## Build the programs under Examples/ and run them against a migrated test database
 	@scripts/test-examples.sh $(EXAMPLES)
+
+# The storm stops PostgreSQL, so it runs on a throwaway cluster of its own (.build/fault-pg,
+# port FAULT_PG_PORT=54329), never on the shared one. FAULT_FLAGS=--strict also fails on -INTERNAL.
+FAULT_FLAGS ?=
+
+test-faults: pyclients ## Kill the service, then crash PostgreSQL, mid-storm of orders: none lost or doubled
+	@scripts/test-faults.sh $(FAULT_FLAGS)
 
 clean: ## Remove build products (not the database)
 	rm -rf .build .build-* Benchmarks/.build Fuzz/.build $(addsuffix /.build,$(EXAMPLES))

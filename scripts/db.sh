@@ -214,6 +214,9 @@ cmd_psql() {
     exec psql "${DATABASE_URL:-postgres://stockroom:stockroom@127.0.0.1:$PORT/stockroom}"
 }
 
+# Sourced (scripts/test-faults.sh borrows the helpers above for a cluster of its own): stop here.
+[[ "${BASH_SOURCE[0]}" != "$0" ]] && return 0
+
 case "${1:-}" in
     deps) cmd_deps ;;
     start) cmd_start ;;

@@ -1,0 +1,590 @@
+#!/usr/bin/env python3
+"""Crash consistency of ORDER.PLACE: no order is lost or doubled when the service or the
+database dies in the middle of a storm of orders.
+
+Run by scripts/test-faults.sh (`make test-faults`), which makes a throwaway, migrated
+PostgreSQL cluster and passes its whereabouts; this script owns the service process.
+
+Each scenario is a storm: --clients threads, one customer each, place orders of quantity
+1 of a product of their own scenario, each under a unique idempotency key, for a bit more
+keys than there is stock. A client retries the SAME key — reconnecting and logging in
+again as needed, with a small backoff, until an overall deadline — after a connection
+error or an error reply that is not definitive, until it gets a definitive answer: the
+order, or -OUTOFSTOCK. Once a third of the stock is sold, the fault:
+
+  A. the service is killed with SIGKILL, then started again on the same port;
+  B. PostgreSQL is stopped with `pg_ctl stop -m immediate` (a crash: no checkpoint), then
+     started again; the service stays up and must recover by itself.
+  C. (only with --scenario C) PostgreSQL hangs: every process of the cluster is stopped
+     with SIGSTOP, then resumed with SIGCONT — a database that neither answers nor fails.
+
+Then, directly in PostgreSQL: every acknowledged order is stored once, under its key, its
+user and its id; nothing else is stored (no order behind a -OUTOFSTOCK or behind a key the
+client never saw answered); no (user, key) holds two orders; stock + sold == initial stock.
+-INTERNAL replies are counted and retried; with --strict they fail the test.
+"""
+
+import argparse
+import collections
+import json
+import os
+import random
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+
+import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+
+PASSWORD = "fault-storm-password"
+ADMIN_EMAIL = "storm-admin@example.com"
+
+# Error replies after which the same key is tried again: the order may or may not have
+# been written, and asking again with the same key is how a client finds out.
+RETRIED = {"UNAVAILABLE", "TIMEOUT", "INTERNAL", "SHUTDOWN", "NOAUTH"}
+
+
+def log(message):
+    print(f"fault-storm: {message}", flush=True)
+
+
+class Failure(Exception):
+    pass
+
+
+def parse_args():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--stockroom", required=True, help="the stockroom binary")
+    parser.add_argument("--database-url", required=True, help="the throwaway cluster's stockroom database")
+    parser.add_argument("--pg-bin", required=True, help="PostgreSQL's bin folder (pg_ctl)")
+    parser.add_argument("--pg-data", required=True, help="the throwaway cluster's data folder")
+    parser.add_argument("--pg-log", required=True, help="its server log")
+    parser.add_argument("--state", required=True, help="folder for the service's log and pid file")
+    parser.add_argument("--port", type=int, default=int(os.environ.get("FAULT_SERVICE_PORT", "0")),
+                        help="the service's port (default: a free one; FAULT_SERVICE_PORT)")
+    parser.add_argument("--clients", type=int, default=8, help="concurrent clients (8)")
+    parser.add_argument("--stock", type=int, default=90, help="initial stock of each scenario's product (90)")
+    parser.add_argument("--extra-keys", type=float, default=0.25,
+                        help="keys beyond the stock, as a fraction of it (0.25): those end in -OUTOFSTOCK")
+    parser.add_argument("--fault-at", type=float, default=0.33,
+                        help="inject the fault once this fraction of the stock is sold (0.33)")
+    parser.add_argument("--outage", type=float, default=1.0, help="seconds the killed part stays down (1.0)")
+    parser.add_argument("--deadline", type=float, default=25.0, help="seconds a scenario's clients may take in all (25)")
+    parser.add_argument("--reply-timeout", type=float, default=5.0, help="seconds a client waits for one reply (5)")
+    parser.add_argument("--scenario", choices=["A", "B", "C", "all"], default="all", help="all: A and B")
+    parser.add_argument("--strict", action="store_true", help="-INTERNAL replies fail the test")
+    parser.add_argument("--verbose", action="store_true", help="also list the in-doubt orders and what their clients saw")
+    return parser.parse_args()
+
+
+def free_port():
+    """A free port below the ephemeral range: while the service is down, no client socket of
+    another process (tests run in parallel) can take it as its local port."""
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            low = int(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        low = 32768
+    for _ in range(200):
+        port = random.randrange(max(1024, low - 12000), low - 1000)
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise Failure("no free port for the service; pass one with --port")
+
+
+def as_postgres(command):
+    """PostgreSQL refuses to run as root: its commands run as `postgres` then, from /."""
+    if os.geteuid() == 0:
+        command = ["runuser", "-u", "postgres", "--"] + command
+    return subprocess.run(command, cwd="/", capture_output=True, text=True)
+
+
+def psql(args, sql):
+    result = subprocess.run(
+        ["psql", "-X", "-q", "-A", "-t", "-F", "\t", "-v", "ON_ERROR_STOP=1", args.database_url, "-c", sql],
+        capture_output=True, text=True, timeout=60,
+    )
+    if result.returncode != 0:
+        raise Failure(f"psql failed: {result.stderr.strip()}\n  for: {sql}")
+    return [line.split("\t") for line in result.stdout.splitlines() if line]
+
+
+def connect(args, port):
+    # No retries of redis-py's own: every retry is this script's, and counted.
+    return redis.Redis(
+        host="127.0.0.1", port=port, protocol=2, decode_responses=True, single_connection_client=True,
+        socket_timeout=args.reply_timeout, socket_connect_timeout=1.0, retry=Retry(NoBackoff(), 0),
+    )
+
+
+def error_code(error):
+    code = getattr(error, "status_code", None)
+    return code or (str(error).split(" ", 1)[0] or "?")
+
+
+class Service:
+    """`stockroom serve` on a fixed port, as a child process that can be killed."""
+
+    def __init__(self, args, port):
+        self.args = args
+        self.port = port
+        self.process = None
+        self.log_path = os.path.join(args.state, "stockroom.log")
+        self.pid_path = os.path.join(args.state, "stockroom.pid")
+        self.starts = 0
+
+    def start(self, timeout=20.0):
+        self.starts += 1
+        with open(self.log_path, "a") as log_file:
+            log_file.write(f"\n===== fault-storm: start #{self.starts} at {time.strftime('%H:%M:%S')} =====\n")
+            log_file.flush()
+            env = dict(os.environ, DATABASE_URL=self.args.database_url)
+            self.process = subprocess.Popen(
+                [self.args.stockroom, "serve", "--host", "127.0.0.1", "--port", str(self.port),
+                 "--database-url", self.args.database_url],
+                stdout=log_file, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
+            )
+        with open(self.pid_path, "w") as pid_file:
+            pid_file.write(str(self.process.pid))
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise Failure(f"the service exited with {self.process.returncode} on start (log: {self.log_path})")
+            try:
+                with connect(self.args, self.port) as probe:
+                    if probe.ping():
+                        return
+            except redis.RedisError:
+                time.sleep(0.05)
+        raise Failure(f"the service did not answer PING within {timeout:.0f} s of its start (log: {self.log_path})")
+
+    def kill(self):
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait()
+        os.unlink(self.pid_path)
+
+    def stop(self):
+        if self.process is None or self.process.poll() is not None:
+            return
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            self.process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            log(f"the service did not stop within 15 s of SIGTERM; killed (log: {self.log_path})")
+            self.process.kill()
+            self.process.wait()
+        if os.path.exists(self.pid_path):
+            os.unlink(self.pid_path)
+
+
+class Database:
+    def __init__(self, args):
+        self.args = args
+        self.pg_ctl = os.path.join(args.pg_bin, "pg_ctl")
+        self.frozen = False
+
+    def crash(self):
+        result = as_postgres([self.pg_ctl, "-D", self.args.pg_data, "-m", "immediate", "-w", "stop"])
+        if result.returncode != 0:
+            raise Failure(f"pg_ctl stop -m immediate failed: {result.stderr.strip() or result.stdout.strip()}")
+
+    def start(self):
+        result = as_postgres([self.pg_ctl, "-D", self.args.pg_data, "-l", self.args.pg_log, "-w", "-t", "60", "start"])
+        if result.returncode != 0:
+            raise Failure(f"PostgreSQL did not start again (log: {self.args.pg_log}): {result.stderr.strip()}")
+
+
+    def freeze(self, sig):
+        """SIGSTOP or SIGCONT to the postmaster and every process it started."""
+        with open(os.path.join(self.args.pg_data, "postmaster.pid")) as pid_file:
+            postmaster = int(pid_file.readline())
+        children = subprocess.run(["pgrep", "-P", str(postmaster)], capture_output=True, text=True).stdout.split()
+        for pid in [postmaster] + [int(child) for child in children]:
+            os.kill(pid, sig)
+        self.frozen = sig == signal.SIGSTOP
+
+
+class Storm:
+    """One scenario's clients, their outcomes and what they saw."""
+
+    def __init__(self, args, name, port, product_id, customers):
+        self.args = args
+        self.name = name
+        self.port = port
+        self.product_id = product_id
+        self.customers = customers  # [(user_id, email, token)]
+        self.lock = threading.Lock()
+        self.acknowledged = {}       # key -> (order id, user id)
+        self.out_of_stock = set()
+        self.unresolved = {}         # key -> last error, when the deadline struck
+        self.retried_keys = set()    # keys answered after at least one failed attempt
+        self.trails = collections.defaultdict(list)  # key -> what its failed attempts saw
+        self.anomalies = []          # replies that break the protocol's promises
+        self.errors = collections.Counter()
+        self.retries = 0
+        self.first_failure = None
+        self.first_success_after_restart = None
+        self.restart_began = None
+        self.fault_wanted = threading.Event()
+        self.fault_at = max(1, int(args.stock * args.fault_at))
+        total = args.stock + max(args.clients, int(args.stock * args.extra_keys))
+        self.keys = [[] for _ in customers]
+        for index in range(total):
+            self.keys[index % len(customers)].append(f"{name}-{index:04d}")
+        self.total_keys = total
+
+    # -- bookkeeping, under the lock --
+
+    def failed(self, kind, key=None):
+        with self.lock:
+            if key is not None:
+                self.trails[key].append(kind)
+            self.errors[kind] += 1
+            if self.first_failure is None:
+                self.first_failure = time.monotonic()
+
+    def answered(self):
+        now = time.monotonic()
+        with self.lock:
+            if self.restart_began is not None and self.first_success_after_restart is None and now >= self.restart_began:
+                self.first_success_after_restart = now
+
+    # -- one client --
+
+    def run_client(self, index, deadline):
+        user_id, email, token = self.customers[index]
+        client = None
+
+        def drop():
+            nonlocal client
+            if client is not None:
+                try:
+                    client.close()
+                except Exception:
+                    pass
+            client = None
+
+        def log_in():
+            nonlocal client, token
+            client = connect(self.args, self.port)
+            try:
+                try:
+                    client.execute_command("AUTH", token)
+                except redis.AuthenticationError as error:
+                    if error_code(error) != "WRONGPASS":
+                        raise
+                    # The session is gone (it should not be: sessions live in the database).
+                    self.failed("-WRONGPASS (session token)")
+                    reply = client.execute_command("SESSION.LOGIN", json.dumps({"email": email, "password": PASSWORD}))
+                    token = json.loads(reply)["token"]
+            except BaseException:
+                drop()  # not logged in: the next attempt starts over on a new connection
+                raise
+
+        for key in self.keys[index]:
+            payload = json.dumps({"lines": [{"product_id": self.product_id, "quantity": 1}], "idempotency_key": key},
+                                 separators=(",", ":"))
+            tries = 0
+            last_error = None
+            while True:
+                if time.monotonic() > deadline:
+                    with self.lock:
+                        self.unresolved[key] = last_error
+                    break
+                if tries:
+                    with self.lock:
+                        self.retries += 1
+                    time.sleep(min(0.4, 0.02 * 2 ** min(tries, 5)) * random.uniform(0.5, 1.0))
+                tries += 1
+                try:
+                    if client is None:
+                        log_in()
+                    reply = client.execute_command("ORDER.PLACE", payload)
+                except redis.TimeoutError:
+                    last_error = "client timeout"
+                    self.failed(f"no reply in {self.args.reply_timeout:g} s", key)
+                    drop()
+                    continue
+                except redis.AuthenticationError as error:  # NOAUTH or WRONGPASS; redis-py closed the connection
+                    last_error = f"-{error_code(error)} {error}"
+                    self.failed(f"-{error_code(error)}", key)
+                    drop()
+                    continue
+                except redis.ConnectionError as error:
+                    last_error = f"connection error: {error}"
+                    self.failed("connection errors", key)
+                    drop()
+                    continue
+                except redis.ResponseError as error:
+                    code = error_code(error)
+                    message = str(error)
+                    if code == "OUTOFSTOCK":
+                        with self.lock:
+                            self.out_of_stock.add(key)
+                        self.answered()
+                        break
+                    last_error = f"-{code} {message}"
+                    if code in RETRIED or (code == "CONFLICT" and "concurrently" in message):
+                        self.failed(f"-{code}", key)
+                        if code == "SHUTDOWN":
+                            drop()
+                        continue
+                    # Not definitive and not retryable: the service broke a promise.
+                    with self.lock:
+                        self.anomalies.append(f"{key}: unexpected reply -{code} {message}")
+                        self.unresolved[key] = last_error
+                        self.errors[f"-{code}"] += 1
+                    break
+                except (OSError, ValueError, KeyError) as error:
+                    last_error = f"{type(error).__name__}: {error}"
+                    self.failed(f"client-side {type(error).__name__}", key)
+                    drop()
+                    continue
+                try:
+                    order = json.loads(reply)
+                    problems = []
+                    if order.get("idempotency_key") != key:
+                        problems.append(f"idempotency_key {order.get('idempotency_key')!r}")
+                    if order.get("user_id") != user_id:
+                        problems.append(f"user_id {order.get('user_id')!r}, expected {user_id}")
+                    lines = order.get("lines") or []
+                    if [(line.get("product_id"), line.get("quantity")) for line in lines] != [(self.product_id, 1)]:
+                        problems.append(f"lines {lines!r}")
+                    order_id = order["id"]
+                except (ValueError, KeyError, TypeError, AttributeError) as error:
+                    with self.lock:
+                        self.anomalies.append(f"{key}: reply is not an order ({error}): {str(reply)[:200]}")
+                        self.unresolved[key] = "bad reply"
+                    break
+                with self.lock:
+                    if tries > 1:
+                        self.retried_keys.add(key)
+                    if problems:
+                        self.anomalies.append(f"{key}: order {order_id} does not match its request: {'; '.join(problems)}")
+                    self.acknowledged[key] = (order_id, user_id)
+                self.answered()
+                break
+        drop()
+
+    # -- the whole scenario --
+
+    def run(self, fault, recover):
+        started = time.monotonic()
+        deadline = started + self.args.deadline
+        threads = [threading.Thread(target=self.run_client, args=(i, deadline), daemon=True)
+                   for i in range(len(self.customers))]
+        for thread in threads:
+            thread.start()
+        # The fault strikes once enough is sold, while the clients are busy.
+        fault_deadline = started + self.args.deadline / 2
+        while time.monotonic() < fault_deadline:
+            with self.lock:
+                sold = len(self.acknowledged)
+            if sold >= self.fault_at:
+                break
+            time.sleep(0.002)
+        with self.lock:
+            sold_at_fault = len(self.acknowledged)
+        fault_time = time.monotonic()
+        self.fault_wall_clock = time.time()
+        fault()
+        time.sleep(self.args.outage)
+        with self.lock:
+            self.restart_began = time.monotonic()
+        recover()
+        restarted = time.monotonic()
+        for thread in threads:
+            thread.join(max(0.1, deadline + self.args.reply_timeout + 2 - time.monotonic()))
+        hung = sum(thread.is_alive() for thread in threads)
+        self.timing = {
+            "sold_at_fault": sold_at_fault,
+            "down": restarted - fault_time,
+            "restart": restarted - self.restart_began,
+            "outage": (self.first_success_after_restart - self.first_failure)
+            if self.first_failure is not None and self.first_success_after_restart is not None else None,
+            "elapsed": time.monotonic() - started,
+            "hung": hung,
+        }
+
+
+def check_invariants(args, storm):
+    """The scenario's orders as PostgreSQL has them, against what the clients were told."""
+    failures = list(storm.anomalies)
+    if storm.timing["hung"]:
+        failures.append(f"{storm.timing['hung']} client(s) still waiting after the deadline (the service hangs?)")
+    if storm.unresolved:
+        sample = ", ".join(f"{k} ({v})" for k, v in sorted(storm.unresolved.items())[:5])
+        failures.append(f"{len(storm.unresolved)} key(s) without a definitive answer by the deadline: {sample}")
+    if args.strict and storm.errors.get("-INTERNAL"):
+        failures.append(f"{storm.errors['-INTERNAL']} -INTERNAL replies (--strict)")
+
+    duplicates = psql(args, "SELECT user_id, idempotency_key, count(*) FROM orders "
+                            "WHERE idempotency_key IS NOT NULL GROUP BY 1, 2 HAVING count(*) > 1")
+    for user_id, key, count in duplicates:
+        failures.append(f"key {key} of user {user_id} holds {count} orders")
+
+    prefix = storm.name + "-"
+    rows = psql(args, f"""
+        SELECT o.id, o.user_id, o.idempotency_key, o.status, extract(epoch FROM o.created_at),
+               (SELECT count(*) FROM order_lines l WHERE l.order_id = o.id),
+               (SELECT coalesce(sum(l.quantity), 0) FROM order_lines l WHERE l.order_id = o.id AND l.product_id = {storm.product_id}),
+               (SELECT count(*) FROM order_status_history h WHERE h.order_id = o.id)
+        FROM orders o
+        WHERE o.idempotency_key LIKE '{prefix}%'
+           OR o.id IN (SELECT order_id FROM order_lines WHERE product_id = {storm.product_id})
+        ORDER BY o.id""")
+    stored = {}
+    # Orders whose client lost the reply (its request was in flight at the fault) and
+    # learned of them by retrying the key: the case idempotency keys exist for.
+    storm.in_doubt = []
+    for order_id, user_id, key, status, created, line_count, quantity, history in rows:
+        if key in storm.retried_keys and float(created) < storm.fault_wall_clock:
+            seen = collections.Counter(storm.trails[key])
+            storm.in_doubt.append(f"{key} (order {order_id}) was written before the fault, its client then saw "
+                                  + ", ".join(f"{kind} ×{n}" for kind, n in seen.most_common()))
+        if key in stored:
+            failures.append(f"key {key}: orders {stored[key][0]} and {order_id}")
+        stored[key] = (int(order_id), int(user_id))
+        if not key.startswith(prefix) or line_count != "1" or quantity != "1" or history != "1" or status != "pending":
+            failures.append(f"order {order_id} (key {key}) is not one pending line of 1 x product {storm.product_id}: "
+                            f"{line_count} line(s), quantity {quantity}, {history} history row(s), {status}")
+
+    for key, (order_id, user_id) in sorted(storm.acknowledged.items()):
+        if key not in stored:
+            failures.append(f"LOST: key {key} was acknowledged as order {order_id} but no order has that key")
+        elif stored[key] != (order_id, user_id):
+            failures.append(f"key {key} was acknowledged as order {order_id} of user {user_id}, "
+                            f"stored as order {stored[key][0]} of user {stored[key][1]}")
+    for key, (order_id, _) in sorted(stored.items()):
+        if key in storm.out_of_stock:
+            failures.append(f"key {key} was answered -OUTOFSTOCK, yet order {order_id} has it")
+        elif key not in storm.acknowledged and key not in storm.unresolved:
+            failures.append(f"order {order_id} (key {key}) was never acknowledged to its client")
+    if len(stored) != len(storm.acknowledged):
+        failures.append(f"{len(stored)} orders stored, {len(storm.acknowledged)} acknowledged")
+
+    (stock, sold), = psql(args, f"""
+        SELECT p.stock, (SELECT coalesce(sum(l.quantity), 0) FROM order_lines l JOIN orders o ON o.id = l.order_id
+                         WHERE l.product_id = p.id AND o.status <> 'cancelled')
+        FROM products p WHERE p.id = {storm.product_id}""")
+    stock, sold = int(stock), int(sold)
+    if stock + sold != args.stock:
+        failures.append(f"stock {stock} + sold {sold} = {stock + sold}, not the initial {args.stock}")
+    # More keys than stock, quantity 1, nothing cancelled: everything is sold, and a key
+    # was refused only once the stock was gone.
+    if not storm.unresolved and (stock != 0 or sold != args.stock):
+        failures.append(f"stock left {stock}, sold {sold} of {args.stock}, yet {len(storm.out_of_stock)} keys were refused -OUTOFSTOCK")
+    return stored, stock, failures
+
+
+def summary(storm, stored, title):
+    t = storm.timing
+    kinds = ["connection errors", "-UNAVAILABLE", "-TIMEOUT", "-INTERNAL"]
+    seen = [f"{kind} ×{storm.errors.get(kind, 0)}" for kind in kinds]
+    seen += [f"{kind} ×{n}" for kind, n in sorted(storm.errors.items()) if kind not in kinds]
+    outage = f"{t['outage']:.2f} s" if t["outage"] is not None else "n/a"
+    return (f"{storm.name} ({title}): keys {storm.total_keys}, orders acknowledged {len(storm.acknowledged)}, "
+            f"stored {len(stored)}, -OUTOFSTOCK {len(storm.out_of_stock)}, retries {storm.retries}, "
+            f"in-doubt orders found by retrying {len(storm.in_doubt)}; "
+            f"errors: {', '.join(seen)}; fault after {t['sold_at_fault']} orders, down {t['down']:.2f} s "
+            f"(restart {t['restart']:.2f} s), outage for clients {outage}; {t['elapsed']:.1f} s")
+
+
+def setup(args, service):
+    """An admin (through `stockroom admin create`), --clients customers sharing its password
+    hash (hashing costs seconds in a loop; the hash is what logging in checks), logged in."""
+    result = subprocess.run([args.stockroom, "admin", "create", ADMIN_EMAIL, "--name", "Storm Admin",
+                             "--database-url", args.database_url], input=PASSWORD + "\n",
+                            capture_output=True, text=True)
+    if result.returncode != 0:
+        raise Failure(f"stockroom admin create failed: {result.stderr.strip()}")
+    psql(args, f"""
+        INSERT INTO users (email, name, role, password_hash)
+        SELECT 'storm-customer-' || n || '@example.com', 'Storm customer ' || n, 'customer', a.password_hash
+        FROM generate_series(1, {args.clients}) n, users a WHERE a.email = '{ADMIN_EMAIL}'""")
+    admin = connect(args, service.port)
+    admin.execute_command("SESSION.LOGIN", json.dumps({"email": ADMIN_EMAIL, "password": PASSWORD}))
+    products = {}
+    for name in ("A", "B", "C"):
+        reply = admin.execute_command("PRODUCT.CREATE", json.dumps({
+            "sku": f"STORM-{name}", "name": f"Fault storm {name}", "description": "", "price_cents": 100,
+            "currency": "EUR", "stock": args.stock}))
+        products[name] = json.loads(reply)["id"]
+    admin.close()
+    customers = []
+    for n in range(1, args.clients + 1):
+        email = f"storm-customer-{n}@example.com"
+        client = connect(args, service.port)
+        login = json.loads(client.execute_command("SESSION.LOGIN", json.dumps({"email": email, "password": PASSWORD})))
+        customers.append((login["user"]["id"], email, login["token"]))
+        client.close()
+    return products, customers
+
+
+def main():
+    args = parse_args()
+    # Stopped by test-faults.sh (interrupted): through `finally`, which stops the service.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    port = args.port or free_port()
+    service = Service(args, port)
+    database = Database(args)
+    failed = False
+    started = time.monotonic()
+    try:
+        service.start()
+        products, customers = setup(args, service)
+        scenarios = {
+            "A": ("kill -9 the service", lambda: service.kill(), lambda: service.start()),
+            "B": ("pg_ctl stop -m immediate", database.crash, database.start),
+            "C": ("PostgreSQL frozen by SIGSTOP", lambda: database.freeze(signal.SIGSTOP),
+                  lambda: database.freeze(signal.SIGCONT)),
+        }
+        for name, (title, fault, recover) in scenarios.items():
+            if args.scenario != name and not (args.scenario == "all" and name != "C"):
+                continue
+            storm = Storm(args, name, port, products[name], customers)
+            storm.run(fault, recover)
+            stored, stock, failures = check_invariants(args, storm)
+            line = summary(storm, stored, title)
+            if failures:
+                failed = True
+                log(f"FAIL {line}")
+                for failure in failures[:25]:
+                    log(f"  {failure}")
+                if len(failures) > 25:
+                    log(f"  … and {len(failures) - 25} more")
+            else:
+                log(f"ok   {line}")
+            if args.verbose:
+                for detail in storm.in_doubt:
+                    log(f"  in doubt: {detail}")
+            if storm.errors.get("-INTERNAL") and not args.strict:
+                log(f"  note: {storm.errors['-INTERNAL']} -INTERNAL replies (a failure with --strict); "
+                    f"their request ids are in {service.log_path}")
+    except Failure as error:
+        failed = True
+        log(f"FAIL {error}")
+    except Exception as error:  # a bug of this script, or of the service breaking it
+        failed = True
+        log(f"FAIL {type(error).__name__}: {error}")
+        raise
+    finally:
+        if database.frozen:  # interrupted in scenario C: a stopped cluster cannot be shut down
+            database.freeze(signal.SIGCONT)
+        service.stop()
+    if failed:
+        log(f"logs: service {service.log_path}, PostgreSQL {args.pg_log}")
+        sys.exit(1)
+    log(f"no order lost or doubled ({time.monotonic() - started:.1f} s)")
+
+
+if __name__ == "__main__":
+    main()
