@@ -58,8 +58,9 @@ test-examples: db ## Build the programs under Examples/ and run them against a m
 	@scripts/test-examples.sh $(EXAMPLES)
 
 # The storm stops PostgreSQL, so it runs on a throwaway cluster of its own (.build/fault-pg,
-# port FAULT_PG_PORT=54329), never on the shared one. FAULT_FLAGS=--strict also fails on -INTERNAL.
-FAULT_FLAGS ?=
+# port FAULT_PG_PORT=54329), never on the shared one. --strict (the default) also fails on
+# -INTERNAL replies and on requests left unanswered while the database hangs.
+FAULT_FLAGS ?= --strict
 
 test-faults: pyclients ## Kill the service, then crash PostgreSQL, mid-storm of orders: none lost or doubled
 	@scripts/test-faults.sh $(FAULT_FLAGS)

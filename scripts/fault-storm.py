@@ -15,8 +15,13 @@ order, or -OUTOFSTOCK. Once a third of the stock is sold, the fault:
   A. the service is killed with SIGKILL, then started again on the same port;
   B. PostgreSQL is stopped with `pg_ctl stop -m immediate` (a crash: no checkpoint), then
      started again; the service stays up and must recover by itself.
-  C. (only with --scenario C) PostgreSQL hangs: every process of the cluster is stopped
-     with SIGSTOP, then resumed with SIGCONT — a database that neither answers nor fails.
+  C. PostgreSQL hangs: every process of the cluster is stopped with SIGSTOP for longer
+     than the service's deadlines, then resumed with SIGCONT — a database that neither
+     answers nor fails. Every request must still be answered (-TIMEOUT, -UNAVAILABLE)
+     before the client's own reply timeout: with --strict, a client left without a reply
+     fails the test.
+  D. With PostgreSQL frozen and orders in flight, the service gets SIGTERM: it must exit
+     within its --shutdown-deadline.
 
 Then, directly in PostgreSQL: every acknowledged order is stored once, under its key, its
 user and its id; nothing else is stored (no order behind a -OUTOFSTOCK or behind a key the
@@ -45,7 +50,7 @@ ADMIN_EMAIL = "storm-admin@example.com"
 
 # Error replies after which the same key is tried again: the order may or may not have
 # been written, and asking again with the same key is how a client finds out.
-RETRIED = {"UNAVAILABLE", "TIMEOUT", "INTERNAL", "SHUTDOWN", "NOAUTH"}
+RETRIED = {"UNAVAILABLE", "TIMEOUT", "INDOUBT", "INTERNAL", "SHUTDOWN", "NOAUTH"}
 
 
 def log(message):
@@ -75,8 +80,11 @@ def parse_args():
     parser.add_argument("--outage", type=float, default=1.0, help="seconds the killed part stays down (1.0)")
     parser.add_argument("--deadline", type=float, default=25.0, help="seconds a scenario's clients may take in all (25)")
     parser.add_argument("--reply-timeout", type=float, default=5.0, help="seconds a client waits for one reply (5)")
-    parser.add_argument("--scenario", choices=["A", "B", "C", "all"], default="all", help="all: A and B")
-    parser.add_argument("--strict", action="store_true", help="-INTERNAL replies fail the test")
+    parser.add_argument("--scenario", choices=["A", "B", "C", "D", "all"], default="all", help="all: A to D")
+    parser.add_argument("--strict", action="store_true", help="-INTERNAL replies, and requests left without a reply while the database hangs, fail the test")
+    parser.add_argument("--statement-timeout", default="1s", help="the service's --statement-timeout (1s): its deadline is 0.5 s more, then 1 s of grace")
+    parser.add_argument("--shutdown-deadline", type=int, default=3, help="the service's --shutdown-deadline, in seconds (3)")
+    parser.add_argument("--freeze", type=float, default=4.0, help="seconds PostgreSQL stays frozen in C (4): longer than the service's deadlines")
     parser.add_argument("--verbose", action="store_true", help="also list the in-doubt orders and what their clients saw")
     return parser.parse_args()
 
@@ -146,10 +154,13 @@ class Service:
         with open(self.log_path, "a") as log_file:
             log_file.write(f"\n===== fault-storm: start #{self.starts} at {time.strftime('%H:%M:%S')} =====\n")
             log_file.flush()
-            env = dict(os.environ, DATABASE_URL=self.args.database_url)
+            # A hung server accepts no connection either: give up on one after 2 s.
+            url = self.args.database_url + ("&" if "?" in self.args.database_url else "?") + "connect_timeout=2"
+            env = dict(os.environ, DATABASE_URL=url)
             self.process = subprocess.Popen(
                 [self.args.stockroom, "serve", "--host", "127.0.0.1", "--port", str(self.port),
-                 "--database-url", self.args.database_url],
+                 "--database-url", url, "--statement-timeout", self.args.statement_timeout,
+                 "--shutdown-deadline", str(self.args.shutdown_deadline)],
                 stdout=log_file, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
             )
         with open(self.pid_path, "w") as pid_file:
@@ -425,6 +436,9 @@ def check_invariants(args, storm):
         failures.append(f"{len(storm.unresolved)} key(s) without a definitive answer by the deadline: {sample}")
     if args.strict and storm.errors.get("-INTERNAL"):
         failures.append(f"{storm.errors['-INTERNAL']} -INTERNAL replies (--strict)")
+    unanswered = storm.errors.get(f"no reply in {args.reply_timeout:g} s")
+    if args.strict and unanswered and storm.name == "C":
+        failures.append(f"{unanswered} request(s) left without a reply for {args.reply_timeout:g} s while the database hung (--strict)")
 
     duplicates = psql(args, "SELECT user_id, idempotency_key, count(*) FROM orders "
                             "WHERE idempotency_key IS NOT NULL GROUP BY 1, 2 HAVING count(*) > 1")
@@ -498,6 +512,53 @@ def summary(storm, stored, title):
             f"(restart {t['restart']:.2f} s), outage for clients {outage}; {t['elapsed']:.1f} s")
 
 
+def shutdown_with_frozen_database(args, service, database, product_id, customers):
+    """D: SIGTERM while PostgreSQL hangs and orders wait on it; the service must exit
+    within its --shutdown-deadline. Its clients get -SHUTDOWN, -TIMEOUT or a closed
+    connection; no invariant of orders is checked (nothing can be committed while frozen)."""
+    clients = []
+    for _, _, token in customers:
+        client = connect(args, service.port)
+        client.execute_command("AUTH", token)
+        clients.append(client)
+    database.freeze(signal.SIGSTOP)
+    try:
+        def place(client, index):
+            payload = json.dumps({"lines": [{"product_id": product_id, "quantity": 1}], "idempotency_key": f"D-{index:04d}"})
+            try:
+                client.execute_command("ORDER.PLACE", payload)
+            except redis.RedisError:
+                pass
+        threads = [threading.Thread(target=place, args=(client, index), daemon=True) for index, client in enumerate(clients)]
+        for thread in threads:
+            thread.start()
+        time.sleep(0.3)  # the orders are in the service, waiting on the database
+        started = time.monotonic()
+        service.process.send_signal(signal.SIGTERM)
+        try:
+            service.process.wait(timeout=args.shutdown_deadline + 10)
+        except subprocess.TimeoutExpired:
+            pass
+        took = time.monotonic() - started
+        exited = service.process.poll() is not None
+    finally:
+        database.freeze(signal.SIGCONT)
+    for client in clients:
+        try:
+            client.close()
+        except Exception:
+            pass
+    limit = args.shutdown_deadline + 0.5
+    if exited and took <= limit:
+        log(f"ok   D (SIGTERM with PostgreSQL frozen, {len(clients)} orders waiting): exited with {service.process.returncode} in {took:.2f} s (--shutdown-deadline {args.shutdown_deadline})")
+        return True
+    log(f"FAIL D (SIGTERM with PostgreSQL frozen): {'exited' if exited else 'still running'} after {took:.2f} s, more than {limit:g} s")
+    if not exited:
+        service.process.kill()
+        service.process.wait()
+    return False
+
+
 def setup(args, service):
     """An admin (through `stockroom admin create`), --clients customers sharing its password
     hash (hashing costs seconds in a loop; the hash is what logging in checks), logged in."""
@@ -513,7 +574,7 @@ def setup(args, service):
     admin = connect(args, service.port)
     admin.execute_command("SESSION.LOGIN", json.dumps({"email": ADMIN_EMAIL, "password": PASSWORD}))
     products = {}
-    for name in ("A", "B", "C"):
+    for name in ("A", "B", "C", "D"):
         reply = admin.execute_command("PRODUCT.CREATE", json.dumps({
             "sku": f"STORM-{name}", "name": f"Fault storm {name}", "description": "", "price_cents": 100,
             "currency": "EUR", "stock": args.stock}))
@@ -548,8 +609,11 @@ def main():
                   lambda: database.freeze(signal.SIGCONT)),
         }
         for name, (title, fault, recover) in scenarios.items():
-            if args.scenario != name and not (args.scenario == "all" and name != "C"):
+            if args.scenario not in (name, "all"):
                 continue
+            outage = args.outage
+            if name == "C":
+                args.outage = max(args.outage, args.freeze)
             storm = Storm(args, name, port, products[name], customers)
             storm.run(fault, recover)
             stored, stock, failures = check_invariants(args, storm)
@@ -569,6 +633,10 @@ def main():
             if storm.errors.get("-INTERNAL") and not args.strict:
                 log(f"  note: {storm.errors['-INTERNAL']} -INTERNAL replies (a failure with --strict); "
                     f"their request ids are in {service.log_path}")
+            args.outage = outage
+        if args.scenario in ("D", "all"):
+            if not shutdown_with_frozen_database(args, service, database, products["D"], customers):
+                failed = True
     except Failure as error:
         failed = True
         log(f"FAIL {error}")

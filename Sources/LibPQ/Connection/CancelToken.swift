@@ -1,6 +1,7 @@
 internal import CLibPQ
 internal import Dispatch
 internal import Foundation
+import Synchronization
 
 /// libpq's `PGcancel` for one session, and the cancel requests sent with it that have not
 /// settled yet.
@@ -31,24 +32,47 @@ final class CancelToken: @unchecked Sendable {
 
     init(_ pointer: OpaquePointer?) { handle = pointer.map(Handle.init) }
 
-    /// Asks the server to cancel whatever the session is running, without waiting.
-    func send() {
+    /// Asks the server to cancel whatever the session is running, without waiting; false
+    /// when no request went out: one is still on its way (a second would change
+    /// nothing), or too many are stuck process-wide.
+    ///
+    /// `PQcancel` runs on a thread of its own, never on a Dispatch queue: it blocks until
+    /// the server answers, which a hung server never does, and blocked workers of
+    /// Dispatch's global queues are the very threads Swift's tasks run on.
+    @discardableResult
+    func send() -> Bool {
         condition.lock()
-        guard let handle else {
+        guard let handle, inFlight == 0 else {
             condition.unlock()
-            return
+            return false
+        }
+        guard Self.threads.add(1, ordering: .relaxed).newValue <= Self.maxThreads else {
+            Self.threads.subtract(1, ordering: .relaxed)
+            condition.unlock()
+            return false
         }
         inFlight += 1
         condition.unlock()
-        DispatchQueue.global().async {
+        let thread = Thread {
             var message = [CChar](repeating: 0, count: 256)
             _ = PQcancel(handle.raw, &message, Int32(message.count))
+            Self.threads.subtract(1, ordering: .relaxed)
             self.condition.lock()
             self.inFlight -= 1
             if self.inFlight == 0 { self.condition.broadcast() }
             self.condition.unlock()
         }
+        thread.name = "LibPQ.cancel"
+        thread.stackSize = 256 << 10
+        thread.start()
+        return true
     }
+
+    /// Threads sending cancel requests, process-wide, and how many may: each waits for
+    /// a server that may never answer. Past the limit a statement is not cancelled but
+    /// cut off at its hard stop, which needs no thread.
+    private static let threads = Atomic<Int>(0)
+    static let maxThreads = 64
 
     /// Whether a request sent earlier may still reach the server.
     var isSettled: Bool {

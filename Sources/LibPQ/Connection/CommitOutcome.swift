@@ -13,7 +13,7 @@ enum CommitAttempt<Value: Sendable>: Sendable {
     case failed(PostgresError)
     /// The connection broke after the transaction got its id; `value` is what its
     /// statements returned, good if it committed.
-    case unknown(transactionID: Int64, backendPID: Int32, value: Value, error: PostgresError)
+    case unknown(Transaction, value: Value, error: PostgresError)
 
     func resolve(connection: PostgresConnection) async throws -> Value {
         switch self {
@@ -21,9 +21,9 @@ enum CommitAttempt<Value: Sendable>: Sendable {
             return value
         case .failed(let error):
             throw error
-        case .unknown(let id, let pid, let value, let error):
-            connection.logger.info("connection lost during COMMIT; asking the server whether it committed", metadata: ["postgres.txid": "\(id)"])
-            if try await PostgresConnection.didCommit(transactionID: id, backendPID: pid, configuration: connection.configuration, logger: connection.logger) {
+        case .unknown(let transaction, let value, let error):
+            connection.logger.info("connection lost during COMMIT; asking the server whether it committed", metadata: ["postgres.txid": "\(transaction.id)"])
+            if try await PostgresConnection.didCommit(transaction, configuration: connection.configuration, logger: connection.logger) {
                 return value
             }
             var failure = error
@@ -33,9 +33,29 @@ enum CommitAttempt<Value: Sendable>: Sendable {
     }
 }
 
+/// A transaction whose COMMIT may or may not have happened, as the server identifies it.
+struct Transaction: Sendable {
+    /// `txid_current()`: the 32-bit xid with its epoch.
+    var id: Int64
+    var backendPID: Int32
+    /// When the server last started. A crash can give an id away again: one the
+    /// transaction got but never wrote to the WAL before the crash is handed to a new
+    /// transaction after recovery, and `txid_status` then answers for that one.
+    var serverStart: Double
+
+    /// Reads `transactionIDQuery`'s row; nil when the transaction wrote nothing.
+    init?(_ rows: PostgresRows, backendPID: Int32) {
+        guard let row = rows.first, let id = try? row[0, as: Int64?.self], let start = try? row[1, as: Double.self] else { return nil }
+        self.id = id
+        self.backendPID = backendPID
+        self.serverStart = start
+    }
+}
+
 extension PostgresConnection {
-    /// The transaction's id, or NULL when it wrote nothing (then there is nothing to lose).
-    static let transactionIDQuery: PostgresQuery = "SELECT txid_current_if_assigned()"
+    /// The transaction's id — NULL when it wrote nothing (then there is nothing to lose) —
+    /// and when the server started, to tell a crash since.
+    static let transactionIDQuery: PostgresQuery = "SELECT txid_current_if_assigned(), extract(epoch FROM pg_postmaster_start_time())::float8"
 
     /// Asks the server, on new connections, whether transaction `id` committed; waits for
     /// the database to come back (a restart, a failover) up to
@@ -47,7 +67,14 @@ extension PostgresConnection {
     /// settles the outcome at once instead of after `idle_in_transaction_session_timeout`.
     /// One still busy — running the COMMIT, waiting for a synchronous standby — is left
     /// to finish, and asked about again.
-    static func didCommit(transactionID id: Int64, backendPID pid: Int32, configuration: Configuration, logger: Logger) async throws -> Bool {
+    ///
+    /// If the server restarted meanwhile (a crash, a failover), "aborted" still holds —
+    /// a commit that reached the disk survives the crash — but "committed" may be about
+    /// another transaction that got the same id after recovery: that is
+    /// `.commitOutcomeUnknown`, for the caller to settle with what it knows (an
+    /// idempotency key, say).
+    static func didCommit(_ transaction: Transaction, configuration: Configuration, logger: Logger) async throws -> Bool {
+        let (id, pid) = (transaction.id, transaction.backendPID)
         var configuration = configuration
         configuration.reconnectWhenDroppedIdle = false
         configuration.connectTimeout = 2
@@ -59,8 +86,15 @@ extension PostgresConnection {
                 let checker = try await connect(configuration, logger: logger)
                 do {
                     while ContinuousClock.now < deadline {
-                        let status = try await checker.query("SELECT txid_status(\(id))").first?[0, as: String?.self]
+                        let rows = try await checker.query("SELECT txid_status(\(id)), extract(epoch FROM pg_postmaster_start_time())::float8")
+                        let status = try rows.first?[0, as: String?.self]
+                        let restarted = try rows.first?[1, as: Double.self] != transaction.serverStart
                         switch status {
+                        case "committed"? where restarted:
+                            await checker.close()
+                            var error = PostgresError(code: .commitOutcomeUnknown, message: "the connection broke during COMMIT and the server restarted since, so its record of transaction \(id) may be another's")
+                            error.transactionIsOver = true
+                            throw error
                         case "committed"?:
                             await checker.close()
                             return true

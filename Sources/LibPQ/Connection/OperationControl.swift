@@ -100,10 +100,9 @@ final class OperationControl: Sendable {
             }
             if state.phase == .running, let next = state.nextCancel, now >= next {
                 state.nextCancel = now + .milliseconds(250)
-                state.cancelsSent += 1
                 // Counted by the token before the lock is let go: `finish` cannot slip in
                 // between and miss a request still travelling.
-                token.send()
+                if token.send() { state.cancelsSent += 1 }
                 return .cancel
             }
             return .none
@@ -119,9 +118,8 @@ final class OperationControl: Sendable {
             state.reason = reason
             state.hardStop = now + grace
             guard state.phase == .running else { return false }
-            state.cancelsSent += 1
             state.nextCancel = now + .milliseconds(250)
-            token.send()
+            if token.send() { state.cancelsSent += 1 }
             return true
         }
         _ = sendNow

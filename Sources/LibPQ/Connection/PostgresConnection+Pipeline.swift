@@ -75,9 +75,9 @@ extension PostgresConnection {
             // Broken mid-way. Once the transaction's id came back, so had every
             // statement's rows: only the COMMIT's answer is missing.
             if case .success(let rows)? = results[commitIndex - 1] {
-                guard let id = try? rows.first?[0, as: Int64?.self] else { return .failed(error) }  // wrote nothing
+                guard let transaction = Transaction(rows, backendPID: backendPID) else { return .failed(error) }  // wrote nothing
                 let values = results[1..<commitIndex - 1].compactMap { try? $0?.get() }
-                return .unknown(transactionID: id, backendPID: backendPID, value: values, error: error)
+                return .unknown(transaction, value: values, error: error)
             }
             return .failed(error)
         } catch {

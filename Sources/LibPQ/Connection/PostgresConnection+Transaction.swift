@@ -86,8 +86,8 @@ extension PostgresConnection {
         do {
             try runPipeline([Self.transactionIDQuery, "COMMIT"], syncAfter: { _ in true }, into: &results)
         } catch let error as PostgresError where error.code == .connection {
-            if case .success(let rows)? = results[0], let id = try? rows.first?[0, as: Int64?.self] {
-                return .unknown(transactionID: id, backendPID: backendPID, value: (), error: error)
+            if case .success(let rows)? = results[0], let transaction = Transaction(rows, backendPID: backendPID) {
+                return .unknown(transaction, value: (), error: error)
             }
             return .failed(error)  // nothing written, or the COMMIT never left
         } catch {

@@ -63,6 +63,10 @@ public struct PostgresError: Error, Sendable, CustomStringConvertible, CustomDeb
     public var statementIndex: Int?
     public var context: String?
     public var severity: String?
+    /// For `.commitOutcomeUnknown`: true when the transaction is certainly over —
+    /// committed or not, the server restarted since — so that looking up what it would
+    /// have written now tells which. False when it may still be running.
+    public var transactionIsOver = false
     /// The server function that raised it: unlike the message, never translated, so it
     /// tells errors that share a SQLSTATE apart whatever `lc_messages` is.
     var routine: String?
