@@ -15,6 +15,7 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 PGDIR="$ROOT/.pg"
 PORT="${STOCKROOM_PG_PORT:-54320}"
+MAX_CONNECTIONS=600
 DEBIAN_PACKAGES=(postgresql postgresql-contrib libpq-dev libsodium-dev pkg-config redis-tools netcat-openbsd python3 python3-venv)
 
 die() { echo "db: $*" >&2; exit 1; }
@@ -167,7 +168,7 @@ cmd_start() {
 listen_addresses = '127.0.0.1'
 port = $PORT
 unix_socket_directories = '$SOCKDIR'
-max_connections = 300
+max_connections = $MAX_CONNECTIONS
 shared_buffers = 256MB
 # A development and test cluster: durability across an OS crash is not worth the fsyncs.
 fsync = off
@@ -181,7 +182,10 @@ EOF
     fi
     as_server touch "$LOG" 2>/dev/null || true
     # The port on the command line: a cluster made with another PG_PORT starts on this one.
-    if ! as_server "$BIN/pg_ctl" -D "$DATA" -l "$LOG" -o "-p $PORT" -w -t 60 start >/dev/null 2>&1; then
+    # So is max_connections, so that a cluster made before it grew gets it too: the
+    # suite's tests run in parallel, each with a database or schema and connections of
+    # its own (about 300 at its peak).
+    if ! as_server "$BIN/pg_ctl" -D "$DATA" -l "$LOG" -o "-p $PORT -c max_connections=$MAX_CONNECTIONS" -w -t 60 start >/dev/null 2>&1; then
         die "PostgreSQL did not start: $(grep -E 'FATAL|ERROR|LOG: +could not' "$LOG" | tail -n 1 || echo "see $LOG")"
     fi
     ensure_role_and_database

@@ -89,8 +89,8 @@ final class OperationControl: Sendable {
         let step = state.withLock { state -> Step in
             guard state.phase != .finished, state.reason != nil else { return .none }
             if let hardStop = state.hardStop, now >= hardStop {
-                // Shut the socket on every tick past the hard stop: a reconnect inside
-                // the operation may have opened a new one since the last.
+                // On every tick past the hard stop: a reconnect inside the operation may
+                // have opened a new socket since the last.
                 if state.phase == .running { socket.sever() }
                 guard !state.abandoned else { return .none }
                 state.abandoned = true

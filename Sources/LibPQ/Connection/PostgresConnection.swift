@@ -132,11 +132,12 @@ public final class PostgresConnection: @unchecked Sendable {
         self.backendPID = PQbackendPID(raw)
         self.serverVersion = Int(PQserverVersion(raw))
         self.noticeSink = Unmanaged.passRetained(NoticeSink(logger: logger))
-        socket.publish(PQsocket(raw))
+        socket.adopt(PQsocket(raw))
         PQsetNoticeReceiver(raw, noticeReceiver, noticeSink.toOpaque())
     }
 
     deinit {
+        socket.release()
         if !isClosed { Self.finish(raw) }
         cancelToken.replace(with: nil)
         noticeSink.release()
@@ -248,7 +249,7 @@ public final class PostgresConnection: @unchecked Sendable {
                 if !self.isClosed {
                     self.listeners.finishAll(throwing: nil)
                     self.cancelToken.replace(with: nil)
-                    self.socket.publish(-1)
+                    self.socket.release()
                     Self.finish(self.raw)
                     self.isClosed = true
                     self.socket.markBroken()
@@ -322,7 +323,10 @@ public final class PostgresConnection: @unchecked Sendable {
         }
         if !isClosed {
             if !listeners.isEmpty { deliverNotifications() }
-            if PQstatus(raw) == CONNECTION_BAD { socket.markBroken() }
+            if PQstatus(raw) == CONNECTION_BAD {
+                socket.markBroken()
+                socket.release()  // libpq closed its descriptor: let the server see the end
+            }
             if PQclientEncoding(raw) != Self.utf8Encoding, PQstatus(raw) == CONNECTION_OK {
                 // `SET client_encoding` would make every later String decode wrong.
                 logger.warning("discarding a connection whose client_encoding was changed from UTF8")
@@ -379,13 +383,13 @@ public final class PostgresConnection: @unchecked Sendable {
             throw connectionError("the connection was closed by the server")
         }
         logger.debug("reconnecting a connection the server dropped while idle", metadata: ["postgres.backend_pid": "\(backendPID)"])
-        socket.publish(-1)  // PQreset closes this socket: nobody may sever its number now
+        socket.release()  // PQreset closes this socket and opens another
         PQreset(raw)
         statements.reset()
         guard PQstatus(raw) == CONNECTION_OK else { throw connectionError("could not reconnect") }
         cancelToken.replace(with: PQgetCancel(raw))
         backendPID = PQbackendPID(raw)
-        socket.reset(descriptor: PQsocket(raw))
+        socket.adopt(PQsocket(raw))
     }
 }
 
