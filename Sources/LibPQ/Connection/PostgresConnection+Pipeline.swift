@@ -30,8 +30,9 @@ extension PostgresConnection {
     /// transaction's id travels back before the COMMIT (still one round trip), and if the
     /// connection breaks before the COMMIT's answer, a new connection asks the server
     /// (`txid_status`) whether it committed. So it returns the rows when it did, throws
-    /// `.connection` when it did not, and `.commitOutcomeUnknown` only when the server
-    /// cannot be asked within the deadline.
+    /// `.connection` when it did not, and `.commitOutcomeUnknown` when the server cannot
+    /// be asked within `Configuration.commitOutcomeTimeout`, or restarted in between
+    /// (then its answer may be about another transaction: see `transactionIsOver`).
     ///
     /// Outside a transaction, when the first failure is a cached plan that a schema change
     /// made unusable, nothing was kept: the whole pipeline runs again once, re-prepared.
