@@ -18,6 +18,14 @@ final class TCPProxy: Sendable {
         var stopped = false
     }
 
+    /// A proxy to the host and port of `url` (a `postgres://` URL on 127.0.0.1).
+    convenience init(inFrontOf url: String) throws {
+        guard let match = url.firstMatch(of: /@[^\/:]+:(\d+)\//), let port = Int(match.1) else {
+            throw TestClientError("no port in the database URL")
+        }
+        try self.init(targetPort: port)
+    }
+
     init(targetPort: Int) throws {
         self.targetPort = targetPort
         let listener = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
