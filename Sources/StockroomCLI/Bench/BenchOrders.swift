@@ -28,13 +28,19 @@ struct BenchOrders: AsyncParsableCommand {
         // generator that hops between an event loop and tasks per request takes CPU from
         // the service and the database it is measuring, on a machine of two cores.
         let (host, port, users, password, products) = (host, port, users, password, products)
+        // At most 16 logins at a time: each takes a token of the service's per-address
+        // login throttle until it succeeds (a burst of 60), and 64 at once would empty it.
+        let logins = DispatchSemaphore(value: 16)
         let threads = (0..<clients).map { client in
             Thread {
                 do {
                     let connection = try BlockingRESPConnection(host: host, port: port)
                     defer { connection.close() }
                     let user = client % users + 1
-                    let auth = try connection.call(["AUTH", "bench-\(user)@example.com", password])
+                    logins.wait()
+                    let answer = Result { try connection.call(["AUTH", "bench-\(user)@example.com", password]) }
+                    logins.signal()
+                    let auth = try answer.get()
                     guard auth == "+OK" else { throw ValidationError("AUTH bench-\(user)@example.com failed: \(auth)") }
                     // The clock starts once every client is logged in, as pgbench's
                     // excludes connecting: 64 logins are 64 Argon2 hashes, seconds of
