@@ -85,7 +85,7 @@ final class OperationControl: Sendable {
     /// Called by the watchdog every tick while the operation is in flight.
     func tick(now: ContinuousClock.Instant) {
         if let deadline, now >= deadline, let limit { expire(.timeout(limit), now: now) }
-        enum Step { case none, cancel, stop((@Sendable (any Error) -> Void)?, any Error) }
+        enum Step { case none, stop((@Sendable (any Error) -> Void)?, any Error) }
         let step = state.withLock { state -> Step in
             guard state.phase != .finished, state.reason != nil else { return .none }
             if let hardStop = state.hardStop, now >= hardStop {
@@ -103,7 +103,7 @@ final class OperationControl: Sendable {
                 // Counted by the token before the lock is let go: `finish` cannot slip in
                 // between and miss a request still travelling.
                 if token.send() { state.cancelsSent += 1 }
-                return .cancel
+                return .none
             }
             return .none
         }
@@ -113,16 +113,15 @@ final class OperationControl: Sendable {
     /// Marks the operation cancelled for `reason` (the first reason wins) and starts the
     /// clock on its hard stop.
     private func expire(_ reason: Reason, now: ContinuousClock.Instant) {
-        let sendNow = state.withLock { state -> Bool in
-            guard state.reason == nil, state.phase != .finished else { return false }
+        state.withLock { state in
+            guard state.reason == nil, state.phase != .finished else { return }
             state.reason = reason
             state.hardStop = now + grace
-            guard state.phase == .running else { return false }
+            // Not yet running: it will not start (see `begin`), nothing to cancel.
+            guard state.phase == .running else { return }
             state.nextCancel = now + .milliseconds(250)
             if token.send() { state.cancelsSent += 1 }
-            return true
         }
-        _ = sendNow
     }
 
     /// The error to throw for an operation cancelled for `reason`.
