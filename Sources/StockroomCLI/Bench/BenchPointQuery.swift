@@ -18,6 +18,17 @@ struct BenchPointQuery: AsyncParsableCommand {
         let clock = ContinuousClock()
         let rows = Int32(self.rows)
         let connectionPool = PostgresPool(configuration: .init(connection: .init(databaseURL), maxConnections: pool))
+        do {
+            try await measure(connectionPool, clock: clock, rows: rows)
+        } catch {
+            // Closed before the error ends the process: exiting while other connections
+            // are still inside libpq (connecting, say) crashes in OpenSSL's exit handler.
+            await connectionPool.close()
+            throw error
+        }
+    }
+
+    private func measure(_ connectionPool: PostgresPool, clock: ContinuousClock, rows: Int32) async throws {
         // Warm up: open the connections and prepare the statement on each.
         try await withThrowingTaskGroup(of: Void.self) { group in
             for _ in 0..<pool { group.addTask { for _ in 0..<50 { _ = try await connectionPool.query("SELECT abalance FROM pgbench_accounts WHERE aid = \(Int32.random(in: 1...rows))") } } }
