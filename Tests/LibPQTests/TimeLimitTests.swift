@@ -259,6 +259,30 @@ struct TimeLimitTests {
         }
     }
 
+    /// A deferred constraint fails at the commit, which in a pipeline is the sync: the
+    /// failure is reported as such, nothing is kept, and the connection stays in step.
+    @Test func aCommitThatFailsAtTheSyncIsReportedAndNothingIsKept() async throws {
+        try await TestDatabase.withSchema { connection in
+            try await connection.simpleQuery(unsafeSQL: """
+                CREATE TABLE t (id int);
+                CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS $$
+                BEGIN IF NEW.id < 0 THEN RAISE EXCEPTION 'refused at commit'; END IF; RETURN NULL; END $$;
+                CREATE CONSTRAINT TRIGGER refuse AFTER INSERT ON t DEFERRABLE INITIALLY DEFERRED
+                    FOR EACH ROW EXECUTE FUNCTION refuse();
+                """)
+            let error = await #expect(throws: PostgresError.self) {
+                try await connection.pipelineTransaction(["INSERT INTO t VALUES (1)", "INSERT INTO t VALUES (-1)"])
+            }
+            #expect(error?.sqlState == .raiseException)
+            #expect(error?.message == "refused at commit")
+            // Statements in a pipeline of their own: only the one that fails to commit fails.
+            let each = try await connection.pipeline(["INSERT INTO t VALUES (2)", "INSERT INTO t VALUES (-2)", "INSERT INTO t VALUES (3)"])
+            #expect(each.map { (try? $0.get()) != nil } == [true, false, true])
+            #expect(try await connection.query("SELECT array_agg(id ORDER BY id) FROM t").scalar([Int32].self) == [2, 3])
+            #expect(connection.isIdle && !connection.isBroken)
+        }
+    }
+
     @Test func aReadOnlyTransactionNeedsNoOutcome() async throws {
         try await TestDatabase.withSchema { connection in
             // No id is assigned when nothing is written, and the commit is a plain one.

@@ -56,7 +56,10 @@ extension PostgresConnection {
         return try await outcome.resolve(connection: self)
     }
 
-    /// `[BEGIN] queries [txid] sync [COMMIT sync]`, the bracketed parts unless `nested`.
+    /// `queries [txid flush] sync`, the bracketed part unless `nested`: the statements run
+    /// as one implicit transaction that commits at the sync. The flush request makes the
+    /// server send every result so far, the transaction's id last, before it reads the
+    /// sync and commits.
     private func runTransactionPipeline(_ queries: [PostgresQuery], nested: Bool) -> CommitAttempt<[PostgresRows]> {
         if nested {
             var results = [Result<PostgresRows, PostgresError>?](repeating: nil, count: queries.count)
@@ -67,29 +70,30 @@ extension PostgresConnection {
                 return .failed(error as? PostgresError ?? PostgresError(code: .unexpectedResponse, message: "\(error)"))
             }
         }
-        let all: [PostgresQuery] = ["BEGIN"] + queries + [Self.transactionIDQuery, "COMMIT"]
-        let commitIndex = all.count - 1
+        let all = queries + [Self.transactionIDQuery]
+        let idIndex = all.count - 1
         var results = [Result<PostgresRows, PostgresError>?](repeating: nil, count: all.count)
+        var commitFailure: PostgresError?
         do {
-            try runPipeline(all, syncAfter: { $0 >= commitIndex - 1 }, into: &results)
+            commitFailure = try runPipeline(all, syncAfter: { _ in false }, flushBeforeLastSync: true, into: &results)
         } catch let error as PostgresError where error.code == .connection {
             // Broken mid-way. Once the transaction's id came back, so had every
-            // statement's rows: only the COMMIT's answer is missing.
-            if case .success(let rows)? = results[commitIndex - 1] {
+            // statement's rows: only the commit's answer is missing.
+            if case .success(let rows)? = results[idIndex] {
                 guard let transaction = Transaction(rows, backendPID: backendPID) else { return .failed(error) }  // wrote nothing
-                let values = results[1..<commitIndex - 1].compactMap { try? $0?.get() }
-                return .unknown(transaction, value: values, error: error)
+                return .unknown(transaction, value: results[..<idIndex].map { try! $0!.get() }, error: error)
             }
             return .failed(error)
         } catch {
             return .failed(error as? PostgresError ?? PostgresError(code: .unexpectedResponse, message: "\(error)"))
         }
-        // A failed statement aborts the rest of its segment; the COMMIT then rolls back.
-        for case .failure(let failure)? in results[0..<commitIndex] where failure.code != .pipelineAborted {
+        // A failed statement aborts the rest; nothing of the transaction is kept.
+        for case .failure(let failure)? in results where failure.code != .pipelineAborted {
             return .failed(failure)
         }
-        if case .failure(let failure)? = results[commitIndex] { return .failed(failure) }
-        return .committed(results[1..<commitIndex - 1].map { try! $0!.get() })
+        // Then the commit itself: a deferred constraint, a serialization failure.
+        if let commitFailure { return .failed(commitFailure) }
+        return .committed(results[..<idIndex].map { try! $0!.get() })
     }
 
     private struct Sent {
@@ -103,8 +107,12 @@ extension PostgresConnection {
     /// last): each segment between syncs is one implicit transaction, and after a
     /// failure the rest of its segment reports `.pipelineAborted`. Results land in
     /// `results` as they arrive, so a caller still has those that came before a broken
-    /// connection made this throw.
-    func runPipeline(_ queries: [PostgresQuery], syncAfter: (Int) -> Bool, into results: inout [Result<PostgresRows, PostgresError>?]) throws {
+    /// connection made this throw. A segment that fails to commit (a deferred
+    /// constraint) reports it as its last statement's result; for the last segment it
+    /// is also returned. `flushBeforeLastSync` asks the server to send every result
+    /// before it commits the last segment.
+    @discardableResult
+    func runPipeline(_ queries: [PostgresQuery], syncAfter: (Int) -> Bool, flushBeforeLastSync: Bool = false, into results: inout [Result<PostgresRows, PostgresError>?]) throws -> PostgresError? {
         guard PQenterPipelineMode(raw) == 1 else { throw connectionError("could not enter pipeline mode") }
         // Nonblocking while sending, so that a large batch cannot deadlock with the server
         // filling our receive buffer while we fill its.
@@ -154,6 +162,9 @@ extension PostgresConnection {
             }
             guard accepted == 1 else { throw connectionError("could not send a statement") }
             if syncAfter(index) || index == queries.count - 1 {
+                if flushBeforeLastSync, index == queries.count - 1 {
+                    guard PQsendFlushRequest(raw) == 1 else { throw connectionError("could not send a statement") }
+                }
                 guard PQpipelineSync(raw) == 1 else { throw connectionError("could not send a statement") }
             }
             sent.append(entry)
@@ -165,6 +176,7 @@ extension PostgresConnection {
         }
         try flushAll()
 
+        var lastCommitFailure: PostgresError?
         for (position, entry) in sent.enumerated() {
             var prepareFailure: PostgresError?
             if let prepare = entry.prepare {
@@ -186,8 +198,12 @@ extension PostgresConnection {
                 results[entry.index] = .success(PostgresRows(ResultHandle(result)))
             }
             try expectEndOfCommand()
-            if syncs[position] { try expectSync() }
+            if syncs[position], let failure = try expectSync() {
+                results[entry.index] = .failure(failure)
+                lastCommitFailure = position == sent.count - 1 ? failure : nil
+            }
         }
+        return lastCommitFailure
     }
 
     /// Sends everything libpq has buffered, reading incoming data meanwhile so that the
@@ -213,11 +229,21 @@ extension PostgresConnection {
         return result
     }
 
-    func expectSync() throws {
-        let sync = try nextPipelineResult()
+    /// Reads a sync's answer: nil, or the error of the implicit commit it made — which
+    /// libpq hands over first, as a result of its own.
+    func expectSync() throws -> PostgresError? {
+        var sync = try nextPipelineResult()
+        var commitFailure: PostgresError?
+        if PQresultStatus(sync) == PGRES_FATAL_ERROR {
+            commitFailure = error(from: sync)
+            PQclear(sync)
+            try expectEndOfCommand()
+            sync = try nextPipelineResult()
+        }
         let status = PQresultStatus(sync)
         PQclear(sync)
         guard status == PGRES_PIPELINE_SYNC else { throw connectionError("pipeline out of step") }
+        return commitFailure
     }
 
     /// Each command's results end with a NULL from `PQgetResult`.
