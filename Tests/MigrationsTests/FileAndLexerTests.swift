@@ -120,9 +120,16 @@ struct FileAndLexerTests {
         // An added enum value used later in the same file needs a commit in between.
         if case .noTransaction = try mode("ALTER TYPE mood ADD VALUE 'ecstatic';\nUPDATE people SET mood = 'ecstatic';") {} else { Issue.record("ADD VALUE used later not detected") }
         #expect(try mode("ALTER TYPE mood ADD VALUE IF NOT EXISTS 'ecstatic';") == .transaction)
-        // The directive, on the first line only.
-        #expect(try mode("-- stockroom:no-transaction\nCREATE TABLE t (id int);") == .noTransaction(reason: "the file starts with -- stockroom:no-transaction"))
-        #expect(try mode("SELECT 1;\n-- stockroom:no-transaction\n") == .transaction)
+        // The directive, anywhere in the comment lines the file starts with.
+        let asked = TransactionMode.noTransaction(reason: "the file asks for it with -- stockroom:no-transaction")
+        #expect(try mode("-- stockroom:no-transaction\nCREATE TABLE t (id int);") == asked)
+        #expect(try mode("-- Why this file is what it is.\n--\n\n--   Stockroom:No-Transaction\nCREATE TABLE t (id int);") == asked)
+        // After the first statement it would be ignored: the file is refused instead.
+        #expect(throws: MigrationError.self) { try mode("SELECT 1;\n-- stockroom:no-transaction\n") }
+        // A file that ends inside its own transaction is refused too; savepoints do not end one.
+        #expect(throws: MigrationError.self) { try mode("BEGIN;\nCREATE TABLE t (id int);\n") }
+        #expect(throws: MigrationError.self) { try mode("BEGIN;\nSAVEPOINT s;\nROLLBACK TO SAVEPOINT s;\n") }
+        #expect(try mode("BEGIN;\nSAVEPOINT s;\nROLLBACK TO SAVEPOINT s;\nCOMMIT;\n") == .ownTransaction)
         #expect(try mode("BEGIN;\nCREATE TABLE t (id int);\nCOMMIT;\n") == .ownTransaction)
         #expect(try mode("START TRANSACTION;\nCREATE TABLE t (id int);\nEND;\n") == .ownTransaction)
     }

@@ -42,6 +42,51 @@ struct HistoryRecoveryTests {
         }
     }
 
+    /// A file fixed by hand after a failure, then resolved as applied: its checksum now is
+    /// the one recorded, so the next `up` does not refuse it as modified.
+    @Test func resolvingAsAppliedRecordsTheFileAsItIsNow() async throws {
+        let folder = try MigrationFolder([
+            "1_two.up.sql": "BEGIN;\nCREATE TABLE first (id int);\nCOMMIT;\nBEGIN;\nCREATE TABLE first (id int);\nCOMMIT;\n",
+        ])
+        try await TestDatabase.withDatabase { url in
+            let migrator = folder.migrator(url)
+            await #expect(throws: MigrationError.self) { try await migrator.up() }
+            try folder.write("1_two.up.sql", "BEGIN;\nCREATE TABLE first (id int);\nCOMMIT;\n")
+            try await migrator.resolve(MigrationVersion("1")!, as: .applied)
+            #expect(try await migrator.states() == ["1": .applied])
+            #expect(try await migrator.up().isEmpty)
+        }
+    }
+
+    /// In a file run statement by statement, a BEGIN … COMMIT block whose statement fails
+    /// leaves the connection in a failed transaction: the failure must still be recorded,
+    /// and reported as the server's own error, not as 25P02.
+    @Test func aFailedBlockInANoTransactionFileReportsItsOwnError() async throws {
+        let folder = try MigrationFolder([
+            "1_mixed.up.sql": "CREATE TABLE t (id int);\nCREATE INDEX CONCURRENTLY t_id ON t (id);\nBEGIN;\nINSERT INTO t VALUES ('not a number');\nCOMMIT;\n",
+        ])
+        try await TestDatabase.withDatabase { (url: String) async throws -> Void in
+            let migrator = folder.migrator(url)
+            let error = await #expect(throws: MigrationError.self) { try await migrator.up() }
+            #expect(error?.code == .needsResolution)
+            #expect(error?.underlying?.sqlState == .invalidTextRepresentation)
+            #expect(error?.message.contains("1_mixed.up.sql:4") == true)
+            #expect(try await migrator.states() == ["1": .failed])
+        }
+    }
+
+    @Test func aFileThatNeverEndsItsBeginIsRefusedBeforeItRuns() async throws {
+        let folder = try MigrationFolder(["1_open.up.sql": "-- forgot the COMMIT\nBEGIN;\nCREATE TABLE t (id int);\n"])
+        try await TestDatabase.withDatabase { url in
+            let error = await #expect(throws: MigrationError.self) { try await folder.migrator(url).up() }
+            #expect(error?.code == .unsupportedStatement)
+            #expect(error?.message.contains("1_open.up.sql:2: this BEGIN is never ended") == true)
+            let connection = try await PostgresConnection.connect(url)
+            #expect(try await !connection.exists("t"))
+            await connection.close()
+        }
+    }
+
     @Test func aFailedNoTransactionDownKeepsTheVersionUntilResolved() async throws {
         let folder = try MigrationFolder([
             "1_t.up.sql": "CREATE TABLE t (id int);\nCREATE INDEX CONCURRENTLY t_id ON t (id);\n",

@@ -33,6 +33,12 @@ public struct MigrationScript: Sendable {
         if let statement = statements.first(where: { $0.starts(with: "DISCARD", "ALL") || $0.words.contains("PG_ADVISORY_UNLOCK_ALL") }) {
             throw MigrationError(.unsupportedStatement, "\(path):\(statement.line): DISCARD ALL and pg_advisory_unlock_all() would release the migration runner's lock (and reset its timeouts); remove the statement")
         }
+        if let line = TransactionMode.directive(in: sql).misplacedLine {
+            throw MigrationError(.unsupportedStatement, "\(path):\(line): \(TransactionMode.directive) must be in the comment lines at the top of the file, before its first statement; here it would be ignored")
+        }
+        if let begin = TransactionMode.unclosedBegin(in: statements) {
+            throw MigrationError(.unsupportedStatement, "\(path):\(begin.line): this BEGIN is never ended: the file would finish inside a transaction, which is rolled back when the runner's connection closes; end it with COMMIT")
+        }
         self.mode = TransactionMode.detect(sql: sql, statements: statements)
     }
 

@@ -66,10 +66,15 @@ struct MigrationHistory {
             """)
     }
 
-    /// Changes the outcome of an existing row, keeping when it was applied.
+    /// Changes the outcome of an existing row, keeping when it was applied, and its
+    /// checksum unless given a new one.
     @discardableResult
-    func setOutcome(_ version: MigrationVersion, _ outcome: HistoryEntry.Outcome, error: String? = nil) async throws -> Bool {
-        try await connection.query("UPDATE \(identifier: schema).\(identifier: table) SET outcome = \(outcome.rawValue), error = \(error) WHERE version = \(version.digits)").affectedRows == 1
+    func setOutcome(_ version: MigrationVersion, _ outcome: HistoryEntry.Outcome, error: String? = nil, checksum: String? = nil) async throws -> Bool {
+        try await connection.query("""
+            UPDATE \(identifier: schema).\(identifier: table)
+            SET outcome = \(outcome.rawValue), error = \(error), checksum = coalesce(\(checksum), checksum)
+            WHERE version = \(version.digits)
+            """).affectedRows == 1
     }
 
     @discardableResult

@@ -6,17 +6,39 @@ public enum TransactionMode: Sendable, Equatable {
     case transaction
     /// Statement by statement outside any transaction, because PostgreSQL refuses to run
     /// some of them inside one (the reason names the first such statement), or because
-    /// the file asks for it with `-- stockroom:no-transaction` on its first line.
+    /// the file asks for it with `-- stockroom:no-transaction` in the comment lines it
+    /// starts with.
     case noTransaction(reason: String)
     /// The file has its own BEGIN/COMMIT: it is sent whole, as psql would run it.
     case ownTransaction
 
-    /// The directive a file's first line may carry.
+    /// The directive a file may carry among the comment lines it starts with (under a
+    /// header that says what the file does, say).
     public static let directive = "-- stockroom:no-transaction"
 
+    /// Where `sql` carries the directive: in its leading comment block (honoured), or
+    /// on a comment line after its first statement (a mistake the file is refused for,
+    /// rather than run in a transaction it asked not to be).
+    static func directive(in sql: String) -> (leading: Bool, misplacedLine: Int?) {
+        var leading = true
+        var found = false
+        for (index, line) in sql.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+            let text = line.trimmingCharacters(in: .whitespaces)
+            let isComment = text.hasPrefix("--")
+            if leading && !text.isEmpty && !isComment { leading = false }
+            guard isComment, isDirective(text) else { continue }
+            if leading { found = true } else { return (found, index + 1) }
+        }
+        return (found, nil)
+    }
+
+    /// `-- stockroom:no-transaction`, whatever the case and the spaces after the dashes.
+    private static func isDirective(_ comment: String) -> Bool {
+        comment.dropFirst(2).trimmingCharacters(in: .whitespaces).lowercased() == "stockroom:no-transaction"
+    }
+
     static func detect(sql: String, statements: [SQLStatement]) -> TransactionMode {
-        let firstLine = sql.prefix(while: { $0 != "\n" }).trimmingCharacters(in: .whitespaces)
-        if firstLine.lowercased() == directive { return .noTransaction(reason: "the file starts with \(directive)") }
+        if directive(in: sql).leading { return .noTransaction(reason: "the file asks for it with \(directive)") }
         for (index, statement) in statements.enumerated() {
             if let what = refusesTransaction(statement, later: statements[(index + 1)...]) {
                 return .noTransaction(reason: "\(what) (line \(statement.line)) cannot run inside a transaction")
@@ -68,6 +90,23 @@ public enum TransactionMode: Sendable, Equatable {
             break
         }
         return nil
+    }
+
+    /// A BEGIN (or START TRANSACTION) that no COMMIT, END, ROLLBACK or ABORT after it
+    /// closes: the file would end inside a transaction, and whatever it did after the
+    /// BEGIN would be rolled back when the runner's connection closes.
+    static func unclosedBegin(in statements: [SQLStatement]) -> SQLStatement? {
+        var open: SQLStatement?
+        for statement in statements where isTransactionControl(statement) {
+            let words = statement.words
+            switch words.first {
+            case "BEGIN", "START": open = open ?? statement
+            // ROLLBACK TO SAVEPOINT stays in the transaction; … PREPARED acts on another.
+            case _ where words.dropFirst().first == "TO" || words.dropFirst().first == "PREPARED": break
+            default: open = nil
+            }
+        }
+        return open
     }
 
     static func isTransactionControl(_ statement: SQLStatement) -> Bool {

@@ -71,6 +71,13 @@ extension Migrator {
                 }
                 throw try await markFailed(error, in: script.sql, firstLine: 1)
             }
+            // A transaction left open (a BEGIN the lexer could not see, say, built by
+            // EXECUTE) would take the history row with it when it is rolled back later.
+            if !connection.isIdle {
+                _ = try? await connection.simpleQuery(unsafeSQL: "ROLLBACK")
+                let open = PostgresError(code: .transactionAborted, message: "the file ended inside a transaction it opened; that transaction was rolled back")
+                throw try await markFailed(open, in: script.sql, firstLine: 1)
+            }
             try await done()
 
         case .noTransaction:
@@ -81,6 +88,9 @@ extension Migrator {
                 do {
                     try await connection.simpleQuery(unsafeSQL: statement.text)
                 } catch let error as PostgresError {
+                    // A statement of a BEGIN … COMMIT block in the file failed: end that
+                    // transaction, or the failure could not even be recorded (25P02).
+                    if !connection.isIdle { _ = try? await connection.simpleQuery(unsafeSQL: "ROLLBACK") }
                     throw try await markFailed(error, in: statement.text, firstLine: statement.line)
                 }
             }

@@ -164,7 +164,11 @@ public struct Migrator: Sendable {
                 throw MigrationError(.unknownVersion, "version \(version) is applied, not failed; use `stockroom migrate down` to roll it back")
             }
             switch resolution {
-            case .applied: try await history.setOutcome(version, .applied)
+            case .applied:
+                // The file as it is now: a person who fixed it by hand to match what the
+                // database holds must not see it refused as modified afterwards.
+                let file = try MigrationDirectory.load(configuration.directory).first { $0.version == version }
+                try await history.setOutcome(version, .applied, checksum: file?.up.checksum)
             case .rolledBack: _ = try await history.remove(version)
             }
         }
