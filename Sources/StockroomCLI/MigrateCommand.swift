@@ -32,6 +32,9 @@ struct MigrationOptions: ParsableArguments {
     @Option(name: .customLong("lock-wait"), help: "How long to wait for another runner to finish.")
     var lockWait: String = "120s"
 
+    @Option(name: .customLong("history-schema"), help: "The schema of the history table, whatever the role's search_path; '' for the first schema of the search path (a history per schema).")
+    var historySchema: String = "public"
+
     func validate() throws {
         for (name, value) in [("--lock-timeout", lockTimeout), ("--statement-timeout", statementTimeout), ("--lock-wait", lockWait)] where parseDuration(value) == nil {
             throw ValidationError("\(name): expected a duration like 5s, 500ms or 2m, got '\(value)'")
@@ -44,6 +47,7 @@ struct MigrationOptions: ParsableArguments {
         configuration.statementTimeout = parseDuration(statementTimeout).flatMap { $0 == .zero ? nil : $0 }
         configuration.lockWait = parseDuration(lockWait) ?? .seconds(120)
         configuration.allowOutOfOrder = allowOutOfOrder
+        configuration.historySchema = historySchema.isEmpty ? nil : historySchema
         let url = databaseURL ?? StockroomDatabase.urlFromEnvironment(ProcessInfo.processInfo.environment)
         // The command prints what it does; the library's log lines would only repeat it.
         var logger = Logger(label: "stockroom.migrate")

@@ -171,6 +171,28 @@ struct HistoryRecoveryTests {
         }
     }
 
+    /// By default the history is in `public` whatever the search path: a role whose
+    /// search path starts with a schema of its own shares the one history (and the one
+    /// runner lock) with everyone else.
+    @Test func theHistoryIsInOneSchemaWhateverTheSearchPath() async throws {
+        let folder = try MigrationFolder(["1_t.up.sql": "CREATE TABLE t (id int);\n"])
+        try await TestDatabase.withDatabase { (url: String) async throws -> Void in
+            let connection = try await PostgresConnection.connect(url)
+            try await connection.query("CREATE SCHEMA deployer")
+            let separator = url.contains("?") ? "&" : "?"
+            let deployer = folder.migrator(url + separator + "options=-csearch_path%3Ddeployer,public")
+            #expect(try await deployer.up().count == 1)
+            #expect(try await connection.exists("public.stockroom_migrations"))
+            #expect(try await !connection.exists("deployer.stockroom_migrations"))
+            // Another search path sees the same history: nothing left to apply.
+            #expect(try await folder.migrator(url).states() == ["1": .applied])
+            let elsewhere = folder.migrator(url) { $0.historySchema = "no_such_schema" }
+            let error = await #expect(throws: MigrationError.self) { try await elsewhere.up() }
+            #expect(error?.message.contains("--history-schema") == true)
+            await connection.close()
+        }
+    }
+
     @Test func eachSchemaOfTheSearchPathKeepsItsOwnHistory() async throws {
         let folder = try MigrationFolder(["1_t.up.sql": "CREATE TABLE t (id int);\n"])
         try await TestDatabase.withDatabase { url in
@@ -185,7 +207,7 @@ struct HistoryRecoveryTests {
             let separator = url.contains("?") ? "&" : "?"
             for tenant in ["tenant_a", "tenant_b"] {
                 let tenantURL = url + separator + "options=-csearch_path%3D\(tenant),public"
-                let migrator = folder.migrator(tenantURL)
+                let migrator = folder.migrator(tenantURL) { $0.historySchema = nil }
                 #expect(try await migrator.states() == ["1": .pending])
                 #expect(try await migrator.up().count == 1)
                 #expect(try await migrator.states() == ["1": .applied])
@@ -195,7 +217,7 @@ struct HistoryRecoveryTests {
             #expect(try await connection.count("SELECT count(*) FROM public.stockroom_migrations") == 1)
 
             // A search path without any existing schema has nowhere to keep the history.
-            let nowhere = folder.migrator(url + separator + "options=-csearch_path%3Dno_such_schema")
+            let nowhere = folder.migrator(url + separator + "options=-csearch_path%3Dno_such_schema") { $0.historySchema = nil }
             let error = await #expect(throws: MigrationError.self) { try await nowhere.up() }
             #expect(error?.message.contains("search_path") == true)
             await connection.close()

@@ -36,7 +36,9 @@ enum TestStockroom {
         let conninfo = url + separator + "options=-csearch_path%3D\(schema)"
         // The schema comes from migrations/ through the runner, as in production; the
         // history table lands in the test's own schema (first in its search path).
-        let migrator = Migrator(databaseURL: conninfo, configuration: .init(directory: migrations), logger: quietLogger)
+        var configuration = Migrator.Configuration(directory: migrations)
+        configuration.historySchema = schema
+        let migrator = Migrator(databaseURL: conninfo, configuration: configuration, logger: quietLogger)
         try await migrator.up(to: version)
 
         let pool = PostgresPool(configuration: .init(connection: .init(conninfo), maxConnections: maxConnections, acquireTimeout: .seconds(30)))

@@ -1,18 +1,25 @@
 import Foundation
 import LibPQ
 
-/// The history table, in the connection's current schema (the first of its search path
-/// that exists), so each schema — say, one per test, or per tenant — has a history of its
-/// own. The name is qualified with that schema from then on: a table of the same name
-/// further down the search path, or a migration that changes the search path, cannot
-/// stand in for it.
+/// The history table, in the schema the configuration names (`public` by default) or,
+/// when it names none, in the connection's current schema (the first of its search path
+/// that exists), so that each schema — say, one per tenant — has a history of its own.
+/// The name is qualified with that schema from then on: a table of the same name further
+/// down the search path, or a migration that changes the search path, cannot stand in
+/// for it.
 struct MigrationHistory {
     let connection: PostgresConnection
     let schema: String
     let table: String
 
-    /// The history of `connection`'s current schema.
-    static func open(on connection: PostgresConnection, table: String) async throws -> MigrationHistory {
+    /// The history in `schema`, or in `connection`'s current schema when nil.
+    static func open(on connection: PostgresConnection, schema named: String?, table: String) async throws -> MigrationHistory {
+        if let named {
+            guard try await connection.query("SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = \(named))").first![0, as: Bool.self] else {
+                throw MigrationError(.database, "schema \(named), where the history table \(table) is kept, does not exist; create it or choose another with --history-schema")
+            }
+            return MigrationHistory(connection: connection, schema: named, table: table)
+        }
         guard let schema = try await connection.query("SELECT current_schema()").first![0, as: String?.self] else {
             throw MigrationError(.database, "no schema of the search path exists, so there is nowhere to keep the history table \(table); create the schema or fix search_path")
         }

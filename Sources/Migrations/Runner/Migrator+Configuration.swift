@@ -4,9 +4,14 @@ extension Migrator {
     /// Where the files are, where the history goes, and how long to wait.
     public struct Configuration: Sendable {
         public var directory: URL
-        /// The history table, created in the current schema (the first schema of the
-        /// search path that exists) and always addressed there.
+        /// The history table's name.
         public var historyTable = "stockroom_migrations"
+        /// The schema the history table lives in, whatever the role's `search_path`: two
+        /// roles with different search paths must not keep two histories of one
+        /// database (nor take two different runner locks). nil keeps it in the
+        /// connection's current schema (the first of its search path that exists), for
+        /// a history per schema chosen by search path — one per tenant, say.
+        public var historySchema: String? = "public"
         /// `lock_timeout` for the migrations' statements: a migration stuck behind a long
         /// transaction fails fast instead of stalling the traffic queued behind it.
         public var lockTimeout: Duration? = .seconds(5)

@@ -33,7 +33,7 @@ extension Migrator {
                 SELECT set_config('application_name', 'stockroom migrate', false)
                 WHERE current_setting('application_name') IN ('', 'stockroom')
                 """)
-            let history = try await MigrationHistory.open(on: connection, table: configuration.historyTable)
+            let history = try await MigrationHistory.open(on: connection, schema: configuration.historySchema, table: configuration.historyTable)
             let lock = MigrationLock(connection: connection, objectID: try await MigrationLock.key(on: connection, for: history))
             try await lock.acquire(timeout: configuration.lockWait)
             do {

@@ -52,7 +52,7 @@ public struct Migrator: Sendable {
     public func status() async throws -> [MigrationStatus] {
         let files = try MigrationDirectory.load(configuration.directory)
         return try await withConnection { connection in
-            let history = try await MigrationHistory.open(on: connection, table: configuration.historyTable)
+            let history = try await MigrationHistory.open(on: connection, schema: configuration.historySchema, table: configuration.historyTable)
             // Read under the lock when it is free, so a `running` row then surely belongs
             // to a runner that died; when another runner holds it, the row is its work in
             // progress. Never waits.
