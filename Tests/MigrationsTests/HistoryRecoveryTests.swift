@@ -189,6 +189,13 @@ struct HistoryRecoveryTests {
             let elsewhere = folder.migrator(url) { $0.historySchema = "no_such_schema" }
             let error = await #expect(throws: MigrationError.self) { try await elsewhere.up() }
             #expect(error?.message.contains("--history-schema") == true)
+            // A history an older runner kept in the search path's first schema is not
+            // ignored (every file would run again): the runner says where it is.
+            try await connection.query("CREATE SCHEMA legacy")
+            let legacyURL = url + separator + "options=-csearch_path%3Dlegacy"
+            #expect(try await folder.migrator(legacyURL) { $0.historySchema = nil }.up().count == 1)
+            let refused = await #expect(throws: MigrationError.self) { try await folder.migrator(legacyURL) { $0.historySchema = "deployer" }.up() }
+            #expect(refused?.message.contains("--history-schema legacy") == true)
             await connection.close()
         }
     }

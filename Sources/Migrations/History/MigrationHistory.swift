@@ -18,6 +18,18 @@ struct MigrationHistory {
             guard try await connection.query("SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = \(named))").first![0, as: Bool.self] else {
                 throw MigrationError(.database, "schema \(named), where the history table \(table) is kept, does not exist; create it or choose another with --history-schema")
             }
+            // A history kept in the search path's schema by an earlier runner, and none
+            // here: running every file again would be a disaster; say where it is.
+            let elsewhere = try await connection.query("""
+                SELECT n.nspname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+                WHERE c.relname = \(table) AND c.relkind = 'r' AND n.nspname = current_schema()
+                  AND n.nspname <> \(named)
+                  AND NOT EXISTS (SELECT 1 FROM pg_class c2 JOIN pg_namespace n2 ON n2.oid = c2.relnamespace
+                                  WHERE c2.relname = \(table) AND n2.nspname = \(named))
+                """).first.map { try $0[0, as: String.self] }
+            if let elsewhere {
+                throw MigrationError(.database, "the history table \(table) is in schema \(elsewhere), the first of the search path, and not in \(named); pass --history-schema \(elsewhere) (or set historySchema) to use it")
+            }
             return MigrationHistory(connection: connection, schema: named, table: table)
         }
         guard let schema = try await connection.query("SELECT current_schema()").first![0, as: String?.self] else {
