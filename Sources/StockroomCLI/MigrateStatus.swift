@@ -23,6 +23,7 @@ struct MigrateStatus: AsyncParsableCommand {
                 if let error = status.error, status.state == .failed { print("    \(error)") }
             }
             if statuses.contains(where: \.outOfOrder) { print("* pending, but older than the newest applied version (apply with --allow-out-of-order)") }
+            if statuses.contains(where: { $0.state == .newer }) { print("newer: applied by a newer binary than this one, which has no file for it; `up` leaves it be") }
             let attention = statuses.filter(\.needsAttention)
             if !attention.isEmpty {
                 let counts = Dictionary(grouping: attention, by: \.state).map { "\($0.value.count) \($0.key.rawValue)" }.sorted()

@@ -155,8 +155,13 @@ struct FileAndLexerTests {
         #expect(status[2].outOfOrder, "4 is applied, so pending 3 came late")
         let late = MigrationStatus.compare(files: files, history: [entry("5", files[3].up.checksum)])
         #expect(late.filter(\.outOfOrder).map(\.version.digits) == ["1", "2", "3"])
-        #expect(throws: MigrationError.self) { try late.checkConsistent(allowOutOfOrder: false) }
-        try late.checkConsistent(allowOutOfOrder: true)
+        #expect(throws: MigrationError.self) { try late.checkConsistent(allowOutOfOrder: false, allowNewer: true) }
+        try late.checkConsistent(allowOutOfOrder: true, allowNewer: true)
+        // Applied past the newest file: a newer binary's, not a missing file.
+        let ahead = MigrationStatus.compare(files: files, history: files.map { entry($0.version.digits, $0.up.checksum) } + [entry("9", "newer")])
+        #expect(ahead.map(\.state) == [.applied, .applied, .applied, .applied, .newer])
+        try ahead.checkConsistent(allowOutOfOrder: false, allowNewer: true)
+        #expect(throws: MigrationError.self) { try ahead.checkConsistent(allowOutOfOrder: false, allowNewer: false) }
     }
 
     @Test func newVersionsFollowTheFolderStyle() {

@@ -171,6 +171,27 @@ struct HistoryRecoveryTests {
         }
     }
 
+    /// A rolling deploy: the new binary applied version 2; an old instance, whose folder
+    /// stops at 1, restarts with `serve --migrate` meanwhile. It must start, not refuse.
+    @Test func versionsANewerBinaryAppliedAreToleratedByUpButNotByDown() async throws {
+        let new = try MigrationFolder(["1_a.up.sql": "CREATE TABLE a (id int);\n", "2_b.up.sql": "CREATE TABLE b (id int);\n"])
+        let old = try MigrationFolder(["1_a.up.sql": "CREATE TABLE a (id int);\n", "1_a.down.sql": "DROP TABLE a;\n"])
+        let gap = try MigrationFolder(["2_b.up.sql": "CREATE TABLE b (id int);\n"])
+        try await TestDatabase.withDatabase { (url: String) async throws -> Void in
+            #expect(try await new.migrator(url).up().count == 2)
+            let oldMigrator = old.migrator(url)
+            #expect(try await oldMigrator.up().isEmpty)
+            #expect(try await oldMigrator.states() == ["1": .applied, "2": .newer])
+            #expect(try await oldMigrator.verify().isEmpty)
+            // It cannot undo what it has no file for, nor roll back under it.
+            let down = await #expect(throws: MigrationError.self) { try await oldMigrator.down(.all) }
+            #expect(down?.message.contains("newer binary") == true)
+            // A version below the binary's newest file with its file gone is still missing.
+            let missing = await #expect(throws: MigrationError.self) { try await gap.migrator(url).up() }
+            #expect(missing?.code == .missingFile)
+        }
+    }
+
     /// By default the history is in `public` whatever the search path: a role whose
     /// search path starts with a schema of its own shares the one history (and the one
     /// runner lock) with everyone else.

@@ -201,8 +201,14 @@ struct RunnerTests {
             let allowing = folder.migrator(url) { $0.allowOutOfOrder = true }
             #expect(try await allowing.up().map(\.version.digits) == ["2"])
 
-            // An applied file that disappeared.
+            // The newest applied file gone looks like an older binary's folder: a newer
+            // deploy's version, which `up` leaves be (status says so).
             try folder.remove("3_c.up.sql")
+            #expect(try await migrator.status().map(\.state) == [.applied, .applied, .newer])
+            #expect(try await migrator.up().isEmpty)
+            // An applied file below the newest one that disappeared is missing.
+            try folder.write("3_c.up.sql", "CREATE TABLE c (id int);\n")
+            try folder.remove("2_b.up.sql")
             #expect(try await migrator.verify().map(\.state) == [.missing])
             let missing = await #expect(throws: MigrationError.self) { try await migrator.up() }
             #expect(missing?.code == .missingFile)

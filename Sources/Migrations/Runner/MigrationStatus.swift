@@ -15,6 +15,10 @@ public struct MigrationStatus: Sendable, Equatable {
         case modified
         /// Applied, but its file is gone.
         case missing
+        /// Applied by a newer deploy: newer than every file this binary has. An older
+        /// instance still running, or restarting, during a rolling deploy (or after a
+        /// rollback of the binary) sees these; it applies nothing over them and goes on.
+        case newer
     }
 
     public var version: MigrationVersion
@@ -28,8 +32,9 @@ public struct MigrationStatus: Sendable, Equatable {
     /// What went wrong, for failed migrations.
     public var error: String?
 
-    /// Anything but an applied, unchanged file needs a person or a run of `up`.
-    public var needsAttention: Bool { state != .applied }
+    /// Anything but an applied, unchanged file (or a newer deploy's) needs a person or a
+    /// run of `up`.
+    public var needsAttention: Bool { state != .applied && state != .newer }
 
     /// Files and history side by side, by version. A `running` row is only running while
     /// `runnerActive` (another runner holds the lock); otherwise its runner died: failed.
@@ -37,6 +42,7 @@ public struct MigrationStatus: Sendable, Equatable {
         let byVersion = Dictionary(files.map { ($0.version, $0) }, uniquingKeysWith: { a, _ in a })
         let recorded = Dictionary(history.map { ($0.version, $0) }, uniquingKeysWith: { a, _ in a })
         let newestApplied = history.filter { $0.outcome == .applied }.map(\.version).max()
+        let newestFile = byVersion.keys.max()
         var result: [MigrationStatus] = []
         for version in Set(byVersion.keys).union(recorded.keys).sorted() {
             let file = byVersion[version]
@@ -48,7 +54,10 @@ public struct MigrationStatus: Sendable, Equatable {
             let state: State = switch entry.outcome {
             case .failed: .failed
             case .running: runnerActive ? .running : .failed
-            case .applied: file == nil ? .missing : (file!.up.checksum == entry.checksum ? .applied : .modified)
+            case .applied where file == nil:
+                // Past the newest file: a newer binary's. Below it: a file deleted.
+                newestFile.map { version > $0 } ?? false ? .newer : .missing
+            case .applied: file!.up.checksum == entry.checksum ? .applied : .modified
             }
             result.append(MigrationStatus(version: version, title: file?.title ?? entry.title, state: state, appliedAt: entry.appliedAt, path: file?.up.path, error: entry.error))
         }
@@ -58,8 +67,9 @@ public struct MigrationStatus: Sendable, Equatable {
 
 extension [MigrationStatus] {
     /// Refuses to change the schema while the history does not match the files; each
-    /// message names the file and what to do.
-    func checkConsistent(allowOutOfOrder: Bool) throws(MigrationError) {
+    /// message names the file and what to do. Versions a newer binary applied are
+    /// tolerated by `up` (`allowNewer`), not by `down`, which cannot undo them.
+    func checkConsistent(allowOutOfOrder: Bool, allowNewer: Bool) throws(MigrationError) {
         for status in self {
             let name = status.path.map { ($0 as NSString).lastPathComponent } ?? "version \(status.version) (\(status.title))"
             switch status.state {
@@ -75,7 +85,9 @@ extension [MigrationStatus] {
                 throw MigrationError(.missingFile, "version \(status.version) (\(status.title)) is applied but its file is gone from the migrations folder. Restore the file, or roll the version back before removing it")
             case .pending where status.outOfOrder && !allowOutOfOrder:
                 throw MigrationError(.outOfOrder, "\(name) is pending but older than the newest applied migration (a late merge?). Apply it deliberately with --allow-out-of-order, or renumber it after the newest")
-            case .pending, .applied:
+            case .newer where !allowNewer:
+                throw MigrationError(.missingFile, "version \(status.version) (\(status.title)) was applied by a newer binary, which this one has no file for: roll back with that binary first")
+            case .pending, .applied, .newer:
                 break
             }
         }

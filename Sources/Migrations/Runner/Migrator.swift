@@ -89,7 +89,7 @@ public struct Migrator: Sendable {
         }
         return try await withLockedHistory(create: !dryRun) { connection, history in
             let status = MigrationStatus.compare(files: files, history: try await history.entries())
-            try status.checkConsistent(allowOutOfOrder: configuration.allowOutOfOrder)
+            try status.checkConsistent(allowOutOfOrder: configuration.allowOutOfOrder, allowNewer: true)
             let pending = Set(status.filter { $0.state == .pending }.map(\.version))
             let plan = files.filter { file in pending.contains(file.version) && (target.map { file.version <= $0 } ?? true) }
             var steps: [Step] = []
@@ -117,7 +117,7 @@ public struct Migrator: Sendable {
         let files = try MigrationDirectory.load(configuration.directory)
         return try await withLockedHistory(create: false) { connection, history in
             let status = MigrationStatus.compare(files: files, history: try await history.entries())
-            try status.checkConsistent(allowOutOfOrder: true)
+            try status.checkConsistent(allowOutOfOrder: true, allowNewer: false)
             let applied = status.filter { $0.state == .applied }.map(\.version).sorted(by: >)
             let chosen: [MigrationVersion]
             switch target {
