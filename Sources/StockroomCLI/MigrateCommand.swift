@@ -32,6 +32,9 @@ struct MigrationOptions: ParsableArguments {
     @Option(name: .customLong("lock-wait"), help: "How long to wait for another runner to finish.")
     var lockWait: String = "120s"
 
+    @Option(name: .customLong("lock-retries"), help: "How many times a transactional migration that failed on --lock-timeout runs again (it rolled back, so this is safe), after pauses of 1 s, 2 s, 4 s…")
+    var lockRetries = 3
+
     @Option(name: .customLong("history-schema"), help: "The schema of the history table, whatever the role's search_path; '' for the first schema of the search path (a history per schema).")
     var historySchema: String = "public"
 
@@ -48,6 +51,7 @@ struct MigrationOptions: ParsableArguments {
         configuration.lockWait = parseDuration(lockWait) ?? .seconds(120)
         configuration.allowOutOfOrder = allowOutOfOrder
         configuration.historySchema = historySchema.isEmpty ? nil : historySchema
+        configuration.lockRetries = max(0, lockRetries)
         let url = databaseURL ?? StockroomDatabase.urlFromEnvironment(ProcessInfo.processInfo.environment)
         // The command prints what it does; the library's log lines would only repeat it.
         var logger = Logger(label: "stockroom.migrate")

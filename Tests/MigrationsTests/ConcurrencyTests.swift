@@ -75,8 +75,14 @@ struct ConcurrencyTests {
             let clock = ContinuousClock()
             let start = clock.now
             let error = await #expect(throws: MigrationError.self) {
-                try await folder.migrator(url) { $0.lockTimeout = .milliseconds(200) }.up()
+                try await folder.migrator(url) {
+                    $0.lockTimeout = .milliseconds(200)
+                    $0.lockRetries = 2
+                    $0.lockRetryBackoff = .milliseconds(100)
+                }.up()
             }
+            // Three tries of 200 ms and pauses of about 100 and 200 ms: the lock timeout
+            // and its retries ended it, not the blocker.
             #expect(clock.now - start < .seconds(6), "the 200 ms lock timeout, not the blocker, ended it")
             #expect(error?.underlying?.sqlState == .lockNotAvailable)
             try await blocker.query("ROLLBACK")

@@ -192,6 +192,36 @@ struct HistoryRecoveryTests {
         }
     }
 
+    /// A file that gave up on `lock_timeout` rolled back whole, so it is run again after
+    /// a pause, and goes through once the lock's holder is done.
+    @Test func aFileThatTimedOutOnALockIsRetriedUntilTheLockIsFree() async throws {
+        let folder = try MigrationFolder(["1_t.up.sql": "CREATE TABLE t (id int);\n", "2_x.up.sql": "ALTER TABLE t ADD COLUMN x int;\n"])
+        try await TestDatabase.withDatabase { (url: String) async throws -> Void in
+            let quick: (inout Migrator.Configuration) -> Void = {
+                $0.lockTimeout = .milliseconds(200)
+                $0.lockRetryBackoff = .milliseconds(300)
+            }
+            #expect(try await folder.migrator(url, quick).up(to: MigrationVersion("1")!).count == 1)
+            let holder = try await PostgresConnection.connect(url)
+            try await holder.query("BEGIN")
+            try await holder.query("LOCK TABLE t IN ACCESS SHARE MODE")
+            // Without retries, the lock timeout ends the run; nothing of the file remains.
+            let refused = await #expect(throws: MigrationError.self) { try await folder.migrator(url) { quick(&$0); $0.lockRetries = 0 }.up() }
+            #expect(refused?.underlying?.sqlState == .lockNotAvailable)
+            #expect(try await folder.migrator(url).states() == ["1": .applied, "2": .pending])
+            // With them, it goes through once the holder lets go, a second from now.
+            let release = Task {
+                try await Task.sleep(for: .seconds(1))
+                try await holder.query("ROLLBACK")
+            }
+            let start = ContinuousClock.now
+            #expect(try await folder.migrator(url, quick).up().count == 1)
+            #expect(ContinuousClock.now - start >= .milliseconds(900))
+            try await release.value
+            await holder.close()
+        }
+    }
+
     /// By default the history is in `public` whatever the search path: a role whose
     /// search path starts with a schema of its own shares the one history (and the one
     /// runner lock) with everyone else.

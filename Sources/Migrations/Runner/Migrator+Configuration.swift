@@ -15,6 +15,12 @@ extension Migrator {
         /// `lock_timeout` for the migrations' statements: a migration stuck behind a long
         /// transaction fails fast instead of stalling the traffic queued behind it.
         public var lockTimeout: Duration? = .seconds(5)
+        /// How many times a transactional file that failed on `lock_timeout` is run
+        /// again — safe, since its transaction rolled back — after a pause that doubles
+        /// from `lockRetryBackoff` (with jitter). Who holds transactions open meanwhile
+        /// is logged, to find the blocker.
+        public var lockRetries = 3
+        public var lockRetryBackoff: Duration = .seconds(1)
         /// `statement_timeout` for the migrations' statements; none by default.
         public var statementTimeout: Duration?
         /// How long to wait for another runner to finish.

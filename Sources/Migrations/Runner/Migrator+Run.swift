@@ -47,13 +47,28 @@ extension Migrator {
         case .transaction:
             // The file and its history row commit together, or neither does. The file goes
             // whole through the simple query protocol, as psql would send it.
-            do {
-                try await connection.withTransaction { connection in
-                    if !script.isEmpty { try await connection.simpleQuery(unsafeSQL: script.sql) }
-                    try await done()
+            var attempt = 0
+            while true {
+                do {
+                    try await connection.withTransaction { connection in
+                        if !script.isEmpty { try await connection.simpleQuery(unsafeSQL: script.sql) }
+                        try await done()
+                    }
+                    break
+                } catch let error as PostgresError where error.sqlState == .lockNotAvailable && attempt < configuration.lockRetries {
+                    // Rolled back whole: running it again is safe, and the blocker (a
+                    // long transaction, typically) may be gone in a moment.
+                    attempt += 1
+                    let pause = configuration.lockRetryBackoff * (1 << (attempt - 1)) * Double.random(in: 0.75...1.25)
+                    let holders = await openTransactions(on: connection)
+                    logger.warning("migration waited longer than lock_timeout for a lock; trying again", metadata: [
+                        "migration.version": "\(migration.version)", "attempt": "\(attempt + 1)",
+                        "pause": "\(pause)", "open_transactions": "\(holders)",
+                    ])
+                    try await Task.sleep(for: pause)
+                } catch let error as PostgresError {
+                    throw failure(script, of: migration, error, sentText: script.sql, firstLine: 1, partial: false)
                 }
-            } catch let error as PostgresError {
-                throw failure(script, of: migration, error, sentText: script.sql, firstLine: 1, partial: false)
             }
 
         case .ownTransaction:
@@ -97,6 +112,24 @@ extension Migrator {
             try await done()
         }
         return clock.now - start
+    }
+
+    /// The other sessions of the database with a transaction open, oldest first: whoever
+    /// holds the lock a migration waited for is among them. For the log.
+    private func openTransactions(on connection: PostgresConnection) async -> String {
+        let rows = try? await connection.query("""
+            SELECT pid, coalesce(nullif(application_name, ''), '-'), state, extract(epoch FROM now() - xact_start)::int8
+            FROM pg_stat_activity
+            WHERE datname = current_database() AND pid <> pg_backend_pid() AND xact_start IS NOT NULL
+            ORDER BY xact_start LIMIT 5
+            """)
+        let sessions = rows?.compactMap { row -> String? in
+            guard let pid = try? row[0, as: Int32.self], let application = try? row[1, as: String.self],
+                  let seconds = try? row[3, as: Int64.self] else { return nil }
+            let state = (try? row[2, as: String?.self]) ?? nil
+            return "pid \(pid) (\(application), \(state ?? "?"), transaction open \(seconds) s)"
+        }
+        return sessions.map { $0.isEmpty ? "none" : $0.joined(separator: "; ") } ?? "unknown"
     }
 
     /// The error for a failed script: what the server said, and whether anything of it
