@@ -75,6 +75,8 @@ func parseDuration(_ text: String) -> Duration? {
 func reportingFailures(_ command: String, _ body: () async throws -> Void) async throws {
     do {
         try await body()
+    } catch is CancellationError {
+        fail(command, "interrupted; the statement running was cancelled and nothing of the migration in progress was kept", status: 130)
     } catch let error as MigrationError {
         fail(command, error.message)
     } catch let error as PostgresError {
@@ -96,4 +98,21 @@ extension Duration {
         let ms = Double(components.seconds) * 1000 + Double(components.attoseconds) / 1e15
         return ms < 1000 ? "\(Int(ms.rounded())) ms" : String(format: "%.1f s", ms / 1000)
     }
+}
+
+/// Runs `body` in a task that SIGTERM and SIGINT cancel, instead of killing the process:
+/// a killed runner would leave its statement running on the server, holding its locks.
+/// Cancelled, LibPQ cancels the statement on the server, and the runner records where it
+/// stopped (see `Migrator.up`).
+func cancellableBySignals(_ body: @escaping @Sendable () async throws -> Void) async throws {
+    let task = Task { try await body() }
+    let sources = [SIGTERM, SIGINT].map { number -> any DispatchSourceSignal in
+        signal(number, SIG_IGN)
+        let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
+        source.setEventHandler { task.cancel() }
+        source.resume()
+        return source
+    }
+    defer { sources.forEach { $0.cancel() } }
+    try await task.value
 }

@@ -27,11 +27,14 @@ struct MigrateDown: AsyncParsableCommand {
     func run() async throws {
         let target: Migrator.DownTarget = all ? .all : to.flatMap(MigrationVersion.init).map { .to($0) } ?? .steps(steps ?? 1)
         let dryRun = self.dryRun
+        let migrator = options.migrator()
         try await reportingFailures("migrate down") {
-            let done = try await options.migrator().down(target, dryRun: dryRun) { step in
-                step.report(dryRun: dryRun, planned: "would roll back", done: "rolled back")
+            try await cancellableBySignals {
+                let done = try await migrator.down(target, dryRun: dryRun) { step in
+                    step.report(dryRun: dryRun, planned: "would roll back", done: "rolled back")
+                }
+                if done.isEmpty { print("nothing to roll back") }
             }
-            if done.isEmpty { print("nothing to roll back") }
         }
     }
 }

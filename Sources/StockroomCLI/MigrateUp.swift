@@ -21,11 +21,15 @@ struct MigrateUp: AsyncParsableCommand {
 
     func run() async throws {
         let dryRun = self.dryRun
+        let migrator = options.migrator(allowOutOfOrder: allowOutOfOrder)
+        let target = to.flatMap(MigrationVersion.init)
         try await reportingFailures("migrate up") {
-            let steps = try await options.migrator(allowOutOfOrder: allowOutOfOrder).up(to: to.flatMap(MigrationVersion.init), dryRun: dryRun) { step in
-                step.report(dryRun: dryRun, planned: "would apply", done: "applied")
+            try await cancellableBySignals {
+                let steps = try await migrator.up(to: target, dryRun: dryRun) { step in
+                    step.report(dryRun: dryRun, planned: "would apply", done: "applied")
+                }
+                if steps.isEmpty { print("nothing to apply: the database is up to date") }
             }
-            if steps.isEmpty { print("nothing to apply: the database is up to date") }
         }
     }
 }

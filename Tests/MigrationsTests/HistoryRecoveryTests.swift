@@ -222,6 +222,31 @@ struct HistoryRecoveryTests {
         }
     }
 
+    /// A run cancelled (as SIGTERM does to `stockroom migrate`) cancels its statement on
+    /// the server — a killed runner would leave it running, holding its locks — and the
+    /// history says where it stopped.
+    @Test func aCancelledRunCancelsItsStatementAndRecordsWhereItStopped() async throws {
+        let folder = try MigrationFolder(["1_slow.up.sql": "-- stockroom:no-transaction\nSELECT pg_sleep(30);\n"])
+        try await TestDatabase.withDatabase { (url: String) async throws -> Void in
+            let migrator = folder.migrator(url)
+            let run = Task { try await migrator.up() }
+            let watcher = try await PostgresConnection.connect(url)
+            func sleeping() async throws -> Int {
+                try await watcher.count("SELECT count(*) FROM pg_stat_activity WHERE query = 'SELECT pg_sleep(30);' AND pid <> pg_backend_pid()")
+            }
+            for _ in 0..<200 where try await sleeping() == 0 { try await Task.sleep(for: .milliseconds(10)) }
+            let start = ContinuousClock.now
+            run.cancel()
+            let error = await #expect(throws: MigrationError.self) { try await run.value }
+            #expect(ContinuousClock.now - start < .seconds(3))
+            #expect(error?.code == .needsResolution)
+            #expect(error?.message.contains("1_slow.up.sql:2: SQLSTATE 57014: the run was cancelled") == true)
+            #expect(try await sleeping() == 0)
+            #expect(try await migrator.states() == ["1": .failed])
+            await watcher.close()
+        }
+    }
+
     /// By default the history is in `public` whatever the search path: a role whose
     /// search path starts with a schema of its own shares the one history (and the one
     /// runner lock) with everyone else.

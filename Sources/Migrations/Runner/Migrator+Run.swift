@@ -42,6 +42,15 @@ extension Migrator {
             try await history.setOutcome(migration.version, .failed, error: cause)
             return failure(script, of: migration, error, sentText: sentText, firstLine: firstLine, partial: true)
         }
+        // The run was cancelled (SIGTERM or SIGINT to `stockroom migrate`): the statement
+        // was cancelled on the server with it, and the history says where it stopped. In
+        // a task of its own: this one is cancelled, and would skip the write.
+        func markCancelled(in sentText: String, firstLine: Int) async throws -> MigrationError {
+            let stopped = PostgresError(code: .server, message: "the run was cancelled (SIGTERM or SIGINT) while this statement ran", sqlState: .queryCanceled)
+            let cause = describe(stopped, in: script, sentText: sentText, firstLine: firstLine)
+            _ = try await Task.detached { try await history.setOutcome(migration.version, .failed, error: cause) }.value
+            return failure(script, of: migration, stopped, sentText: sentText, firstLine: firstLine, partial: true)
+        }
 
         switch script.mode {
         case .transaction:
@@ -76,6 +85,9 @@ extension Migrator {
             try await markRunning()
             do {
                 try await connection.simpleQuery(unsafeSQL: script.sql)
+            } catch is CancellationError {
+                _ = try? await Task.detached { try await connection.simpleQuery(unsafeSQL: "ROLLBACK") }.value
+                throw try await markCancelled(in: script.sql, firstLine: 1)
             } catch let error as PostgresError {
                 _ = try? await connection.simpleQuery(unsafeSQL: "ROLLBACK")
                 // One BEGIN … COMMIT around the whole file: the server rolled all of it
@@ -102,6 +114,9 @@ extension Migrator {
             for statement in script.statements {
                 do {
                     try await connection.simpleQuery(unsafeSQL: statement.text)
+                } catch is CancellationError {
+                    if !connection.isIdle { _ = try? await Task.detached { try await connection.simpleQuery(unsafeSQL: "ROLLBACK") }.value }
+                    throw try await markCancelled(in: statement.text, firstLine: statement.line)
                 } catch let error as PostgresError {
                     // A statement of a BEGIN … COMMIT block in the file failed: end that
                     // transaction, or the failure could not even be recorded (25P02).
