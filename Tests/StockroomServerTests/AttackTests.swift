@@ -115,9 +115,9 @@ struct AttackTests {
     }
 
     @Test func threeHundredThousandPipelinedLookupsNeverReadDelayNobody() async throws {
-        try await TestServer.with(configure: {
+        try await TestServer.with(eventLoops: Self.loops, configure: {
             $0.slowReaderTimeout = .seconds(2)
-        }, eventLoops: Self.loops) { server in
+        }) { server in
             let id = try await server.product(sku: "MUG-FLOOD")
             // A raw channel that never reads: its replies pile up in the server.
             let flood = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
@@ -151,10 +151,10 @@ struct AttackTests {
     }
 
     @Test func aSlowReaderThatKeepsReadingIsNotCutOff() async throws {
-        try await TestServer.with(configure: {
+        try await TestServer.with(eventLoops: Self.loops, configure: {
             $0.maxPendingReplyBytes = 64 * 1024
             $0.slowReaderTimeout = .milliseconds(500)
-        }, eventLoops: Self.loops) { server in
+        }) { server in
             try await server.client { (c: TestClient) async throws -> Void in
                 let payload = String(repeating: "x", count: 32 * 1024)
                 let burst = String(repeating: TestClient.resp(["ECHO", payload]), count: 100)
@@ -194,10 +194,10 @@ struct AttackTests {
     }
 
     @Test func oneAddressRunsOutOfFailedLoginsWhateverTheEmails() async throws {
-        try await TestServer.with(configure: {
+        try await TestServer.with(eventLoops: Self.loops, configure: {
             $0.failedLoginsPerAddress = RateLimit(burst: 4, refill: .seconds(3600))
             $0.registrationsPerAddress = RateLimit(burst: 2, refill: .seconds(3600))
-        }, eventLoops: Self.loops) { server in
+        }) { server in
             let user = try await server.register()
             try await server.client { (c: TestClient) async throws -> Void in
                 for n in 0..<4 {

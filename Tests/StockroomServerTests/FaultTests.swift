@@ -1,6 +1,7 @@
 import Foundation
 import Glibc
 import LibPQ
+import NIOPosix
 import Testing
 
 /// Faults of the database as a client of the service meets them: a lock held elsewhere,
@@ -10,6 +11,10 @@ import Testing
 /// middle of a storm of orders are in scripts/fault-storm.py, run by `make test` too.)
 @Suite("Faults: time limits, frozen databases, broken commits, racing keys", .serialized)
 struct FaultTests {
+    /// Event loops of their own, as AttackTests have: the bystanders measure this
+    /// server, not the load other suites put on the shared loops.
+    static let loops = MultiThreadedEventLoopGroup(numberOfThreads: 2)
+
     /// Short limits, so that each fault resolves quickly.
     static func shortLimits(_ configuration: inout PostgresPool.Configuration) {
         configuration.statementTimeout = .seconds(2)
@@ -19,7 +24,7 @@ struct FaultTests {
     }
 
     @Test func aLockHeldElsewhereEndsInTimeoutAndBystandersAreServed() async throws {
-        try await TestServer.with(database: Self.shortLimits) { server in
+        try await TestServer.with(eventLoops: Self.loops, database: Self.shortLimits) { server in
             let product = try await server.product(stock: 5)
             let customer = try await server.register()
             let holder = try await PostgresConnection.connect(server.databaseURL)
@@ -63,7 +68,7 @@ struct FaultTests {
     /// Every backend of the service frozen with SIGSTOP: the database accepts bytes and
     /// never answers, not even a cancel. The service's own deadline must answer.
     @Test func aDatabaseThatStopsAnsweringEndsInTimeoutThenRecovers() async throws {
-        try await TestServer.with(database: Self.shortLimits, poolSize: 2) { server in
+        try await TestServer.with(eventLoops: Self.loops, database: Self.shortLimits, poolSize: 2) { server in
             let product = try await server.product(stock: 5)
             let watcher = try await PostgresConnection.connect(TestServer.url)
             let pids = try await watcher.query("SELECT pid FROM pg_stat_activity WHERE datname = \(server.databaseName) AND pid <> pg_backend_pid()").map { try $0[0, as: Int32.self] }
@@ -92,7 +97,7 @@ struct FaultTests {
     @Test func aBlackHoledNetworkEndsInTimeoutThenRecovers() async throws {
         let proxy = try TCPProxy(inFrontOf: TestServer.url)
         defer { proxy.stop() }
-        try await TestServer.with(database: { configuration in
+        try await TestServer.with(eventLoops: Self.loops, database: { configuration in
             Self.shortLimits(&configuration)
             configuration.connection.connectionString = proxy.url(replacing: configuration.connection.connectionString)
         }) { server in
@@ -150,7 +155,7 @@ struct FaultTests {
     }
 
     @Test func aCommitKilledOnTheServerIsReportedAsNotPlaced() async throws {
-        try await TestServer.with(database: { $0.statementTimeout = .seconds(10) }) { server in
+        try await TestServer.with(eventLoops: Self.loops, database: { $0.statementTimeout = .seconds(10) }) { server in
             let product = try await server.product(stock: 5)
             try await Self.slowCommits(server, seconds: 5)
             let watcher = try await PostgresConnection.connect(TestServer.url)
@@ -172,7 +177,7 @@ struct FaultTests {
     @Test func aCommitThatWentThroughWhileTheLinkDroppedIsReportedAsPlaced() async throws {
         let proxy = try TCPProxy(inFrontOf: TestServer.url)
         defer { proxy.stop() }
-        try await TestServer.with(database: { configuration in
+        try await TestServer.with(eventLoops: Self.loops, database: { configuration in
             configuration.statementTimeout = .seconds(10)
             configuration.connection.connectionString = proxy.url(replacing: configuration.connection.connectionString)
         }) { server in
@@ -199,7 +204,7 @@ struct FaultTests {
     /// Two requests with one key for the last unit: both must get the one order — a
     /// client that retried must not be told its order failed.
     @Test func twoRequestsWithOneKeyForTheLastUnitBothGetTheOrder() async throws {
-        try await TestServer.with { server in
+        try await TestServer.with(eventLoops: Self.loops) { server in
             let product = try await server.product(stock: 1)
             let customer = try await server.register()
             let watcher = try await PostgresConnection.connect(TestServer.url)

@@ -22,10 +22,10 @@ struct TestServer: Sendable {
     let group: ServiceGroup
 
     static func with<T>(
+        eventLoops: MultiThreadedEventLoopGroup = .singleton,
         configure: (inout ServerConfiguration) -> Void = { _ in },
         database: (inout PostgresPool.Configuration) -> Void = { _ in },
         poolSize: Int = 8,
-        eventLoops: MultiThreadedEventLoopGroup = .singleton,
         isolation actor: isolated (any Actor)? = #isolation,
         _ body: (TestServer) async throws -> T
     ) async throws -> T {
