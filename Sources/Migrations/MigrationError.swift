@@ -30,6 +30,8 @@ public struct MigrationError: Error, Sendable, CustomStringConvertible {
         public static let missingDown = Code(rawValue: "missing_down")
         /// Another runner held the lock for longer than the wait allowed.
         public static let lockTimeout = Code(rawValue: "lock_timeout")
+        /// A newer binary applied a migration that marks itself as breaking older ones.
+        public static let newerBinaryRequired = Code(rawValue: "newer_binary_required")
         /// A version given on the command line that is not known.
         public static let unknownVersion = Code(rawValue: "unknown_version")
         /// The database could not be reached or answered with an error outside a migration.

@@ -96,7 +96,7 @@ struct ServeCommand: AsyncParsableCommand {
         if migrate {
             try await reportingFailures("serve --migrate") {
                 let migrator = Migrator(databaseURL: url, configuration: .init(directory: URL(fileURLWithPath: dir)), logger: logger)
-                for step in try await migrator.up() { print("applied \(step.version) \(step.title) in \(step.duration.short)") }
+                for step in try await migrator.ensureSchema() { print("applied \(step.version) \(step.title) in \(step.duration.short)") }
             }
         }
 

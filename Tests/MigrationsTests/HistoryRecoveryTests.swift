@@ -192,6 +192,51 @@ struct HistoryRecoveryTests {
         }
     }
 
+    /// The contract phase of an expand/contract change marks itself: once applied, a
+    /// binary without it refuses to migrate (or start with `serve --migrate`), where one
+    /// behind a harmless newer version goes on.
+    @Test func aNewerMigrationThatBreaksOlderBinariesStopsThem() async throws {
+        let new = try MigrationFolder([
+            "1_a.up.sql": "CREATE TABLE a (id int, note text);\n",
+            "2_b.up.sql": "-- Contract: the old binary still writes a.note.\n-- stockroom:breaks-older-binaries\nALTER TABLE a DROP COLUMN note;\n",
+        ])
+        let old = try MigrationFolder(["1_a.up.sql": "CREATE TABLE a (id int, note text);\n"])
+        try await TestDatabase.withDatabase { (url: String) async throws -> Void in
+            #expect(try await old.migrator(url).up().count == 1)
+            #expect(try await new.migrator(url).up().count == 1)
+            for attempt in [{ try await old.migrator(url).up() }, { try await old.migrator(url).ensureSchema() }] {
+                let error = await #expect(throws: MigrationError.self) { _ = try await attempt() }
+                #expect(error?.code == .newerBinaryRequired)
+                #expect(error?.message.contains("version 2 (b)") == true)
+            }
+            #expect(try await old.migrator(url).status().last?.breaksOlderBinaries == true)
+            #expect(try await new.migrator(url).ensureSchema().isEmpty)
+        }
+    }
+
+    /// N instances starting at once: once the schema is new enough, the others return
+    /// without queueing for the runner's lock.
+    @Test func ensureSchemaSkipsTheLockWhenNothingIsPending() async throws {
+        let folder = try MigrationFolder(["1_a.up.sql": "CREATE TABLE a (id int);\n"])
+        try await TestDatabase.withDatabase { (url: String) async throws -> Void in
+            let migrator = folder.migrator(url) { $0.lockWait = .milliseconds(300) }
+            #expect(try await migrator.ensureSchema().count == 1)
+            // Another runner holds the lock (a long migration of a newer deploy, say).
+            let holder = try await PostgresConnection.connect(url)
+            let key = try await holder.query("SELECT hashtext('public' || '.' || 'stockroom_migrations')").first![0, as: Int32.self]
+            try await holder.query("SELECT pg_advisory_lock(\(Int32(0x53544B52)), \(key))")
+            let start = ContinuousClock.now
+            #expect(try await migrator.ensureSchema().isEmpty)
+            #expect(ContinuousClock.now - start < .milliseconds(300))
+            // With something pending it does queue, and gives up after lockWait.
+            try folder.write("2_b.up.sql", "CREATE TABLE b (id int);\n")
+            let waited = await #expect(throws: MigrationError.self) { try await migrator.ensureSchema() }
+            #expect(waited?.code == .lockTimeout)
+            await holder.close()
+            #expect(try await migrator.ensureSchema().count == 1)
+        }
+    }
+
     /// A file that gave up on `lock_timeout` rolled back whole, so it is run again after
     /// a pause, and goes through once the lock's holder is done.
     @Test func aFileThatTimedOutOnALockIsRetriedUntilTheLockIsFree() async throws {

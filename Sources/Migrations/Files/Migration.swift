@@ -18,6 +18,13 @@ public struct MigrationScript: Sendable {
     public let statements: [SQLStatement]
     /// How the runner must run this file.
     public let mode: TransactionMode
+    /// The file says, in its leading comments, `-- stockroom:breaks-older-binaries`: once
+    /// it is applied, a binary without it (an older deploy) refuses to migrate or start.
+    public let breaksOlderBinaries: Bool
+
+    /// The directive of a change older binaries cannot live with (a column they write
+    /// dropped, say): the contract phase of an expand/contract change.
+    public static let breaksOlderBinariesDirective = "-- stockroom:breaks-older-binaries"
 
     public init(path: String, contents: String) throws(MigrationError) {
         self.path = path
@@ -40,6 +47,9 @@ public struct MigrationScript: Sendable {
             throw MigrationError(.unsupportedStatement, "\(path):\(begin.line): this BEGIN is never ended: the file would finish inside a transaction, which is rolled back when the runner's connection closes; end it with COMMIT")
         }
         self.mode = TransactionMode.detect(sql: sql, statements: statements)
+        self.breaksOlderBinaries = TransactionMode.leadingComments(of: sql).contains { comment in
+            comment.dropFirst(2).trimmingCharacters(in: .whitespaces).lowercased() == "stockroom:breaks-older-binaries"
+        }
     }
 
     /// True when the file's first statement is BEGIN (or START TRANSACTION), its last is

@@ -17,4 +17,7 @@ public struct HistoryEntry: Sendable, Equatable {
     public var appliedAt: Date
     public var duration: Duration?
     public var error: String?
+    /// The file said `-- stockroom:breaks-older-binaries`: binaries without it must not
+    /// run against this database.
+    public var breaksOlderBinaries = false
 }

@@ -40,7 +40,11 @@ struct MigrationHistory {
 
     /// Creates the table when it does not exist. Called only under the runner's lock.
     func create() async throws {
-        guard try await !exists() else { return }
+        guard try await !exists() else {
+            // Tables made before the column: a constant default, no rewrite.
+            try await connection.query("ALTER TABLE \(identifier: schema).\(identifier: table) ADD COLUMN IF NOT EXISTS breaks_older_binaries boolean NOT NULL DEFAULT false")
+            return
+        }
         try await connection.query("""
             CREATE TABLE IF NOT EXISTS \(identifier: schema).\(identifier: table) (
                 version     text PRIMARY KEY CHECK (version ~ '^[0-9]+$'),
@@ -49,7 +53,8 @@ struct MigrationHistory {
                 outcome     text NOT NULL CHECK (outcome IN ('running', 'applied', 'failed')),
                 applied_at  timestamptz NOT NULL DEFAULT now(),
                 duration_ms bigint,
-                error       text
+                error       text,
+                breaks_older_binaries boolean NOT NULL DEFAULT false
             )
             """)
     }
@@ -57,7 +62,13 @@ struct MigrationHistory {
     /// Every row; none when the table does not exist yet (a database never migrated).
     func entries() async throws -> [HistoryEntry] {
         guard try await exists() else { return [] }
-        let rows = try await connection.query("SELECT version, title, checksum, outcome, applied_at, duration_ms, error FROM \(identifier: schema).\(identifier: table)")
+        // Through to_jsonb, so that a table made before breaks_older_binaries reads too
+        // (status and verify never alter it).
+        let rows = try await connection.query("""
+            SELECT version, title, checksum, outcome, applied_at, duration_ms, error,
+                   coalesce((to_jsonb(h) ->> 'breaks_older_binaries')::bool, false)
+            FROM \(identifier: schema).\(identifier: table) h
+            """)
         return try rows.map { row in
             HistoryEntry(
                 version: MigrationVersion(try row[0, as: String.self])!,
@@ -66,7 +77,8 @@ struct MigrationHistory {
                 outcome: HistoryEntry.Outcome(rawValue: try row[3, as: String.self]) ?? .failed,
                 appliedAt: try row[4, as: Date.self],
                 duration: try row[5, as: Int64?.self].map { .milliseconds($0) },
-                error: try row[6, as: String?.self]
+                error: try row[6, as: String?.self],
+                breaksOlderBinaries: try row[7, as: Bool.self]
             )
         }
     }
@@ -78,10 +90,11 @@ struct MigrationHistory {
     func record(_ migration: Migration, outcome: HistoryEntry.Outcome, duration: Duration?, error: String? = nil) async throws {
         let milliseconds = duration.map { Int64($0.components.seconds * 1000 + $0.components.attoseconds / 1_000_000_000_000_000) }
         try await connection.query("""
-            INSERT INTO \(identifier: schema).\(identifier: table) (version, title, checksum, outcome, duration_ms, error)
-            VALUES (\(migration.version.digits), \(migration.title), \(migration.up.checksum), \(outcome.rawValue), \(milliseconds), \(error))
+            INSERT INTO \(identifier: schema).\(identifier: table) (version, title, checksum, outcome, duration_ms, error, breaks_older_binaries)
+            VALUES (\(migration.version.digits), \(migration.title), \(migration.up.checksum), \(outcome.rawValue), \(milliseconds), \(error), \(migration.up.breaksOlderBinaries))
             ON CONFLICT (version) DO UPDATE SET title = EXCLUDED.title, checksum = EXCLUDED.checksum, outcome = EXCLUDED.outcome,
-                applied_at = now(), duration_ms = EXCLUDED.duration_ms, error = EXCLUDED.error
+                applied_at = now(), duration_ms = EXCLUDED.duration_ms, error = EXCLUDED.error,
+                breaks_older_binaries = EXCLUDED.breaks_older_binaries
             """)
     }
 

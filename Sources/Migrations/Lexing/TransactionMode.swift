@@ -32,6 +32,19 @@ public enum TransactionMode: Sendable, Equatable {
         return (found, nil)
     }
 
+    /// The `--` comment lines a file starts with (blank lines between them allowed),
+    /// trimmed: where directives go.
+    static func leadingComments(of sql: String) -> [String] {
+        var comments: [String] = []
+        for line in sql.split(separator: "\n", omittingEmptySubsequences: false) {
+            let text = line.trimmingCharacters(in: .whitespaces)
+            if text.isEmpty { continue }
+            guard text.hasPrefix("--") else { break }
+            comments.append(text)
+        }
+        return comments
+    }
+
     /// `-- stockroom:no-transaction`, whatever the case and the spaces after the dashes.
     private static func isDirective(_ comment: String) -> Bool {
         comment.dropFirst(2).trimmingCharacters(in: .whitespaces).lowercased() == "stockroom:no-transaction"

@@ -31,6 +31,8 @@ public struct MigrationStatus: Sendable, Equatable {
     public var outOfOrder = false
     /// What went wrong, for failed migrations.
     public var error: String?
+    /// The version was applied from a file marked `-- stockroom:breaks-older-binaries`.
+    public var breaksOlderBinaries = false
 
     /// Anything but an applied, unchanged file (or a newer deploy's) needs a person or a
     /// run of `up`.
@@ -59,7 +61,7 @@ public struct MigrationStatus: Sendable, Equatable {
                 newestFile.map { version > $0 } ?? false ? .newer : .missing
             case .applied: file!.up.checksum == entry.checksum ? .applied : .modified
             }
-            result.append(MigrationStatus(version: version, title: file?.title ?? entry.title, state: state, appliedAt: entry.appliedAt, path: file?.up.path, error: entry.error))
+            result.append(MigrationStatus(version: version, title: file?.title ?? entry.title, state: state, appliedAt: entry.appliedAt, path: file?.up.path, error: entry.error, breaksOlderBinaries: entry.breaksOlderBinaries))
         }
         return result
     }
@@ -85,6 +87,8 @@ extension [MigrationStatus] {
                 throw MigrationError(.missingFile, "version \(status.version) (\(status.title)) is applied but its file is gone from the migrations folder. Restore the file, or roll the version back before removing it")
             case .pending where status.outOfOrder && !allowOutOfOrder:
                 throw MigrationError(.outOfOrder, "\(name) is pending but older than the newest applied migration (a late merge?). Apply it deliberately with --allow-out-of-order, or renumber it after the newest")
+            case .newer where status.breaksOlderBinaries:
+                throw MigrationError(.newerBinaryRequired, "version \(status.version) (\(status.title)) was applied by a newer binary and marks itself as breaking older ones (\(MigrationScript.breaksOlderBinariesDirective)): this binary must not run against this database; deploy one that has that migration")
             case .newer where !allowNewer:
                 throw MigrationError(.missingFile, "version \(status.version) (\(status.title)) was applied by a newer binary, which this one has no file for: roll back with that binary first")
             case .pending, .applied, .newer:

@@ -70,6 +70,28 @@ public struct Migrator: Sendable {
         }
     }
 
+    /// For instances starting together (`serve --migrate`): when every file up to
+    /// `version` (all of the folder's by default) is applied and nothing needs a person,
+    /// returns at once, without queueing for the runner's lock behind the others;
+    /// otherwise runs `up(to: version)`, which waits for it. Refuses as `up` does — a
+    /// newer binary's migration that breaks older ones included.
+    @discardableResult
+    public func ensureSchema(atLeast version: MigrationVersion? = nil) async throws -> [Step] {
+        let statuses = try await status()
+        let behind = statuses.contains { status in
+            switch status.state {
+            case .applied, .newer: false
+            case .pending: version.map { status.version <= $0 } ?? true
+            case .failed, .running, .modified, .missing: true
+            }
+        }
+        // Behind, or something to look at under the lock (a file another runner is
+        // applying right now shows as running): `up` waits for the lock and checks.
+        if behind { return try await up(to: version) }
+        try statuses.checkConsistent(allowOutOfOrder: configuration.allowOutOfOrder, allowNewer: true)
+        return []
+    }
+
     /// Applied files whose checksum changed, or whose file is gone. Empty when all is well.
     public func verify() async throws -> [MigrationStatus] {
         try await status().filter { $0.state == .modified || $0.state == .missing }
