@@ -47,6 +47,7 @@ run: demo-data ## Start the database, migrate it, add demo products, serve on 12
 test: db pyclients ## The whole suite against the local PostgreSQL, then the example programs and the fault storm
 	$(SWIFT) build --build-tests
 	$(SWIFT) test --skip-build
+	@scripts/test-cli-migrate.sh
 	@$(MAKE) --no-print-directory test-examples
 	@$(MAKE) --no-print-directory test-faults
 

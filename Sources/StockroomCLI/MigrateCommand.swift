@@ -11,7 +11,7 @@ struct MigrateCommand: AsyncParsableCommand {
         commandName: "migrate",
         abstract: "Apply, roll back and inspect schema migrations.",
         discussion: "Files: migrations/<version>_<title>.up.sql and .down.sql. See docs/MIGRATIONS.md.",
-        subcommands: [MigrateUp.self, MigrateDown.self, MigrateStatus.self, MigrateVerify.self, MigrateResolve.self, MigrateNew.self]
+        subcommands: [MigrateUp.self, MigrateDown.self, MigrateStatus.self, MigrateVerify.self, MigrateResolve.self, MigrateBaseline.self, MigrateNew.self]
     )
 }
 
@@ -78,7 +78,7 @@ func reportingFailures(_ command: String, _ body: () async throws -> Void) async
     } catch is CancellationError {
         fail(command, "interrupted; the statement running was cancelled and nothing of the migration in progress was kept", status: 130)
     } catch let error as MigrationError {
-        fail(command, error.message)
+        fail(command, error.message, status: MigrationExit.status(for: error.code))
     } catch let error as PostgresError {
         fail(command, "\(error)")
     }
@@ -115,4 +115,34 @@ func cancellableBySignals(_ body: @escaping @Sendable () async throws -> Void) a
     }
     defer { sources.forEach { $0.cancel() } }
     try await task.value
+}
+
+/// Exit statuses of `stockroom migrate`, for deploy scripts (docs/MIGRATIONS.md): one
+/// per kind of trouble, the most serious when there are several. 64 is a usage error
+/// (ArgumentParser's), 130 an interrupted run.
+enum MigrationExit {
+    static let ok: Int32 = 0
+    static let error: Int32 = 1
+    static let pending: Int32 = 3
+    static let failed: Int32 = 4
+    static let modifiedOrMissing: Int32 = 5
+    static let newerBinaryRequired: Int32 = 6
+
+    static func status(for code: MigrationError.Code) -> Int32 {
+        switch code {
+        case .needsResolution: failed
+        case .modified, .missingFile: modifiedOrMissing
+        case .newerBinaryRequired: newerBinaryRequired
+        default: error
+        }
+    }
+
+    /// For `status`: what its rows need, the most serious first.
+    static func status(for statuses: [MigrationStatus]) -> Int32 {
+        if statuses.contains(where: { $0.state == .newer && $0.breaksOlderBinaries }) { return newerBinaryRequired }
+        if statuses.contains(where: { $0.state == .modified || $0.state == .missing }) { return modifiedOrMissing }
+        if statuses.contains(where: { $0.state == .failed || $0.state == .running }) { return failed }
+        if statuses.contains(where: { $0.state == .pending }) { return pending }
+        return ok
+    }
 }

@@ -176,6 +176,29 @@ public struct Migrator: Sendable {
         }
     }
 
+    /// Adopts a database whose schema was made another way (by hand, by another tool):
+    /// records every file up to and including `version` as applied, with its current
+    /// checksum, without running it. Refused when the history has any row already.
+    /// Returns the versions recorded.
+    @discardableResult
+    public func baseline(through version: MigrationVersion) async throws -> [MigrationVersion] {
+        let files = try MigrationDirectory.load(configuration.directory)
+        guard files.contains(where: { $0.version == version }) else {
+            throw MigrationError(.unknownVersion, "no migration file has version \(version)")
+        }
+        return try await withLockedHistory(create: true) { connection, history in
+            guard try await history.entries().isEmpty else {
+                throw MigrationError(.unknownVersion, "the database already has a migration history: baseline is for one that never had any; see `stockroom migrate status`")
+            }
+            let adopted = files.filter { $0.version <= version }
+            try await connection.withTransaction { _ in
+                for migration in adopted { try await history.record(migration, outcome: .applied, duration: nil) }
+            }
+            logger.info("baseline recorded", metadata: ["migration.version": "\(version)", "migrations": "\(adopted.count)"])
+            return adopted.map(\.version)
+        }
+    }
+
     /// Records what a person decided about a migration that failed outside a transaction.
     public func resolve(_ version: MigrationVersion, as resolution: Resolution) async throws {
         try await withLockedHistory(create: false) { _, history in

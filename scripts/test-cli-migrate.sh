@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# `stockroom migrate` as a deploy script meets it: the exit status of each state, the
+# JSON of `status --json`, and the rolling-deploy contract between two binaries' folders
+# (an older folder is a binary rolled back). Against a database of its own.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+BASE_URL="${DATABASE_URL:-postgres://stockroom:stockroom@127.0.0.1:54320/stockroom}"
+DB="stockroom_cli_$$"
+URL="${BASE_URL%/*}/$DB"
+[[ "$BASE_URL" == *\?* ]] && URL="${BASE_URL%%\?*}" && URL="${URL%/*}/$DB?${BASE_URL#*\?}"
+BIN="$ROOT/.build/debug/stockroom"
+WORK="$(mktemp -d)"
+
+fail() { echo "test-cli-migrate: $*" >&2; exit 1; }
+psql -X -q -v ON_ERROR_STOP=1 "$BASE_URL" -c "CREATE DATABASE $DB" >/dev/null
+trap 'psql -X -q "$BASE_URL" -c "DROP DATABASE IF EXISTS $DB WITH (FORCE)" >/dev/null; rm -rf "$WORK"' EXIT
+
+mkdir -p "$WORK/old" "$WORK/new"
+printf 'CREATE TABLE a (id int, note text);\n' > "$WORK/old/1_a.up.sql"
+cp "$WORK/old/1_a.up.sql" "$WORK/new/"
+printf -- '-- stockroom:breaks-older-binaries\nALTER TABLE a DROP COLUMN note;\n' > "$WORK/new/2_contract.up.sql"
+
+# expect STATUS COMMAND…: runs it, fails unless it exits with STATUS; output in $out.
+expect() {
+    local want=$1; shift
+    local got=0
+    out="$("$@" 2>&1)" || got=$?
+    [[ $got == "$want" ]] || fail "\`${*#$BIN }\` exited $got, expected $want: $out"
+}
+migrate() { "$BIN" migrate "$@" --database-url "$URL"; }
+
+expect 3 migrate status --json --dir "$WORK/old"
+[[ "$out" == *'"state":"pending"'* && "$out" == *'"version":"1"'* ]] || fail "status --json: $out"
+expect 0 migrate up --dir "$WORK/old"
+expect 0 migrate status --dir "$WORK/old"
+# The new deploy migrates; the old binary's folder now lacks the newest version.
+expect 0 migrate up --dir "$WORK/new"
+expect 6 migrate status --json --dir "$WORK/old"
+[[ "$out" == *'"breaks_older_binaries":true'* && "$out" == *'"state":"newer"'* ]] || fail "status --json: $out"
+expect 6 migrate up --dir "$WORK/old"
+[[ "$out" == *"newer binary"* ]] || fail "up: $out"
+# A file changed after it was applied.
+printf 'CREATE TABLE a (id bigint, note text);\n' > "$WORK/new/1_a.up.sql"
+expect 5 migrate status --dir "$WORK/new"
+expect 5 migrate up --dir "$WORK/new"
+echo "cli-migrate: ok"
