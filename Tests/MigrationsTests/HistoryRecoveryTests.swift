@@ -257,6 +257,33 @@ struct HistoryRecoveryTests {
         }
     }
 
+    /// A one-statement CIC file that failed needs no person: an INVALID index it left is
+    /// dropped and the file runs again; a valid one means the build finished.
+    @Test func aFailedIndexBuildIsRecoveredByTheNextRun() async throws {
+        let folder = try MigrationFolder([
+            "1_t.up.sql": "CREATE TABLE t (id int);\nINSERT INTO t VALUES (1), (1);\n",
+            "2_t_id.up.sql": "-- stockroom:no-transaction\nCREATE UNIQUE INDEX CONCURRENTLY \"T_id\" ON t (id);\n",
+        ])
+        try await TestDatabase.withDatabase { (url: String) async throws -> Void in
+            let migrator = folder.migrator(url)
+            // The duplicate makes the unique build fail, leaving an INVALID index.
+            let error = await #expect(throws: MigrationError.self) { try await migrator.up() }
+            #expect(error?.code == .needsResolution)
+            let connection = try await PostgresConnection.connect(url)
+            #expect(try await connection.query("SELECT indisvalid FROM pg_index WHERE indexrelid = '\"T_id\"'::regclass").first?[0, as: Bool.self] == false)
+            // Fixed at the source; the next run drops the invalid index and builds it anew.
+            try await connection.query("DELETE FROM t WHERE ctid = (SELECT max(ctid) FROM t)")
+            #expect(try await migrator.up().map(\.version.digits) == ["2"])
+            #expect(try await connection.query("SELECT indisvalid FROM pg_index WHERE indexrelid = '\"T_id\"'::regclass").first?[0, as: Bool.self] == true)
+            #expect(try await migrator.states() == ["1": .applied, "2": .applied])
+            // A build that finished but was not recorded (the runner died) is recorded.
+            try await connection.query("UPDATE stockroom_migrations SET outcome = 'failed' WHERE version = '2'")
+            #expect(try await migrator.up().isEmpty)
+            #expect(try await migrator.states() == ["1": .applied, "2": .applied])
+            await connection.close()
+        }
+    }
+
     /// A file that gave up on `lock_timeout` rolled back whole, so it is run again after
     /// a pause, and goes through once the lock's holder is done.
     @Test func aFileThatTimedOutOnALockIsRetriedUntilTheLockIsFree() async throws {

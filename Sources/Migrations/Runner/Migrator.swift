@@ -110,6 +110,7 @@ public struct Migrator: Sendable {
             throw MigrationError(.unknownVersion, "no migration file has version \(target)")
         }
         return try await withLockedHistory(create: !dryRun) { connection, history in
+            if !dryRun { try await recoverFailedIndexBuilds(files: files, history: history, on: connection) }
             let status = MigrationStatus.compare(files: files, history: try await history.entries())
             try status.checkConsistent(allowOutOfOrder: configuration.allowOutOfOrder, allowNewer: true)
             let pending = Set(status.filter { $0.state == .pending }.map(\.version))
