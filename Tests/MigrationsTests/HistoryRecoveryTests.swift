@@ -284,6 +284,18 @@ struct HistoryRecoveryTests {
         }
     }
 
+    /// The runner's session checks that its client is alive, so that a runner killed
+    /// mid-statement does not leave the statement running with its locks.
+    @Test func theRunnersSessionNoticesADeadClient() async throws {
+        let folder = try MigrationFolder(["1_s.up.sql": "CREATE TABLE s AS SELECT current_setting('client_connection_check_interval') AS v;\n"])
+        try await TestDatabase.withDatabase { (url: String) async throws -> Void in
+            try await folder.migrator(url).up()
+            let connection = try await PostgresConnection.connect(url)
+            #expect(try await connection.query("SELECT v FROM s").first?[0, as: String.self] == "1s")
+            await connection.close()
+        }
+    }
+
     /// A file that gave up on `lock_timeout` rolled back whole, so it is run again after
     /// a pause, and goes through once the lock's holder is done.
     @Test func aFileThatTimedOutOnALockIsRetriedUntilTheLockIsFree() async throws {

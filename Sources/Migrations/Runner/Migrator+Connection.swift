@@ -49,12 +49,15 @@ extension Migrator {
         }
     }
 
-    /// `lock_timeout` and `statement_timeout` for the rest of the session (0 is none).
+    /// `lock_timeout` and `statement_timeout` for the rest of the session (0 is none), and
+    /// `client_connection_check_interval`: a runner that dies (`kill -9`, a lost host)
+    /// mid-statement has its statement ended by the server within a second, instead of
+    /// left running with its locks until it finishes.
     private func applyTimeouts(on connection: PostgresConnection) async throws {
         func milliseconds(_ duration: Duration?) -> Int64 {
             guard let duration else { return 0 }
             return duration.components.seconds * 1000 + duration.components.attoseconds / 1_000_000_000_000_000
         }
-        try await connection.query("SELECT set_config('lock_timeout', \(String(milliseconds(configuration.lockTimeout))), false), set_config('statement_timeout', \(String(milliseconds(configuration.statementTimeout))), false)")
+        try await connection.query("SELECT set_config('lock_timeout', \(String(milliseconds(configuration.lockTimeout))), false), set_config('statement_timeout', \(String(milliseconds(configuration.statementTimeout))), false), set_config('client_connection_check_interval', '1000', false)")
     }
 }
