@@ -214,6 +214,29 @@ struct HistoryRecoveryTests {
         }
     }
 
+    /// A history table made by an earlier runner, without breaks_older_binaries, is read
+    /// as it is by `status` and gains the column at the next `up`.
+    @Test func aHistoryTableOfAnEarlierRunnerGainsTheColumn() async throws {
+        let folder = try MigrationFolder(["1_a.up.sql": "CREATE TABLE a (id int);\n", "2_b.up.sql": "CREATE TABLE b (id int);\n"])
+        try await TestDatabase.withDatabase { (url: String) async throws -> Void in
+            let connection = try await PostgresConnection.connect(url)
+            let checksum = try MigrationDirectory.load(folder.url)[0].up.checksum
+            try await connection.query("CREATE TABLE a (id int)")
+            try await connection.simpleQuery(unsafeSQL: """
+                CREATE TABLE stockroom_migrations (
+                    version text PRIMARY KEY, title text NOT NULL, checksum text NOT NULL, outcome text NOT NULL,
+                    applied_at timestamptz NOT NULL DEFAULT now(), duration_ms bigint, error text);
+                INSERT INTO stockroom_migrations (version, title, checksum, outcome) VALUES ('1', 'a', '\(checksum)', 'applied');
+                """)
+            let migrator = folder.migrator(url)
+            #expect(try await migrator.states() == ["1": .applied, "2": .pending])
+            #expect(try await migrator.up().map(\.version.digits) == ["2"])
+            #expect(try await connection.count("SELECT count(*) FROM pg_attribute WHERE attrelid = 'stockroom_migrations'::regclass AND attname = 'breaks_older_binaries'") == 1)
+            #expect(try await migrator.up().isEmpty)
+            await connection.close()
+        }
+    }
+
     /// N instances starting at once: once the schema is new enough, the others return
     /// without queueing for the runner's lock.
     @Test func ensureSchemaSkipsTheLockWhenNothingIsPending() async throws {

@@ -90,7 +90,12 @@ extension PostgresConnection {
                         let status = try rows.first?[0, as: String?.self]
                         let restarted = try rows.first?[1, as: Double.self] != transaction.serverStart
                         switch status {
-                        case "committed"? where restarted:
+                        case "aborted"?:
+                            await checker.close()
+                            return false
+                        case _ where restarted:
+                            // Anything but "aborted" may be about another transaction that
+                            // got the id after recovery; ours is surely over.
                             await checker.close()
                             var error = PostgresError(code: .commitOutcomeUnknown, message: "the connection broke during COMMIT and the server restarted since, so its record of transaction \(id) may be another's")
                             error.transactionIsOver = true
@@ -98,9 +103,6 @@ extension PostgresConnection {
                         case "committed"?:
                             await checker.close()
                             return true
-                        case "aborted"?:
-                            await checker.close()
-                            return false
                         case "in progress"?:
                             try await checker.query("""
                                 SELECT pg_terminate_backend(pid) FROM pg_stat_activity

@@ -41,8 +41,17 @@ struct MigrationHistory {
     /// Creates the table when it does not exist. Called only under the runner's lock.
     func create() async throws {
         guard try await !exists() else {
-            // Tables made before the column: a constant default, no rewrite.
-            try await connection.query("ALTER TABLE \(identifier: schema).\(identifier: table) ADD COLUMN IF NOT EXISTS breaks_older_binaries boolean NOT NULL DEFAULT false")
+            // Tables made before the column get it: a constant default, no rewrite. Looked
+            // up first: ALTER TABLE takes its ACCESS EXCLUSIVE lock (blocking `status`
+            // readers) even when IF NOT EXISTS then finds nothing to do.
+            let hasColumn = try await connection.query("""
+                SELECT EXISTS (SELECT 1 FROM pg_attribute
+                               WHERE attrelid = to_regclass(\(PostgresQuery.quoteIdentifier(schema) + "." + PostgresQuery.quoteIdentifier(table)))
+                                 AND attname = 'breaks_older_binaries' AND NOT attisdropped)
+                """).first![0, as: Bool.self]
+            if !hasColumn {
+                try await connection.query("ALTER TABLE \(identifier: schema).\(identifier: table) ADD COLUMN breaks_older_binaries boolean NOT NULL DEFAULT false")
+            }
             return
         }
         try await connection.query("""
