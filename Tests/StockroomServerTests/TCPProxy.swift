@@ -55,12 +55,14 @@ final class TCPProxy: Sendable {
     }
 
     /// Closes every connection now; new ones are still accepted.
+    ///
+    /// Under the lock, and only on descriptors still open: a number the pumps closed may
+    /// already be another socket of the process (a libpq connection of a test running
+    /// beside this one), which a late `shutdown` would cut instead.
     func cutAll() {
-        let sockets = state.withLock { state in
-            defer { state.sockets = [] }
-            return state.sockets
+        state.withLock { state in
+            for fd in state.sockets { shutdown(fd, Int32(SHUT_RDWR)) }
         }
-        for fd in sockets { shutdown(fd, Int32(SHUT_RDWR)) }
     }
 
     func stop() {
@@ -94,10 +96,13 @@ final class TCPProxy: Sendable {
                     pump(from: from, to: to)
                     shutdown(from, Int32(SHUT_RDWR))
                     shutdown(to, Int32(SHUT_RDWR))
-                    // The second pump to finish closes both.
+                    // The second pump to finish closes both, forgetting them first.
                     if done.add(1, ordering: .relaxed).newValue == 2 {
-                        close(from)
-                        close(to)
+                        state.withLock { state in
+                            state.sockets.removeAll { $0 == from || $0 == to }
+                            close(from)
+                            close(to)
+                        }
                     }
                 }.start()
             }
