@@ -44,4 +44,16 @@ expect 6 migrate up --dir "$WORK/old"
 printf 'CREATE TABLE a (id bigint, note text);\n' > "$WORK/new/1_a.up.sql"
 expect 5 migrate status --dir "$WORK/new"
 expect 5 migrate up --dir "$WORK/new"
+
+# lint: no database; exit 1 on findings, 0 once they are silenced or older than --start-after.
+expect 1 "$BIN" migrate lint --dir "$ROOT/migrations"
+[[ "$out" == *"0005_product_rules_as_domains.up.sql:24: alter-column-type"* && "$out" == *"instead:"* ]] || fail "lint: $out"
+expect 0 "$BIN" migrate lint --dir "$ROOT/migrations" --start-after 5
+mkdir -p "$WORK/lint"
+printf 'CREATE INDEX a_id ON a (id);\n' > "$WORK/lint/1_index.up.sql"
+expect 1 "$BIN" migrate lint --dir "$WORK/lint" --json
+[[ "$out" == *'"rule":"index-not-concurrent"'* && "$out" == *'"line":1'* && "$out" == *'"files":1'* ]] || fail "lint --json: $out"
+printf -- '-- stockroom:lint-ignore index-not-concurrent (a has ten rows)\nCREATE INDEX a_id ON a (id);\n' > "$WORK/lint/1_index.up.sql"
+expect 0 "$BIN" migrate lint --dir "$WORK/lint"
+expect 64 "$BIN" migrate lint --dir "$WORK/lint" --start-after x
 echo "cli-migrate: ok"

@@ -11,7 +11,7 @@ struct MigrateCommand: AsyncParsableCommand {
         commandName: "migrate",
         abstract: "Apply, roll back and inspect schema migrations.",
         discussion: "Files: migrations/<version>_<title>.up.sql and .down.sql. See docs/MIGRATIONS.md.",
-        subcommands: [MigrateUp.self, MigrateDown.self, MigrateStatus.self, MigrateVerify.self, MigrateResolve.self, MigrateBaseline.self, MigrateNew.self]
+        subcommands: [MigrateUp.self, MigrateDown.self, MigrateStatus.self, MigrateVerify.self, MigrateResolve.self, MigrateBaseline.self, MigrateNew.self, MigrateLint.self]
     )
 }
 

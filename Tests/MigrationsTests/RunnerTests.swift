@@ -239,15 +239,7 @@ struct RunnerTests {
     }
 
     @Test func theRealWorldOpenMeterFolderGoesUpDownAndUpAgain() async throws {
-        // 269 golang-migrate pairs from openmeterio/openmeter (Apache 2.0), kept beside the
-        // checkout in shared/corpus rather than copied into it.
-        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-        let candidates = [ProcessInfo.processInfo.environment["STOCKROOM_MIGRATION_CORPUS"]].compactMap { $0 }
-            + [root.appendingPathComponent("../shared/corpus/openmeter").standardized.path,
-               // Where the workplace keeps it, for clones made elsewhere (CI).
-               "/work/shared/corpus/openmeter"]
-        let found = candidates.first { FileManager.default.fileExists(atPath: $0) }
-        let directory = URL(fileURLWithPath: try #require(found, "the openmeter corpus is not in \(candidates); set STOCKROOM_MIGRATION_CORPUS"))
+        let directory = try MigrationCorpus.openMeter()
         try await TestDatabase.withDatabase { url in
             let migrator = Migrator(databaseURL: url, configuration: .init(directory: directory), logger: quietLogger)
             let count = try MigrationDirectory.load(directory).count

@@ -2,6 +2,7 @@ import Foundation
 import LibPQ
 import Logging
 import Migrations
+import Testing
 
 /// A database of its own per test (migrations create schemas, extensions and indexes, and
 /// pg_dump compares whole databases), and a folder of migration files of its own.
@@ -111,4 +112,19 @@ private func runPgDump(_ url: String) throws -> String {
     process.waitUntilExit()
     guard process.terminationStatus == 0 else { throw MigrationError(.database, "pg_dump failed") }
     return String(decoding: data, as: UTF8.self).split(separator: "\n").filter { !$0.hasPrefix("--") && !$0.hasPrefix("\\restrict") && !$0.hasPrefix("\\unrestrict") }.joined(separator: "\n")
+}
+
+/// Real-world migration folders kept beside the checkout, in shared/corpus, rather than
+/// copied into it.
+enum MigrationCorpus {
+    /// 269 golang-migrate pairs from openmeterio/openmeter (Apache 2.0), written by Atlas.
+    static func openMeter() throws -> URL {
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        let candidates = [ProcessInfo.processInfo.environment["STOCKROOM_MIGRATION_CORPUS"]].compactMap { $0 }
+            + [root.appendingPathComponent("../shared/corpus/openmeter").standardized.path,
+               // Where the workplace keeps it, for clones made elsewhere (CI).
+               "/work/shared/corpus/openmeter"]
+        let found = candidates.first { FileManager.default.fileExists(atPath: $0) }
+        return URL(fileURLWithPath: try #require(found, "the openmeter corpus is not in \(candidates); set STOCKROOM_MIGRATION_CORPUS"))
+    }
 }
