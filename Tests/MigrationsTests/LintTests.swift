@@ -103,6 +103,13 @@ struct LintTests {
         #expect(Set(LintRule.all.map(\.id)).subtracting(caught).isEmpty)
     }
 
+    @Test func theGuideListsEveryRule() throws {
+        let guide = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("docs/MIGRATIONS.md")
+        let text = try String(contentsOf: guide, encoding: .utf8)
+        for rule in LintRule.all { #expect(text.contains("| `\(rule.id)` |"), "docs/MIGRATIONS.md lacks \(rule.id)") }
+    }
+
     @Test func aCommentNamingARuleSilencesItForThatStatementOnly() throws {
         let sql = """
             -- stockroom:lint-ignore index-not-concurrent: the table holds ten rows, rehearsed
