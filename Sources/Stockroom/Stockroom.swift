@@ -13,11 +13,13 @@ public struct Stockroom: Sendable {
     public let accounts: AccountRepository
     public let products: ProductRepository
     public let orders: OrderRepository
+    public let events: EventRepository
 
     public init(pool: PostgresPool, passwordHasher: PasswordHasher = .interactive, sessionLifetime: Duration = .seconds(7 * 24 * 3600)) {
         self.pool = pool
         self.accounts = AccountRepository(pool: pool, hasher: passwordHasher, sessionLifetime: sessionLifetime)
         self.products = ProductRepository(pool: pool)
         self.orders = OrderRepository(pool: pool)
+        self.events = EventRepository(pool: pool)
     }
 }

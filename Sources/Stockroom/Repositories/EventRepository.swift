@@ -1,0 +1,119 @@
+public import Foundation
+public import LibPQ
+
+/// The outbox (migration 0008): reading events, numbering them once committed, pruning.
+///
+/// Events are written by triggers in the transactions of the changes they record; this
+/// repository never writes one. Numbering is `sequence()`'s job: run it after changes
+/// commit (the service does, at once after its own writes, and every second for writes
+/// made elsewhere), and events become readable in the order they became visible.
+public struct EventRepository: Sendable {
+    let pool: PostgresPool
+
+    public init(pool: PostgresPool) { self.pool = pool }
+
+    /// The channel `sequence()` notifies with the last id it gave, for listeners on any
+    /// instance (`LISTEN stockroom_events`).
+    public static let channel = "stockroom_events"
+    /// At most this many events are numbered per statement.
+    public static let sequenceBatch = 1000
+
+    /// Events after `after`, oldest first, that `principal` may see: admins every event,
+    /// customers those of their own orders. `nil` reads as an admin, for the service's
+    /// own delivery.
+    public func read(after: Int64 = 0, limit: Int = 100, as principal: Principal?) async throws -> [Event] {
+        let limit = try Validate.limit(limit)
+        let after = max(0, after)
+        let user: Int64? = principal.flatMap { $0.isAdmin ? nil : $0.userID }
+        let rows = try await mappingErrors {
+            try await pool.query("""
+                SELECT id, type, subject_id, user_id, extract(epoch FROM created_at)::float8, payload::text
+                FROM events
+                WHERE id > \(after) AND (\(user)::int8 IS NULL OR user_id = \(user))
+                ORDER BY id LIMIT \(limit)
+                """)
+        }
+        return try rows.map(Self.event(from:))
+    }
+
+    /// The newest id given, 0 when none.
+    public func lastID() async throws -> Int64 {
+        try await mappingErrors {
+            try await pool.query("SELECT last_id FROM event_counter")[0][0, as: Int64.self]
+        }
+    }
+
+    /// Numbers committed events that have no id yet, in the order they were written, and
+    /// notifies `channel` with the last id given. Returns that id, or nil when there was
+    /// nothing to number.
+    ///
+    /// Under the lock of the counter's row: numbering runs one at a time across every
+    /// instance, and each run commits before the next starts, so ids become visible in
+    /// increasing order and a reader never passes an id it could not see yet. Loops
+    /// while full batches remain.
+    @discardableResult
+    public func sequence() async throws -> Int64? {
+        var last: Int64?
+        while true {
+            let numbered: (count: Int, last: Int64?) = try await mappingErrors {
+                try await pool.withConnection { connection in
+                    try await connection.withTransaction { connection in
+                        // The counter's row lock makes numbering one at a time, per
+                        // schema. Waiting for it (rather than skipping) matters: the
+                        // statement after it then sees every event committed until now,
+                        // this caller's included.
+                        let last = try await connection.query("SELECT last_id FROM event_counter FOR UPDATE")[0][0, as: Int64.self]
+                        let row = try await connection.query("""
+                            WITH batch AS (
+                                SELECT seq, row_number() OVER (ORDER BY seq) AS n FROM (
+                                    SELECT seq FROM events WHERE id IS NULL ORDER BY seq LIMIT \(Self.sequenceBatch)) AS oldest
+                            ),
+                            numbered AS (
+                                UPDATE events e SET id = \(last) + b.n FROM batch b
+                                WHERE e.seq = b.seq RETURNING e.id
+                            ),
+                            counted AS (
+                                UPDATE event_counter SET last_id = last_id + (SELECT count(*) FROM batch)
+                                WHERE EXISTS (SELECT 1 FROM batch) RETURNING last_id
+                            )
+                            SELECT (SELECT count(*) FROM numbered)::int8, (SELECT last_id FROM counted)
+                            """)[0]
+                        let count = try row[0, as: Int64.self]
+                        let newest = try row[1, as: Int64?.self]
+                        if let newest { try await connection.query("SELECT pg_notify(\(Self.channel), \(String(newest)))") }
+                        return (Int(count), newest)
+                    }
+                }
+            }
+            if let newest = numbered.last { last = newest }
+            if numbered.count < Self.sequenceBatch { return last }
+        }
+    }
+
+    /// Deletes events created before `cutoff`, `batch` rows per statement so no
+    /// statement holds many locks or runs long. Returns how many went.
+    @discardableResult
+    public func prune(createdBefore cutoff: Date, batch: Int = 5000) async throws -> Int {
+        var total = 0
+        while true {
+            let deleted = try await mappingErrors {
+                try await pool.write("""
+                    DELETE FROM events WHERE seq IN (
+                        SELECT seq FROM events WHERE created_at < \(cutoff) AND id IS NOT NULL ORDER BY created_at LIMIT \(batch))
+                    RETURNING 1
+                    """).count
+            }
+            total += deleted
+            if deleted < batch { return total }
+        }
+    }
+
+    static func event(from row: PostgresRow) throws -> Event {
+        let type = try row[1, as: String.self]
+        return Event(
+            type: type, id: try row[0, as: Int64.self], subjectID: try row[2, as: Int64.self], userID: try row[3, as: Int64?.self],
+            createdAt: Date(timeIntervalSince1970: try row[4, as: Double.self]),
+            subject: try EventSnapshot.subject(type: type, payload: Array(try row[5, as: String.self].utf8))
+        )
+    }
+}
