@@ -8,19 +8,26 @@ import Synchronization
 /// Once the statement has run for `threshold`, a task of its own asks the server, on a
 /// second connection, every `interval`, whether the statement's session (`pid`) waits
 /// for a lock and which sessions `pg_blocking_pids` says it waits for. The first time it
-/// finds a wait it logs a warning naming them (unless told not to); the last blockers it
+/// finds a wait it logs a warning naming them (unless told not to). The last blockers it
 /// saw are handed back when the statement ends, for the error of a statement that gave
-/// up on `lock_timeout` — by then the wait is over and the server no longer says.
+/// up on `lock_timeout`: by then the wait is over, and the server no longer says.
+///
+/// Made for short lock timeouts on a loaded server, where a new connection can take a
+/// fifth of a second and one look as long: the connection is opened `connectLead`
+/// before the first look is due (at once when that is sooner); the looks run on that
+/// connection's own thread, never waiting for a turn on a busy cooperative pool; and a
+/// look still under way when the statement gives up is waited for (a second at most),
+/// since it may have seen the wait.
 ///
 /// The rules it keeps:
-/// - Cheap. A statement that ends before `threshold` costs a sleeping task and nothing on
-///   the server. After it, one small query per `interval`, which calls
+/// - Cheap. A statement that ends before the connection is due costs a sleeping task
+///   and nothing on the server. After it, one small query per `interval`, which calls
 ///   `pg_blocking_pids` (it briefly locks the lock manager) only while the session
 ///   really waits for a lock.
 /// - Never in the statement's way. The watcher is cancelled, not awaited, when the
 ///   statement ends: a slow connect (libpq's connect is not cancellable) cannot delay
-///   the migration. It closes the connection it opened itself. Its polls are not
-///   cancelled halfway either: a cancel request would cost the server a connection.
+///   the migration. It closes the connection it opened itself. A look is not cancelled
+///   halfway either: a cancel request would cost the server a connection.
 /// - No blocking call on the cooperative pool: LibPQ runs each connection's calls on
 ///   that connection's own thread; this only awaits them.
 /// - Never another session's query text: see `LockBlocker`.
@@ -29,9 +36,17 @@ struct LockWaitWatch: Sendable {
         /// A connection of the caller's, open for as long as it uses the watch (the
         /// rehearsal's, whose lock timeout is too short to connect first).
         case shared(PostgresConnection)
-        /// A connection opened once the statement has run `threshold`, closed when it ends.
+        /// A connection opened `connectLead` before the first look, closed when the
+        /// statement ends.
         case connect(PostgresConnection.Configuration)
+
+        var executor: (any TaskExecutor)? {
+            if case .shared(let connection) = self { connection.executor } else { nil }
+        }
     }
+
+    /// How long before the first look a connection of its own is opened.
+    static let connectLead: Duration = .milliseconds(250)
 
     /// The watched session's server process.
     let pid: Int32
@@ -64,7 +79,7 @@ struct LockWaitWatch: Sendable {
         _ body: () async throws -> T
     ) async -> (result: Result<T, any Error>, blockers: [LockBlocker]) {
         let sighting = Sighting()
-        let watcher = Task.detached { await self.watch(into: sighting) }
+        let watcher = Task.detached(executorPreference: source.executor) { await self.watch(into: sighting) }
         let result: Result<T, any Error>
         do {
             result = .success(try await body())
@@ -72,30 +87,44 @@ struct LockWaitWatch: Sendable {
             result = .failure(error)
         }
         watcher.cancel()
+        if case .failure(let error as PostgresError) = result, error.sqlState == .lockNotAvailable {
+            return (result, await sighting.settled(within: .seconds(1)))
+        }
         return (result, sighting.latest)
     }
 
     private func watch(into sighting: Sighting) async {
-        let clock = ContinuousClock()
-        let start = clock.now
-        guard (try? await Task.sleep(for: threshold)) != nil, let connection = await open() else { return }
-        var warned = false
-        while !Task.isCancelled {
-            let pid = self.pid
-            let found = try? await Task.detached { try await Self.blockers(of: pid, on: connection) }.value
-            if let found, !found.isEmpty {
-                sighting.record(found)
-                if warns && !warned {
-                    warned = true
-                    var metadata = self.metadata
-                    metadata["lock.waited"] = "\(clock.now - start)"
-                    metadata["lock.blockers"] = "\(found.listed)"
-                    logger.warning("a migration statement waits for a lock", metadata: metadata)
-                }
-            }
-            guard (try? await Task.sleep(for: interval)) != nil else { break }
+        let start = ContinuousClock.now
+        let connectAt = start + max(.zero, threshold - Self.connectLead)
+        guard (try? await Task.sleep(until: connectAt)) != nil, let connection = await open() else { return }
+        // On the watcher connection's own thread from here (a shared one's from the
+        // start): on a busy machine, a wait for a turn on the cooperative pool would make
+        // it look too late for a short lock timeout.
+        await withTaskExecutorPreference(connection.executor) {
+            await look(on: connection, from: start, into: sighting)
         }
         if case .connect = source { await connection.close() }
+    }
+
+    /// Looks every `interval` from `start + threshold` until cancelled.
+    private func look(on connection: PostgresConnection, from start: ContinuousClock.Instant, into sighting: Sighting) async {
+        guard (try? await Task.sleep(until: start + threshold)) != nil else { return }
+        var warned = false
+        let pid = self.pid
+        repeat {
+            sighting.startLook()
+            // Not cancelled with the watcher: see the type's comment.
+            let poll = Task(executorPreference: connection.executor) { try await Self.blockers(of: pid, on: connection) }
+            let found = (try? await poll.value) ?? []
+            sighting.endLook(found: found)
+            if !found.isEmpty && warns && !warned {
+                warned = true
+                var metadata = self.metadata
+                metadata["lock.waited"] = "\(ContinuousClock.now - start)"
+                metadata["lock.blockers"] = "\(found.listed)"
+                logger.warning("a migration statement waits for a lock", metadata: metadata)
+            }
+        } while (try? await Task.sleep(for: interval)) != nil
     }
 
     private func open() async -> PostgresConnection? {
@@ -133,15 +162,37 @@ struct LockWaitWatch: Sendable {
     }
 }
 
-/// The blockers the watcher saw last: written by its task, read by the statement's.
+/// The blockers the watcher saw last, and whether it is looking right now: written by
+/// its task, read by the statement's.
 private final class Sighting: Sendable {
-    private let blockers = Mutex<[LockBlocker]>([])
+    private struct State {
+        var blockers: [LockBlocker] = []
+        var looking = false
+    }
+
+    private let state = Mutex(State())
+
+    func startLook() {
+        state.withLock { $0.looking = true }
+    }
 
     /// Only sightings of a wait are kept: a look that finds none (the wait just ended)
     /// must not erase who caused it.
-    func record(_ found: [LockBlocker]) {
-        blockers.withLock { $0 = found }
+    func endLook(found: [LockBlocker]) {
+        state.withLock { state in
+            state.looking = false
+            if !found.isEmpty { state.blockers = found }
+        }
     }
 
-    var latest: [LockBlocker] { blockers.withLock { $0 } }
+    var latest: [LockBlocker] { state.withLock { $0.blockers } }
+
+    /// `latest`, once a look under way has ended, or `limit` has passed.
+    func settled(within limit: Duration) async -> [LockBlocker] {
+        let deadline = ContinuousClock.now + limit
+        while state.withLock({ $0.looking }) && ContinuousClock.now < deadline {
+            guard (try? await Task.sleep(for: .milliseconds(5))) != nil else { break }
+        }
+        return latest
+    }
 }
