@@ -72,29 +72,30 @@ struct LockWaitWatch: Sendable {
     }
 
     /// Runs `body` — the statement — with the watcher beside it. Returns what it returned
-    /// or threw, and the sessions that blocked it the last time the watcher looked (none
-    /// when it never waited for a lock long enough to be seen).
+    /// or threw, how long it ran, and the sessions that blocked it the last time the
+    /// watcher looked (none when it never waited for a lock long enough to be seen).
     func observe<T>(
         isolation actor: isolated (any Actor)? = #isolation,
         _ body: () async throws -> T
-    ) async -> (result: Result<T, any Error>, blockers: [LockBlocker]) {
+    ) async -> (result: Result<T, any Error>, duration: Duration, blockers: [LockBlocker]) {
         let sighting = Sighting()
-        let watcher = Task.detached(executorPreference: source.executor) { await self.watch(into: sighting) }
+        let start = ContinuousClock.now
+        let watcher = Task.detached(executorPreference: source.executor) { await self.watch(into: sighting, from: start) }
         let result: Result<T, any Error>
         do {
             result = .success(try await body())
         } catch {
             result = .failure(error)
         }
+        let duration = ContinuousClock.now - start
         watcher.cancel()
         if case .failure(let error as PostgresError) = result, error.sqlState == .lockNotAvailable {
-            return (result, await sighting.settled(within: .seconds(1)))
+            return (result, duration, await sighting.settled(within: .seconds(1)))
         }
-        return (result, sighting.latest)
+        return (result, duration, sighting.latest)
     }
 
-    private func watch(into sighting: Sighting) async {
-        let start = ContinuousClock.now
+    private func watch(into sighting: Sighting, from start: ContinuousClock.Instant) async {
         let connectAt = start + max(.zero, threshold - Self.connectLead)
         guard (try? await Task.sleep(until: connectAt)) != nil, let connection = await open() else { return }
         // On the watcher connection's own thread from here (a shared one's from the

@@ -16,7 +16,7 @@ extension Migrator {
         let watch = LockWaitWatch.forRunner(
             pid: connection.backendPID, lockTimeout: configuration.lockTimeout, connectionString: connectionString,
             logger: logger, metadata: ["migration.version": "\(migration.version)", "postgres.backend_pid": "\(connection.backendPID)"])
-        let (result, blockers) = await watch.observe(body)
+        let (result, _, blockers) = await watch.observe(body)
         switch result {
         case .success(let value):
             return value
