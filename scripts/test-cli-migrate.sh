@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # `stockroom migrate` as a deploy script meets it: the exit status of each state, the
-# JSON of `status --json`, and the rolling-deploy contract between two binaries' folders
-# (an older folder is a binary rolled back). Against a database of its own.
+# JSON of `status --json` and `plan --rehearse --json`, and the rolling-deploy contract
+# between two binaries' folders (an older folder is a binary rolled back). Against a
+# database of its own.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -40,6 +41,24 @@ expect 6 migrate status --json --dir "$WORK/old"
 [[ "$out" == *'"breaks_older_binaries":true'* && "$out" == *'"state":"newer"'* ]] || fail "status --json: $out"
 expect 6 migrate up --dir "$WORK/old"
 [[ "$out" == *"newer binary"* ]] || fail "up: $out"
+# plan: nothing pending is fine; a rehearsal reports a rewrite under ACCESS EXCLUSIVE,
+# refuses it above --max-exclusive-rows, and leaves the file pending.
+expect 0 migrate plan --dir "$WORK/new"
+[[ "$out" == *"nothing pending"* ]] || fail "plan: $out"
+expect 0 migrate plan --rehearse --json --dir "$WORK/new"
+[[ "$out" == *'"rehearsals":[]'* && "$out" == *'"status":"ok"'* ]] || fail "plan --rehearse --json: $out"
+mkdir -p "$WORK/plan" && cp "$WORK/new/"*.sql "$WORK/plan/"
+printf 'ALTER TABLE a ALTER COLUMN id TYPE bigint;\n' > "$WORK/plan/3_widen.up.sql"
+psql -X -q -v ON_ERROR_STOP=1 "$URL" -c "INSERT INTO a VALUES (1), (2), (3)" >/dev/null
+expect 0 migrate plan --rehearse --json --dir "$WORK/plan"
+[[ "$out" == *'"mode":"AccessExclusiveLock","relation":"public.a","rewritten":true,"rows":3'* && "$out" == *'"rewritten":["public.a"]'* ]] || fail "plan --rehearse --json: $out"
+expect 7 migrate plan --rehearse --max-exclusive-rows 0 --dir "$WORK/plan"
+[[ "$out" == *"refused by --max-exclusive-rows 0: 3 takes AccessExclusiveLock on public.a (3 rows, rewritten)"* ]] || fail "plan --max-exclusive-rows: $out"
+expect 7 migrate plan --rehearse --json --max-exclusive-rows 2 --dir "$WORK/plan"
+[[ "$out" == *'"status":"refused"'* ]] || fail "plan --json --max-exclusive-rows: $out"
+expect 0 migrate plan --rehearse --max-exclusive-rows 3 --dir "$WORK/plan"
+expect 3 migrate status --dir "$WORK/plan"
+[[ "$(psql -X -At "$URL" -c "SELECT format_type(atttypid, atttypmod) FROM pg_attribute WHERE attrelid = 'a'::regclass AND attname = 'id'")" == integer ]] || fail "plan changed the table"
 # A file changed after it was applied.
 printf 'CREATE TABLE a (id bigint, note text);\n' > "$WORK/new/1_a.up.sql"
 expect 5 migrate status --dir "$WORK/new"

@@ -11,7 +11,7 @@ struct MigrateCommand: AsyncParsableCommand {
         commandName: "migrate",
         abstract: "Apply, roll back and inspect schema migrations.",
         discussion: "Files: migrations/<version>_<title>.up.sql and .down.sql. See docs/MIGRATIONS.md.",
-        subcommands: [MigrateUp.self, MigrateDown.self, MigrateStatus.self, MigrateVerify.self, MigrateResolve.self, MigrateBaseline.self, MigrateNew.self, MigrateLint.self]
+        subcommands: [MigrateUp.self, MigrateDown.self, MigrateStatus.self, MigratePlan.self, MigrateVerify.self, MigrateResolve.self, MigrateBaseline.self, MigrateNew.self, MigrateLint.self]
     )
 }
 
@@ -127,6 +127,9 @@ enum MigrationExit {
     static let failed: Int32 = 4
     static let modifiedOrMissing: Int32 = 5
     static let newerBinaryRequired: Int32 = 6
+    /// `plan --rehearse --max-exclusive-rows N`: a file would stop the readers and
+    /// writers of a table bigger than the deploy allows.
+    static let refusedByPlanLimits: Int32 = 7
 
     static func status(for code: MigrationError.Code) -> Int32 {
         switch code {

@@ -19,3 +19,21 @@ public struct MigrationVersion: Hashable, Comparable, Sendable, CustomStringConv
         (a.digits.count, a.digits) < (b.digits.count, b.digits)
     }
 }
+
+/// A JSON string of its digits, as `stockroom migrate status --json` writes it: a version
+/// of any width (a timestamp) would not fit every reader's integers.
+extension MigrationVersion: Codable {
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.singleValueContainer()
+        let text = try container.decode(String.self)
+        guard let version = MigrationVersion(text) else {
+            throw DecodingError.dataCorruptedError(in: container, debugDescription: "not a migration version: \(text)")
+        }
+        self = version
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.singleValueContainer()
+        try container.encode(digits)
+    }
+}

@@ -17,8 +17,8 @@ extension Migrator {
         public var lockTimeout: Duration? = .seconds(5)
         /// How many times a transactional file that failed on `lock_timeout` is run
         /// again — safe, since its transaction rolled back — after a pause that doubles
-        /// from `lockRetryBackoff` (with jitter). Who holds transactions open meanwhile
-        /// is logged, to find the blocker.
+        /// from `lockRetryBackoff` (with jitter). Whoever blocked it is logged, and named
+        /// in the error when it finally fails (see `watchingLockWaits`).
         public var lockRetries = 3
         public var lockRetryBackoff: Duration = .seconds(1)
         /// `statement_timeout` for the migrations' statements; none by default.

@@ -3,11 +3,14 @@ import LibPQ
 extension Migrator {
     /// A connection of the run's own, closed when `body` ends, however it ends. The
     /// server's errors outside a migration's SQL become `MigrationError.database`, so
-    /// callers match one error type.
-    func withConnection<T>(_ body: (PostgresConnection) async throws -> T) async throws -> T {
+    /// callers match one error type. Without `statementCache`, each statement is sent
+    /// unnamed through the extended protocol, which refuses a text of two statements.
+    func withConnection<T>(statementCache: Bool = true, _ body: (PostgresConnection) async throws -> T) async throws -> T {
         let connection: PostgresConnection
         do {
-            connection = try await PostgresConnection.connect(connectionString, logger: logger)
+            var configuration = PostgresConnection.Configuration(connectionString)
+            if !statementCache { configuration.statementCacheCapacity = 0 }
+            connection = try await PostgresConnection.connect(configuration, logger: logger)
         } catch let error as PostgresError {
             throw MigrationError(.database, "cannot connect: \(error)", underlying: error)
         }
@@ -29,10 +32,7 @@ extension Migrator {
         try await withConnection { connection in
             // A name in pg_stat_activity, so a runner that gives up waiting can say who holds
             // the lock; a name the caller chose (a service's own) is kept.
-            try await connection.query("""
-                SELECT set_config('application_name', 'stockroom migrate', false)
-                WHERE current_setting('application_name') IN ('', 'stockroom')
-                """)
+            try await nameSession(connection, "stockroom migrate")
             let history = try await MigrationHistory.open(on: connection, schema: configuration.historySchema, table: configuration.historyTable)
             let lock = MigrationLock(connection: connection, objectID: try await MigrationLock.key(on: connection, for: history))
             try await lock.acquire(timeout: configuration.lockWait)
@@ -47,6 +47,14 @@ extension Migrator {
                 throw error
             }
         }
+    }
+
+    /// Sets the session's `application_name` to `name`, unless the caller chose one.
+    func nameSession(_ connection: PostgresConnection, _ name: String) async throws {
+        try await connection.query("""
+            SELECT set_config('application_name', \(name), false)
+            WHERE current_setting('application_name') IN ('', 'stockroom')
+            """)
     }
 
     /// `lock_timeout` and `statement_timeout` for the rest of the session (0 is none), and

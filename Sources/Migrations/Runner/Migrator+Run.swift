@@ -60,7 +60,9 @@ extension Migrator {
             while true {
                 do {
                     try await connection.withTransaction { connection in
-                        if !script.isEmpty { try await connection.simpleQuery(unsafeSQL: script.sql) }
+                        if !script.isEmpty {
+                            try await watchingLockWaits(of: connection, migration) { try await connection.simpleQuery(unsafeSQL: script.sql) }
+                        }
                         try await done()
                     }
                     break
@@ -69,10 +71,10 @@ extension Migrator {
                     // long transaction, typically) may be gone in a moment.
                     attempt += 1
                     let pause = configuration.lockRetryBackoff * (1 << (attempt - 1)) * Double.random(in: 0.75...1.25)
-                    let holders = await openTransactions(on: connection)
+                    // The message names who blocked it, when the watcher saw them.
                     logger.warning("migration waited longer than lock_timeout for a lock; trying again", metadata: [
                         "migration.version": "\(migration.version)", "attempt": "\(attempt + 1)",
-                        "pause": "\(pause)", "open_transactions": "\(holders)",
+                        "pause": "\(pause)", "postgres.error": "\(error.message)",
                     ])
                     try await Task.sleep(for: pause)
                 } catch let error as PostgresError {
@@ -84,7 +86,7 @@ extension Migrator {
             // The file brings its own BEGIN/COMMIT, so it cannot be wrapped in ours.
             try await markRunning()
             do {
-                try await connection.simpleQuery(unsafeSQL: script.sql)
+                try await watchingLockWaits(of: connection, migration) { try await connection.simpleQuery(unsafeSQL: script.sql) }
             } catch is CancellationError {
                 _ = try? await Task.detached { try await connection.simpleQuery(unsafeSQL: "ROLLBACK") }.value
                 throw try await markCancelled(in: script.sql, firstLine: 1)
@@ -113,7 +115,7 @@ extension Migrator {
             try await markRunning()
             for statement in script.statements {
                 do {
-                    try await connection.simpleQuery(unsafeSQL: statement.text)
+                    try await watchingLockWaits(of: connection, migration) { try await connection.simpleQuery(unsafeSQL: statement.text) }
                 } catch is CancellationError {
                     if !connection.isIdle { _ = try? await Task.detached { try await connection.simpleQuery(unsafeSQL: "ROLLBACK") }.value }
                     throw try await markCancelled(in: statement.text, firstLine: statement.line)
@@ -127,24 +129,6 @@ extension Migrator {
             try await done()
         }
         return clock.now - start
-    }
-
-    /// The other sessions of the database with a transaction open, oldest first: whoever
-    /// holds the lock a migration waited for is among them. For the log.
-    private func openTransactions(on connection: PostgresConnection) async -> String {
-        let rows = try? await connection.query("""
-            SELECT pid, coalesce(nullif(application_name, ''), '-'), state, extract(epoch FROM now() - xact_start)::int8
-            FROM pg_stat_activity
-            WHERE datname = current_database() AND pid <> pg_backend_pid() AND xact_start IS NOT NULL
-            ORDER BY xact_start LIMIT 5
-            """)
-        let sessions = rows?.compactMap { row -> String? in
-            guard let pid = try? row[0, as: Int32.self], let application = try? row[1, as: String.self],
-                  let seconds = try? row[3, as: Int64.self] else { return nil }
-            let state = (try? row[2, as: String?.self]) ?? nil
-            return "pid \(pid) (\(application), \(state ?? "?"), transaction open \(seconds) s)"
-        }
-        return sessions.map { $0.isEmpty ? "none" : $0.joined(separator: "; ") } ?? "unknown"
     }
 
     /// The error for a failed script: what the server said, and whether anything of it
@@ -167,10 +151,8 @@ extension Migrator {
     /// as the lexer splits them).
     private func describe(_ error: PostgresError, in script: MigrationScript, sentText: String, firstLine: Int) -> String {
         var location = script.path
-        if let position = error.position, position > 0 {
-            // The server counts characters from 1 within the text it was sent.
-            let newlines = sentText.unicodeScalars.prefix(position - 1).lazy.filter { $0 == "\n" }.count
-            location += ":\(firstLine + newlines)"
+        if let line = Self.line(of: error, sentText: sentText, firstLine: firstLine) {
+            location += ":\(line)"
         } else if sentText != script.sql {
             location += ":\(firstLine)"
         } else if let index = error.statementIndex, script.statements.indices.contains(index) {
@@ -181,5 +163,12 @@ extension Migrator {
         text += error.message
         if let hint = error.hint { text += " (hint: \(hint))" }
         return text
+    }
+
+    /// The line of the server's error position, when it gives one: it counts characters
+    /// from 1 within the text it was sent, which starts on `firstLine` of the file.
+    static func line(of error: PostgresError, sentText: String, firstLine: Int) -> Int? {
+        guard let position = error.position, position > 0 else { return nil }
+        return firstLine + sentText.unicodeScalars.prefix(position - 1).lazy.filter { $0 == "\n" }.count
     }
 }

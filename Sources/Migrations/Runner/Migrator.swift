@@ -106,15 +106,10 @@ public struct Migrator: Sendable {
         onStep: @Sendable (Step) -> Void = { _ in }
     ) async throws -> [Step] {
         let files = try MigrationDirectory.load(configuration.directory)
-        if let target, !files.contains(where: { $0.version == target }) {
-            throw MigrationError(.unknownVersion, "no migration file has version \(target)")
-        }
+        try Self.check(target, in: files)
         return try await withLockedHistory(create: !dryRun) { connection, history in
             if !dryRun { try await recoverFailedIndexBuilds(files: files, history: history, on: connection) }
-            let status = MigrationStatus.compare(files: files, history: try await history.entries())
-            try status.checkConsistent(allowOutOfOrder: configuration.allowOutOfOrder, allowNewer: true)
-            let pending = Set(status.filter { $0.state == .pending }.map(\.version))
-            let plan = files.filter { file in pending.contains(file.version) && (target.map { file.version <= $0 } ?? true) }
+            let plan = try await pending(of: files, history: history, to: target)
             var steps: [Step] = []
             for migration in plan {
                 var step = Step(version: migration.version, title: migration.title, path: migration.up.path, sql: migration.up.sql, mode: migration.up.mode)
