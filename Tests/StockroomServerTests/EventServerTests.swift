@@ -1,0 +1,182 @@
+import Foundation
+import LibPQ
+import Testing
+
+/// EVENTS.READ and Redis pub/sub over the protocol, with the outbox behind them.
+@Suite("Events over the protocol: EVENTS.READ, SUBSCRIBE, PSUBSCRIBE")
+struct EventServerTests {
+    static func place(_ client: TestClient, _ product: Int, quantity: Int = 1) async throws -> [String: Any] {
+        try await client.call("ORDER.PLACE", #"{"lines":[{"product_id":\#(product),"quantity":\#(quantity)}]}"#).json()
+    }
+
+    /// The next push or array, skipping nothing: a subscriber's next message.
+    static func message(_ client: TestClient) async throws -> [TestReply] {
+        switch try await client.reply() {
+        case .array(let elements), .push(let elements): return elements
+        case let other: throw TestClientError("expected a message, got \(other)")
+        }
+    }
+
+    static func json(_ text: TestReply) throws -> [String: Any] {
+        guard case .bulk(let body?) = text else { throw TestClientError("expected a bulk string, got \(text)") }
+        return try JSONSerialization.jsonObject(with: Data(body.utf8)) as! [String: Any]
+    }
+
+    @Test func eventsReadShowsACustomerTheirOwnOrdersAsOrderGetDoes() async throws {
+        try await TestServer.with { server in
+            let product = try await server.product(stock: 20)
+            try await server.client { (ann: TestClient) async throws -> Void in
+                try await server.logIn(ann)
+                let order = try await Self.place(ann, product)
+                let orderID = order["id"] as! Int
+                _ = try await ann.call("ORDER.PAY", "\(orderID)")
+                try await server.client { (bo: TestClient) async throws -> Void in
+                    try await server.logIn(bo)
+                    _ = try await Self.place(bo, product)
+                    let page = try await ann.call("EVENTS.READ").json()
+                    let items = page["items"] as! [[String: Any]]
+                    #expect(items.map { $0["type"] as! String } == ["order.placed", "order.paid"])
+                    #expect(items.allSatisfy { $0["subject_id"] as? Int == orderID })
+                    // The data is the order as ORDER.GET shows it, at the time of the event.
+                    let now = try await ann.call("ORDER.GET", "\(orderID)").json()
+                    #expect(NSDictionary(dictionary: items[1]["data"] as! [String: Any]) == NSDictionary(dictionary: now))
+                    #expect(NSDictionary(dictionary: items[0]["data"] as! [String: Any]) == NSDictionary(dictionary: order))
+                    // Catching up after an id, a page at a time.
+                    let first = items[0]["id"] as! Int
+                    let after = try await ann.call("EVENTS.READ", "AFTER", "\(first)", "LIMIT", "1").json()
+                    #expect((after["items"] as! [[String: Any]]).map { $0["type"] as! String } == ["order.paid"])
+                    #expect(after["next"] as? Int == items[1]["id"] as? Int)
+                    // Bo sees his own order only.
+                    let bos = try await bo.call("EVENTS.READ").json()["items"] as! [[String: Any]]
+                    #expect(bos.map { $0["type"] as! String } == ["order.placed"])
+                }
+            }
+            try await server.client { (anonymous: TestClient) async throws -> Void in
+                #expect(try await anonymous.call("EVENTS.READ").errorCode == "NOAUTH")
+                #expect(try await anonymous.call("SUBSCRIBE", "order.placed").errorCode == "NOAUTH")
+            }
+        }
+    }
+
+    @Test func subscribersGetTheirEventsAndNoOneElses() async throws {
+        try await TestServer.with { server in
+            let product = try await server.product(stock: 7)
+            let ann = try await server.register()
+            let bo = try await server.register()
+            try await server.client { (annListens: TestClient) async throws -> Void in
+                try await server.logIn(annListens, as: ann)
+                try await annListens.send(TestClient.resp(["SUBSCRIBE", "order.placed", "order.paid"]))
+                #expect(try await Self.message(annListens) == [.bulk("subscribe"), .bulk("order.placed"), .integer(1)])
+                #expect(try await Self.message(annListens) == [.bulk("subscribe"), .bulk("order.paid"), .integer(2)])
+                // Subscribed over RESP2: only the pub/sub commands, PING and QUIT.
+                #expect(try await annListens.call("ORDER.LIST").errorCode == "ERR")
+                #expect(try await annListens.call("PING") == .array([.bulk("pong"), .bulk("")]))
+                try await server.client { (boListens: TestClient) async throws -> Void in
+                    try await server.logIn(boListens, as: bo)
+                    #expect(try await boListens.call("PSUBSCRIBE", "order.*") == .array([.bulk("psubscribe"), .bulk("order.*"), .integer(1)]))
+                    try await server.client { (admin: TestClient) async throws -> Void in
+                        try await server.logIn(admin, admin: true)
+                        #expect(try await admin.call("PSUBSCRIBE", "*") == .array([.bulk("psubscribe"), .bulk("*"), .integer(1)]))
+                        try await server.client { (writer: TestClient) async throws -> Void in
+                            try await server.logIn(writer, as: ann)
+                            let annOrder = try await Self.place(writer, product, quantity: 2)  // stock 7 → 5: low
+                            let annID = annOrder["id"] as! Int
+
+                            let placed = try await Self.message(annListens)
+                            #expect(placed.prefix(2) == [.bulk("message"), .bulk("order.placed")])
+                            let event = try Self.json(placed[2])
+                            #expect(event["type"] as? String == "order.placed" && event["user_id"] as? Int == ann.id)
+                            #expect(NSDictionary(dictionary: event["data"] as! [String: Any]) == NSDictionary(dictionary: annOrder))
+
+                            let seen = try await Self.message(admin)
+                            #expect(seen.prefix(3) == [.bulk("pmessage"), .bulk("*"), .bulk("order.placed")])
+                            let low = try await Self.message(admin)
+                            #expect(low.prefix(3) == [.bulk("pmessage"), .bulk("*"), .bulk("product.low_stock")])
+                            #expect(try Self.json(low[3])["low_stock_threshold"] as? Int == 5)
+
+                            // Bo's first message is his own order: Ann's never reached him.
+                            try await server.client { (boWrites: TestClient) async throws -> Void in
+                                try await server.logIn(boWrites, as: bo)
+                                let boOrder = try await Self.place(boWrites, product)
+                                let boMessage = try await Self.message(boListens)
+                                #expect(boMessage.prefix(3) == [.bulk("pmessage"), .bulk("order.*"), .bulk("order.placed")])
+                                #expect(try (Self.json(boMessage[3])["data"] as! [String: Any])["id"] as? Int == boOrder["id"] as? Int)
+                            }
+                            // And Ann's next is her payment, not Bo's order.
+                            _ = try await writer.call("ORDER.PAY", "\(annID)")
+                            let paid = try await Self.message(annListens)
+                            #expect(paid.prefix(2) == [.bulk("message"), .bulk("order.paid")])
+                            #expect(try Self.json(paid[2])["subject_id"] as? Int == annID)
+                        }
+                    }
+                }
+                // Unsubscribing from everything leaves subscribe mode.
+                try await annListens.send(TestClient.resp(["UNSUBSCRIBE"]))
+                #expect(try await Self.message(annListens) == [.bulk("unsubscribe"), .bulk("order.paid"), .integer(1)])
+                #expect(try await Self.message(annListens) == [.bulk("unsubscribe"), .bulk("order.placed"), .integer(0)])
+                #expect(try await annListens.call("PING") == .simple("PONG"))
+            }
+        }
+    }
+
+    @Test func resp3SubscribersGetPushesBetweenOrdinaryReplies() async throws {
+        try await TestServer.with { server in
+            let product = try await server.product(stock: 50)
+            try await server.client { (client: TestClient) async throws -> Void in
+                _ = try await client.call("HELLO", "3")
+                let user = try await server.logIn(client)
+                #expect(try await client.call("SUBSCRIBE", "order.placed") == .push([.bulk("subscribe"), .bulk("order.placed"), .integer(1)]))
+                // Other commands still work in RESP3; the event follows the order's reply.
+                let order = try await Self.place(client, product)
+                guard case .push(let message) = try await client.reply() else { Issue.record("expected a push"); return }
+                #expect(message.prefix(2) == [.bulk("message"), .bulk("order.placed")])
+                #expect(try Self.json(message[2])["subject_id"] as? Int == order["id"] as? Int)
+                #expect(try Self.json(message[2])["user_id"] as? Int == user.id)
+            }
+        }
+    }
+
+    @Test func subscriptionsAreBounded() async throws {
+        try await TestServer.with { server in
+            try await server.client { (client: TestClient) async throws -> Void in
+                try await server.logIn(client)
+                let many = (0..<65).map { "t\($0).x" }
+                #expect(try await client.call(["SUBSCRIBE"] + many).errorCode == "ERR")
+                #expect(try await client.call("SUBSCRIBE", String(repeating: "a", count: 129)).errorCode == "INVALID")
+                #expect(try await client.call("PING") == .simple("PONG"), "a refused SUBSCRIBE subscribes to nothing")
+            }
+        }
+    }
+
+    /// An admin subscriber that stops reading while thousands of events flow is closed
+    /// once a thousand events wait for it past what the socket took; a bystander is
+    /// served meanwhile.
+    @Test func aSubscriberThatDoesNotReadIsClosed() async throws {
+        try await TestServer.with { server in
+            let product = try await server.product(stock: 50)
+            try await server.client { (writer: TestClient) async throws -> Void in
+                try await server.logIn(writer)
+                _ = try await Self.place(writer, product)
+            }
+            try await server.client { (slow: TestClient) async throws -> Void in
+                try await server.logIn(slow, admin: true)
+                #expect(try await slow.call("PSUBSCRIBE", "order.*") == .array([.bulk("psubscribe"), .bulk("order.*"), .integer(1)]))
+                // 20,000 copies of the order's event, each about 700 bytes: far more than the
+                // socket buffers and the server's 1 MB of pending replies hold.
+                let database = try await PostgresConnection.connect(server.databaseURL)
+                try await database.query("INSERT INTO events (type, subject_id, user_id, payload) SELECT type, subject_id, user_id, payload FROM events, generate_series(1, 20000) WHERE type = 'order.placed'")
+                await database.close()
+                try await Bystander.watching(server, "a subscriber that does not read") {
+                    // Meanwhile the server queues what the socket will not take, and gives up.
+                    try await Task.sleep(for: .seconds(3))
+                }
+                // Now read: what the socket buffers held, then the end of the stream, well
+                // before all 20,001 events.
+                var received = 0
+                while received <= 20001, try await slow.nextReply() != nil { received += 1 }
+                #expect(received < 20001, "the subscriber was not closed")
+                #expect(received > 10)
+            }
+        }
+    }
+}
