@@ -38,6 +38,10 @@ enum TestStockroom {
         // history table lands in the test's own schema (first in its search path).
         var configuration = Migrator.Configuration(directory: migrations)
         configuration.historySchema = schema
+        // Migration 0007 builds an index CONCURRENTLY, which waits for every transaction
+        // of the database older than it — other tests' too (LibPQTests freeze backends
+        // for seconds on purpose). Here that is a wait, not a failure.
+        configuration.lockTimeout = .seconds(60)
         let migrator = Migrator(databaseURL: conninfo, configuration: configuration, logger: quietLogger)
         try await migrator.up(to: version)
 
