@@ -54,6 +54,12 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(name: .customLong("idle-in-transaction-timeout"), help: "idle_in_transaction_session_timeout: a session idle this long inside a transaction is ended, releasing its locks; 0 for the server's setting.")
     var idleInTransactionTimeout = "10s"
 
+    @Option(name: .customLong("low-stock-threshold"), help: "A product.low_stock event is written when an order takes a product's stock from above this to it or below.")
+    var lowStockThreshold = 5
+
+    @Option(name: .customLong("event-retention"), help: "Events older than this are deleted, hourly, e.g. 168h; 0 keeps them.")
+    var eventRetention = "168h"
+
     @Option(name: .customLong("query-deadline"), help: "The service's own deadline per database operation, for when the database cannot end a statement (frozen, partitioned): then -TIMEOUT and the connection is replaced. Default: the statement timeout plus 0.5 s.")
     var queryDeadline: String?
 
@@ -63,9 +69,10 @@ struct ServeCommand: AsyncParsableCommand {
         if maxClients < 1 { throw ValidationError("--max-clients must be at least 1") }
         if idleTimeout < 1 { throw ValidationError("--idle-timeout must be at least 1 second") }
         if shutdownDeadline < 1 { throw ValidationError("--shutdown-deadline must be at least 1 second") }
-        for (name, value) in [("--statement-timeout", statementTimeout), ("--lock-timeout", lockTimeout), ("--idle-in-transaction-timeout", idleInTransactionTimeout), ("--query-deadline", queryDeadline ?? "1s")] where parseDuration(value) == nil {
+        for (name, value) in [("--statement-timeout", statementTimeout), ("--lock-timeout", lockTimeout), ("--idle-in-transaction-timeout", idleInTransactionTimeout), ("--query-deadline", queryDeadline ?? "1s"), ("--event-retention", eventRetention)] where parseDuration(value) == nil {
             throw ValidationError("\(name): expected a duration like 5s, 500ms or 2m, got '\(value)'")
         }
+        if lowStockThreshold < 0 { throw ValidationError("--low-stock-threshold must be 0 or more") }
         if let queryDeadline, parseDuration(queryDeadline) == .zero { throw ValidationError("--query-deadline must be more than 0") }
         let limits = ProtocolLimits()
         if maxRequestBytes < limits.maxArgumentLength + 64 {
@@ -91,6 +98,7 @@ struct ServeCommand: AsyncParsableCommand {
         configuration.idleTimeout = .seconds(idleTimeout)
         configuration.limits.maxRequestLength = maxRequestBytes
         configuration.shutdownDeadline = .seconds(shutdownDeadline)
+        configuration.eventRetention = parseDuration(eventRetention) ?? configuration.eventRetention
 
         let url = databaseURL ?? StockroomDatabase.urlFromEnvironment(environment)
         if migrate {
@@ -105,6 +113,8 @@ struct ServeCommand: AsyncParsableCommand {
         poolConfiguration.lockTimeout = parseDuration(lockTimeout).flatMap { $0 == .zero ? nil : $0 }
         poolConfiguration.idleInTransactionSessionTimeout = parseDuration(idleInTransactionTimeout).flatMap { $0 == .zero ? nil : $0 }
         poolConfiguration.operationTimeout = queryDeadline.flatMap(parseDuration)
+        // Read by the outbox's trigger (migration 0008) in this service's transactions.
+        poolConfiguration.connection.parameters["stockroom.low_stock_threshold"] = String(lowStockThreshold)
         let pool = PostgresPool(configuration: poolConfiguration, logger: logger)
         let server = StockroomServer(stockroom: Stockroom(pool: pool), configuration: configuration, logger: logger)
         var groupConfiguration = ServiceGroupConfiguration(

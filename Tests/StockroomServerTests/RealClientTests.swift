@@ -53,6 +53,66 @@ struct RealClientTests {
         }
     }
 
+    @Test(arguments: [2, 3])
+    func redisPyPubSub(protocolVersion: Int) async throws {
+        let python = TestServer.root.appendingPathComponent(".build/venv/bin/python").path
+        try #require(FileManager.default.isExecutableFile(atPath: python), "redis-py is missing: run `make test` (it creates .build/venv)")
+        try await TestServer.with { server in
+            let product = try await server.product(stock: 100)
+            let user = try await server.register()
+            // redis-py logs in on each of its connections (AUTH, or HELLO 3 AUTH): pubsub()
+            // takes a connection of its own.
+            let script = """
+                import json, time, redis
+                r = redis.Redis(host="127.0.0.1", port=\(server.port), protocol=\(protocolVersion), decode_responses=True,
+                                username="\(user.email)", password="password123")
+                p = r.pubsub()
+                p.subscribe("order.placed")
+                p.psubscribe("order.*")
+                kinds = [p.get_message(timeout=5)["type"] for _ in range(2)]
+                assert kinds == ["subscribe", "psubscribe"], kinds
+                order = json.loads(r.execute_command("ORDER.PLACE", json.dumps({"lines": [{"product_id": \(product), "quantity": 1}]})))
+                got = {}
+                deadline = time.time() + 10
+                while len(got) < 2 and time.time() < deadline:
+                    m = p.get_message(timeout=1)
+                    if m:
+                        got[m["type"]] = m
+                assert got["message"]["channel"] == "order.placed", got
+                event = json.loads(got["message"]["data"])
+                assert event["type"] == "order.placed" and event["data"] == order, event
+                assert got["pmessage"]["pattern"] == "order.*" and json.loads(got["pmessage"]["data"])["id"] == event["id"], got
+                print("ok", event["id"])
+                """
+            let result = try await run(python, ["-c", script])
+            #expect(result.status == 0, "\(result.output)")
+            #expect(result.output.contains("ok"))
+        }
+    }
+
+    @Test func redisCliSubscribe() async throws {
+        try await TestServer.with { server in
+            let product = try await server.product(stock: 100)
+            let user = try await server.register()
+            let listening = Task {
+                try await run("timeout", ["-s", "KILL", "6", "redis-cli", "-p", "\(server.port)", "--user", user.email, "--pass", "password123", "--no-auth-warning", "SUBSCRIBE", "order.placed"])
+            }
+            // Orders until one is heard: redis-cli needs a moment to connect and subscribe.
+            var orders: [Int] = []
+            try await server.client { (client: TestClient) async throws -> Void in
+                try await server.logIn(client, as: user)
+                for _ in 0..<8 {
+                    try await Task.sleep(for: .milliseconds(500))
+                    orders.append(try await client.call("ORDER.PLACE", #"{"lines":[{"product_id":\#(product),"quantity":1}]}"#).json()["id"] as! Int)
+                }
+            }
+            let output = try await listening.value.output
+            #expect(output.contains("subscribe\norder.placed\n1"), "\(output)")
+            #expect(output.contains("message\norder.placed\n{"), "\(output)")
+            #expect(orders.contains { output.contains("\"subject_id\":\($0)") }, "\(output)")
+        }
+    }
+
     @Test func redisBenchmarkRunsWithoutErrors() async throws {
         try await TestServer.with { server in
             // redis-benchmark fills __rand_int__ with 12 zero-padded digits below -r.

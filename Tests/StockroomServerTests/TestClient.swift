@@ -10,6 +10,8 @@ indirect enum TestReply: Equatable, CustomStringConvertible {
     case bulk(String?)
     case array([TestReply])
     case map([TestReply])
+    /// A RESP3 push (`>`).
+    case push([TestReply])
     case null
 
     var description: String {
@@ -20,6 +22,7 @@ indirect enum TestReply: Equatable, CustomStringConvertible {
         case .bulk(let s): s.map { "$\($0)" } ?? "$nil"
         case .array(let a): "*\(a)"
         case .map(let m): "%\(m)"
+        case .push(let p): ">\(p)"
         case .null: "_"
         }
     }
@@ -142,7 +145,7 @@ final class TestClient {
             let text = buffer.readString(length: length)!
             buffer.moveReaderIndex(forwardBy: 2)
             return .bulk(text)
-        case UInt8(ascii: "*"), UInt8(ascii: "%"):
+        case UInt8(ascii: "*"), UInt8(ascii: "%"), UInt8(ascii: ">"):
             let count = Int(header)! * (type == UInt8(ascii: "%") ? 2 : 1)
             if count < 0 { return .null }
             var elements: [TestReply] = []
@@ -150,6 +153,7 @@ final class TestClient {
                 guard let element = parse(&buffer) else { return nil }
                 elements.append(element)
             }
+            if type == UInt8(ascii: ">") { return .push(elements) }
             return type == UInt8(ascii: "%") ? .map(elements) : .array(elements)
         default:
             return .error("unexpected reply type \(Character(Unicode.Scalar(type)))")

@@ -46,6 +46,10 @@ public final class PostgresConnection: @unchecked Sendable {
         /// The server's `idle_in_transaction_session_timeout`: it ends the session of a
         /// client that left a transaction open and went quiet, releasing its locks.
         public var idleInTransactionSessionTimeout: Duration?
+        /// More run-time parameters for the session, set in the startup packet like the
+        /// limits above (`-c name=value`), so they survive reconnects: custom settings
+        /// such as `stockroom.low_stock_threshold` that triggers read.
+        public var parameters: [String: String] = [:]
         /// The client's own deadline for an operation that sets no `timeout` of its own,
         /// for when the server cannot end it: a frozen backend, a network gone silent.
         /// At the deadline LibPQ sends a cancel; `cancelGrace` later it shuts the socket,
@@ -171,6 +175,17 @@ public final class PostgresConnection: @unchecked Sendable {
         }
     }
 
+    /// A word of the startup `options`, where spaces separate arguments: a backslash
+    /// escapes spaces and backslashes (libpq's and the server's rule).
+    static func escapedOption(_ text: String) -> String {
+        var escaped = ""
+        for character in text {
+            if character == " " || character == "\\" { escaped.append("\\") }
+            escaped.append(character)
+        }
+        return escaped
+    }
+
     public static func connect(_ connectionString: String, logger: Logger = Logger(label: "LibPQ")) async throws -> PostgresConnection {
         try await connect(Configuration(connectionString), logger: logger)
     }
@@ -206,6 +221,9 @@ public final class PostgresConnection: @unchecked Sendable {
             ("idle_in_transaction_session_timeout", configuration.idleInTransactionSessionTimeout),
         ] {
             if let value { settings.append("-c \(name)=\(value.milliseconds)") }
+        }
+        for (name, value) in configuration.parameters.sorted(by: { $0.key < $1.key }) {
+            settings.append("-c \(Self.escapedOption(name))=\(Self.escapedOption(value))")
         }
         if !settings.isEmpty {
             keys.append("options")

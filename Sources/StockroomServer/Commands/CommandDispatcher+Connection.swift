@@ -5,8 +5,12 @@ import Stockroom
 /// clients send on their own, answered the way they expect.
 extension CommandDispatcher {
     static let connectionCommands: [Command] = [
-        Command(name: "PING", arity: -1, access: .anyone, immediate: { _, _, arguments in
+        Command(name: "PING", arity: -1, access: .anyone, immediate: { _, session, arguments in
             guard arguments.count <= 1 else { throw CommandError.wrongArity("PING") }
+            // Subscribed over RESP2, Redis answers with a message-like array.
+            if session.isSubscribed && session.protocolVersion < 3 {
+                return .array([.bulk("pong"), .bulk(arguments.count == 1 ? arguments.bytes(0) : [])])
+            }
             return arguments.count == 1 ? .bulk(arguments.bytes(0)) : .simple("PONG")
         }),
         Command(name: "ECHO", arity: 2, access: .anyone, immediate: { _, _, arguments in

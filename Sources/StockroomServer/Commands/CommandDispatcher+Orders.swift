@@ -1,6 +1,12 @@
 import Stockroom
 
 extension CommandDispatcher {
+    /// `reply`, once the feed has been asked to number the events its change wrote.
+    func announcing(_ reply: Reply) -> Reply {
+        feed.poke()
+        return reply
+    }
+
     static let orderCommands: [Command] = [
         Command(name: "ORDER.PLACE", arity: 2, access: .user) { dispatcher, session, arguments in
             // The hottest payload, read field by field: JSONDecoder cost a twelfth of the
@@ -18,7 +24,7 @@ extension CommandDispatcher {
                 throw CommandError.invalid("user_id", "only admins may place orders for other users")
             }
             let request = OrderRequest(lines: lines, idempotencyKey: idempotencyKey)
-            return json(try await dispatcher.stockroom.orders.place(request, for: userID, as: principal))
+            return dispatcher.announcing(json(try await dispatcher.stockroom.orders.place(request, for: userID, as: principal)))
         },
         Command(name: "ORDER.GET", arity: 2, access: .user) { dispatcher, session, arguments in
             json(try await dispatcher.stockroom.orders.order(id: try arguments.id(0), as: session.principal!))
@@ -41,16 +47,16 @@ extension CommandDispatcher {
             return page(orders, limit: limit, id: \.id)
         },
         Command(name: "ORDER.PAY", arity: 2, access: .user) { dispatcher, session, arguments in
-            json(try await dispatcher.stockroom.orders.pay(id: try arguments.id(0), as: session.principal!))
+            dispatcher.announcing(json(try await dispatcher.stockroom.orders.pay(id: try arguments.id(0), as: session.principal!)))
         },
         Command(name: "ORDER.CANCEL", arity: 2, access: .user) { dispatcher, session, arguments in
-            json(try await dispatcher.stockroom.orders.cancel(id: try arguments.id(0), as: session.principal!))
+            dispatcher.announcing(json(try await dispatcher.stockroom.orders.cancel(id: try arguments.id(0), as: session.principal!)))
         },
         Command(name: "ORDER.SHIP", arity: 2, access: .admin) { dispatcher, session, arguments in
-            json(try await dispatcher.stockroom.orders.ship(id: try arguments.id(0), as: session.principal!))
+            dispatcher.announcing(json(try await dispatcher.stockroom.orders.ship(id: try arguments.id(0), as: session.principal!)))
         },
         Command(name: "ORDER.DELIVER", arity: 2, access: .admin) { dispatcher, session, arguments in
-            json(try await dispatcher.stockroom.orders.deliver(id: try arguments.id(0), as: session.principal!))
+            dispatcher.announcing(json(try await dispatcher.stockroom.orders.deliver(id: try arguments.id(0), as: session.principal!)))
         },
     ]
 }

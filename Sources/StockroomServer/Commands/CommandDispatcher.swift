@@ -13,6 +13,7 @@ final class CommandDispatcher: Sendable {
     let throttle: LoginThrottle
     let liveSessions: LiveSessions
     let lookups: ProductLookupBatcher
+    let feed: EventFeed
     let logger: Logger
     let version: String
     let commands: [String: Command]
@@ -36,8 +37,9 @@ final class CommandDispatcher: Sendable {
         // Half the pool at most for batched lookups, so writes always find a connection.
         let inFlight = min(configuration.maxLookupStatementsInFlight, (stockroom.pool.configuration.maxConnections + 1) / 2)
         self.lookups = ProductLookupBatcher(products: stockroom.products, pool: stockroom.pool, maxInFlight: inFlight)
+        self.feed = EventFeed(events: stockroom.events, connection: stockroom.pool.configuration.connection, retention: configuration.eventRetention, logger: logger)
         var table: [String: Command] = [:]
-        for command in Self.connectionCommands + Self.accountCommands + Self.productCommands + Self.orderCommands {
+        for command in Self.connectionCommands + Self.accountCommands + Self.productCommands + Self.orderCommands + Self.eventCommands {
             table[command.name] = command
         }
         self.commands = table
@@ -97,6 +99,9 @@ final class CommandDispatcher: Sendable {
             } else {
                 return .revalidate
             }
+        }
+        if session.isSubscribed, session.protocolVersion < 3, !Self.subscribeModeCommands.contains(name) {
+            return .done(finish(invocation, .error(code: "ERR", message: "Can't execute '\(name.lowercased())': only (P)SUBSCRIBE / (P)UNSUBSCRIBE / PING / QUIT are allowed in this context")))
         }
         guard command.accepts(argumentCount: arguments.count) else {
             return .done(finish(invocation, reply(CommandError.wrongArity(name))))

@@ -17,6 +17,9 @@ struct Session: Sendable {
     var loginJustConfirmed = false
     /// Set by QUIT and by too many failed logins: close after this reply.
     var closeAfterReply = false
+    /// Event types (SUBSCRIBE) and patterns (PSUBSCRIBE) this connection listens to.
+    var channels: Set<String> = []
+    var patterns: Set<String> = []
 
     init(id: Int, address: String? = nil) {
         self.id = id
@@ -24,4 +27,7 @@ struct Session: Sendable {
     }
 
     var principal: Principal? { user.map(Principal.init) }
+
+    /// In subscribe mode: with RESP2, only (P)(UN)SUBSCRIBE, PING and QUIT are accepted.
+    var isSubscribed: Bool { !channels.isEmpty || !patterns.isEmpty }
 }

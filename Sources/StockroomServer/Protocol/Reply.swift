@@ -15,6 +15,11 @@ public enum Reply: Sendable, Equatable {
     case map([(Reply, Reply)])
     /// RESP3 null; the null bulk string in RESP2.
     case null
+    /// A RESP3 push (`>`), out of band: pub/sub messages and (un)subscribe
+    /// confirmations. An array in RESP2, where a subscribed connection gets nothing else.
+    case push([Reply])
+    /// Several replies to one request, one after the other: SUBSCRIBE a b confirms each.
+    case sequence([Reply])
 
     public static let ok = Reply.simple("OK")
 
@@ -29,6 +34,8 @@ public enum Reply: Sendable, Equatable {
         case (.array(let x), .array(let y)): x == y
         case (.map(let x), .map(let y)): x.count == y.count && zip(x, y).allSatisfy { $0.0 == $1.0 && $0.1 == $1.1 }
         case (.null, .null): true
+        case (.push(let x), .push(let y)): x == y
+        case (.sequence(let x), .sequence(let y)): x == y
         default: false
         }
     }
@@ -59,6 +66,11 @@ public enum Reply: Sendable, Equatable {
         case .array(let elements):
             buffer.writeString("*\(elements.count)\r\n")
             for element in elements { element.write(to: &buffer, protocolVersion: protocolVersion) }
+        case .push(let elements):
+            buffer.writeString("\(protocolVersion >= 3 ? ">" : "*")\(elements.count)\r\n")
+            for element in elements { element.write(to: &buffer, protocolVersion: protocolVersion) }
+        case .sequence(let replies):
+            for reply in replies { reply.write(to: &buffer, protocolVersion: protocolVersion) }
         case .map(let pairs):
             buffer.writeString(protocolVersion >= 3 ? "%\(pairs.count)\r\n" : "*\(pairs.count * 2)\r\n")
             for (key, value) in pairs {

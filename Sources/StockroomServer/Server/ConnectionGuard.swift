@@ -49,6 +49,19 @@ final class ConnectionGuard: ChannelDuplexHandler {
         context.fireChannelRead(data)
     }
 
+    /// Sent by the connection handler when it enters or leaves subscribe mode.
+    struct Subscribed: Sendable { let on: Bool }
+    private var isSubscriber = false
+
+    func triggerUserOutboundEvent(context: ChannelHandlerContext, event: Any, promise: EventLoopPromise<Void>?) {
+        if let event = event as? Subscribed {
+            isSubscriber = event.on
+            promise?.succeed()
+            return
+        }
+        context.triggerUserOutboundEvent(event, promise: promise)
+    }
+
     func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
         unanswered = max(0, unanswered - 1)
         lastActivity = .now()
@@ -70,8 +83,9 @@ final class ConnectionGuard: ChannelDuplexHandler {
         let idleAt = lastActivity + idleTimeout
         if NIODeadline.now() < idleAt {
             scheduleIdleCheck(at: idleAt, context: context)
-        } else if unanswered > 0 {
-            // Never in the middle of a command: a slow query is not an idle client.
+        } else if unanswered > 0 || isSubscriber {
+            // Never in the middle of a command: a slow query is not an idle client. Nor a
+            // subscriber waiting for events (as in Redis).
             scheduleIdleCheck(at: .now() + idleTimeout, context: context)
         } else {
             context.close(promise: nil)

@@ -1,5 +1,6 @@
 import Logging
 import NIOCore
+import Stockroom
 
 /// Serves one client connection, on its event loop.
 ///
@@ -52,6 +53,14 @@ final class ConnectionHandler: ChannelDuplexHandler {
     private var pendingLookups: [ProductLookupBatcher.Waiter] = []
     private var reading = false
     private let allocator = ByteBufferAllocator()
+    /// Joined to the event feed (the session has a subscription).
+    private var subscribed = false
+    /// Events received and not yet written: while the client is not reading, or while
+    /// its login is being confirmed. Past `maxQueuedEvents` the client is too slow for
+    /// its subscriptions and is closed (Redis's pubsub output limit).
+    private var queuedEvents = CircularBuffer<(event: Event, json: String)>()
+    private var confirmingForEvents = false
+    static let maxQueuedEvents = 1000
 
     init(dispatcher: CommandDispatcher, registry: ConnectionRegistry, session: Session, logger: Logger) {
         self.dispatcher = dispatcher
@@ -69,6 +78,7 @@ final class ConnectionHandler: ChannelDuplexHandler {
 
     func channelInactive(context: ChannelHandlerContext) {
         isActive = false
+        if subscribed { dispatcher.feed.unsubscribe(session.id) }
         logger.info("connection closed", metadata: ["user.id": "\(session.user.map { "\($0.id)" } ?? "-")"])
         context.fireChannelInactive()
     }
@@ -114,6 +124,9 @@ final class ConnectionHandler: ChannelDuplexHandler {
     }
 
     func channelWritabilityChanged(context: ChannelHandlerContext) {
+        if context.channel.isWritable, isActive, !queuedEvents.isEmpty {
+            writeEvents(context: context)
+        }
         if context.channel.isWritable, isActive, !blocked, !backlog.isEmpty {
             // The client caught up: run what waited, and send it — it may be waiting for
             // these replies before it sends anything more.
@@ -161,6 +174,7 @@ final class ConnectionHandler: ChannelDuplexHandler {
         case .done(let reply):
             append(reply, protocolVersion: session.protocolVersion)
             if session.closeAfterReply { closeAfterReplies() }
+            if session.isSubscribed != subscribed { joinOrLeaveFeed(context: context) }
         case .lookup(let key, let invocation):
             let number = replies.reserve()
             let snapshot = session  // a lookup reads the session, never changes it
@@ -281,6 +295,93 @@ final class ConnectionHandler: ChannelDuplexHandler {
             let (handler, context) = loop.value
             handler.flushScheduled = false
             if handler.isActive { context.flush() }
+        }
+    }
+
+    // MARK: - Events (SUBSCRIBE, PSUBSCRIBE)
+
+    private func joinOrLeaveFeed(context: ChannelHandlerContext) {
+        subscribed = session.isSubscribed
+        context.triggerUserOutboundEvent(ConnectionGuard.Subscribed(on: subscribed), promise: nil)
+        guard subscribed else {
+            dispatcher.feed.unsubscribe(session.id)
+            queuedEvents.removeAll()
+            return
+        }
+        let loop = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+        dispatcher.feed.subscribe(session.id) { batch in
+            loop.eventLoop.execute {
+                let (handler, context) = loop.value
+                handler.receive(batch, context: context)
+            }
+        }
+    }
+
+    private func receive(_ batch: [(event: Event, json: String)], context: ChannelHandlerContext) {
+        guard isActive, subscribed, !closing else { return }
+        queuedEvents.append(contentsOf: batch)
+        if queuedEvents.count > Self.maxQueuedEvents {
+            logger.warning("closing a subscriber that does not read its events", metadata: ["events.queued": "\(queuedEvents.count)"])
+            queuedEvents.removeAll()
+            isActive = false
+            context.close(promise: nil)
+            return
+        }
+        writeEvents(context: context)
+    }
+
+    /// Writes the queued events this session may see and subscribed to, as `message` and
+    /// `pmessage` pushes, after the replies already owed. A login is used only while
+    /// confirmed (see `LiveSessions`), for events as for commands: when it is due, the
+    /// events wait for the check.
+    private func writeEvents(context: ChannelHandlerContext) {
+        guard !confirmingForEvents, context.channel.isWritable else { return }
+        if let token = session.token {
+            if let user = dispatcher.liveSessions.user(token) {
+                session.user = user
+            } else {
+                confirmLoginForEvents(context: context)
+                return
+            }
+        }
+        let user = session.user
+        // Event by event while the socket takes them: what it does not take waits here,
+        // counted against the limit, rather than in NIO's unbounded outbound buffer.
+        while context.channel.isWritable, let (event, json) = queuedEvents.popFirst() {
+            guard let user, user.role == .admin || event.userID == user.id else { continue }
+            if session.channels.contains(event.type) {
+                append(.push([.bulk("message"), .bulk(event.type), .bulk(json)]), protocolVersion: session.protocolVersion)
+            }
+            for pattern in session.patterns where Glob.matches(Array(pattern.utf8), Array(event.type.utf8)) {
+                append(.push([.bulk("pmessage"), .bulk(pattern), .bulk(event.type), .bulk(json)]), protocolVersion: session.protocolVersion)
+            }
+            writeReady(context: context)
+        }
+        writeReady(context: context)
+        scheduleFlush(context: context)
+    }
+
+    private func confirmLoginForEvents(context: ChannelHandlerContext) {
+        confirmingForEvents = true
+        let dispatcher = self.dispatcher
+        let snapshot = session
+        let loop = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+        Task(executorPreference: EventLoopExecutor(context.eventLoop)) {
+            var confirmed = snapshot
+            let failure = await dispatcher.revalidate(&confirmed)
+            let finish: @Sendable () -> Void = { [confirmed] in
+                let (handler, context) = loop.value
+                handler.confirmingForEvents = false
+                guard handler.isActive else { return }
+                if failure == nil, handler.session.token == snapshot.token {
+                    // Only the login: the session may have changed its subscriptions meanwhile.
+                    handler.session.user = confirmed.user
+                    handler.session.token = confirmed.token
+                    handler.writeEvents(context: context)
+                }
+                // The database could not say: the events wait for the next delivery.
+            }
+            if loop.eventLoop.inEventLoop { finish() } else { loop.eventLoop.execute(finish) }
         }
     }
 

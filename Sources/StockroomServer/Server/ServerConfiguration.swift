@@ -34,6 +34,8 @@ public struct ServerConfiguration: Sendable {
     /// How often expired and revoked sessions are purged from the database (0: never).
     public var sessionPurgeInterval: Duration = .seconds(600)
     public var limits = ProtocolLimits()
+    /// Events older than this are deleted (hourly); 0 keeps them for ever.
+    public var eventRetention: Duration = .seconds(7 * 24 * 3600)
     /// Product lookups run as batches, at most this many statements at a time; lookups
     /// arriving meanwhile join the next batch. About the database's core count: more
     /// statements in flight buy parallelism, fewer buy bigger batches.

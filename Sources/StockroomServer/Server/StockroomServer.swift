@@ -37,6 +37,9 @@ public final class StockroomServer: Service, Sendable {
         dispatcher.commands.mapValues(\.arity)
     }
 
+    /// Connections subscribed to events right now (SUBSCRIBE, PSUBSCRIBE).
+    public var subscriberCount: Int { dispatcher.feed.subscriberCount }
+
     /// The port the server listens on, once it does (useful with port 0).
     public func listeningPort() async throws -> Int {
         try await withCheckedThrowingContinuation { continuation in
@@ -85,6 +88,8 @@ public final class StockroomServer: Service, Sendable {
         logger.info("listening", metadata: ["server.address": "\(configuration.host):\(port)"])
         let purging = Task { await purgeSessionsPeriodically() }
         defer { purging.cancel() }
+        let feeding = Task { await dispatcher.feed.run() }
+        defer { feeding.cancel() }
 
         await withTaskCancellationHandler {
             await withGracefulShutdownHandler {
