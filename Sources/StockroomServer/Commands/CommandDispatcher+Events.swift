@@ -18,7 +18,7 @@ extension CommandDispatcher {
             let options = try arguments.options(from: 0, allowed: ["AFTER", "LIMIT"])
             let limit = try limit(arguments, options)
             // Number what committed up to now first: a client reads its own changes.
-            try await dispatcher.stockroom.events.sequence()
+            await dispatcher.feed.numbered()
             let events = try await dispatcher.stockroom.events.read(after: try after(arguments, options), limit: limit, as: session.principal!)
             let next = events.count == limit ? events.last.map { String($0.id) } ?? "null" : "null"
             return .simple("{\"items\":[" + events.map(EventJSON.encode).joined(separator: ",") + "],\"next\":\(next)}")

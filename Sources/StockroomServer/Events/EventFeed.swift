@@ -32,6 +32,11 @@ final class EventFeed: Sendable {
         var subscribers: [Int: Deliver] = [:]
         /// The last event handed to subscribers; nil until the feed has started.
         var cursor: Int64?
+        /// Numbering runs started and finished, and who waits for one to finish.
+        var runsStarted = 0
+        var runsFinished = 0
+        var waiters: [(id: Int, run: Int, continuation: CheckedContinuation<Void, Never>)] = []
+        var waiterIDs = 0
     }
 
     init(events: EventRepository, connection: PostgresConnection.Configuration, retention: Duration, logger: Logger) {
@@ -45,6 +50,28 @@ final class EventFeed: Sendable {
     /// Asks for a numbering run soon: events may have committed.
     func poke() {
         wake.yield()
+    }
+
+    /// Returns once a numbering run that started after this call has finished (or after
+    /// `limit`): every event committed before the call then has its id. Callers share
+    /// runs, so a thousand readers cost one run, not a thousand turns at the counter's lock.
+    func numbered(within limit: Duration = .seconds(2)) async {
+        var timeout: Task<Void, Never>?
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            let id = state.withLock { state -> Int in
+                state.waiterIDs += 1
+                state.waiters.append((state.waiterIDs, state.runsStarted + 1, continuation))
+                return state.waiterIDs
+            }
+            timeout = Task {
+                try? await Task.sleep(for: limit)
+                self.state.withLock { state in
+                    state.waiters.firstIndex { $0.id == id }.map { state.waiters.remove(at: $0).continuation }
+                }?.resume()
+            }
+            poke()
+        }
+        timeout?.cancel()
     }
 
     func subscribe(_ id: Int, deliver: @escaping Deliver) {
@@ -79,6 +106,19 @@ final class EventFeed: Sendable {
     }
 
     private func numberAndDeliver() async {
+        let run = state.withLock { state -> Int in
+            state.runsStarted += 1
+            return state.runsStarted
+        }
+        defer {
+            let done = state.withLock { state -> [CheckedContinuation<Void, Never>] in
+                state.runsFinished = run
+                let ready = state.waiters.filter { $0.run <= run }.map(\.continuation)
+                state.waiters.removeAll { $0.run <= run }
+                return ready
+            }
+            for continuation in done { continuation.resume() }
+        }
         do {
             try await events.sequence()
             let start = state.withLock { $0.cursor }
