@@ -98,7 +98,8 @@ struct InlineStatementTests {
             try await pool.withConnection { try await $0.query("SELECT pg_sleep(30)", timeout: .milliseconds(150)) }
         }
         #expect(error?.code == .timeout)
-        #expect(clock.now - start < .seconds(10))
+        // Far from pg_sleep's 30 s, with room for a loaded machine.
+        #expect(clock.now - start < .seconds(20))
         #expect(try await pool.query("SELECT 2").scalar(Int.self) == 2)
         await pool.close()
     }

@@ -78,8 +78,8 @@ struct TimeLimitTests {
                 }
                 let elapsed = ContinuousClock.now - start
                 #expect(error?.code == .timeout)
-                // Deadline 400 ms + grace 500 ms, checked every 10 ms.
-                #expect(elapsed >= .milliseconds(850) && elapsed < .seconds(2), "took \(elapsed)")
+                // Deadline 400 ms + grace 500 ms, checked every 10 ms; room for a loaded machine.
+                #expect(elapsed >= .milliseconds(850) && elapsed < .seconds(4), "took \(elapsed)")
                 #expect(connection.isBroken)
             }
             await connection.close()
