@@ -25,7 +25,9 @@ order, or -OUTOFSTOCK. Once a third of the stock is sold, the fault:
 
 Then, directly in PostgreSQL: every acknowledged order is stored once, under its key, its
 user and its id; nothing else is stored (no order behind a -OUTOFSTOCK or behind a key the
-client never saw answered); no (user, key) holds two orders; stock + sold == initial stock.
+client never saw answered); no (user, key) holds two orders; stock + sold == initial stock;
+every stored order has exactly one order.placed event, no event outlives its order, and
+the service numbers every event once it runs again.
 -INTERNAL replies are counted and retried; with --strict they fail the test.
 """
 
@@ -450,7 +452,8 @@ def check_invariants(args, storm):
         SELECT o.id, o.user_id, o.idempotency_key, o.status, extract(epoch FROM o.created_at),
                (SELECT count(*) FROM order_lines l WHERE l.order_id = o.id),
                (SELECT coalesce(sum(l.quantity), 0) FROM order_lines l WHERE l.order_id = o.id AND l.product_id = {storm.product_id}),
-               (SELECT count(*) FROM order_status_history h WHERE h.order_id = o.id)
+               (SELECT count(*) FROM order_status_history h WHERE h.order_id = o.id),
+               (SELECT count(*) FROM events e WHERE e.type = 'order.placed' AND e.subject_id = o.id)
         FROM orders o
         WHERE o.idempotency_key LIKE '{prefix}%'
            OR o.id IN (SELECT order_id FROM order_lines WHERE product_id = {storm.product_id})
@@ -459,7 +462,10 @@ def check_invariants(args, storm):
     # Orders whose client lost the reply (its request was in flight at the fault) and
     # learned of them by retrying the key: the case idempotency keys exist for.
     storm.in_doubt = []
-    for order_id, user_id, key, status, created, line_count, quantity, history in rows:
+    for order_id, user_id, key, status, created, line_count, quantity, history, placed_events in rows:
+        # The outbox: the order and its event commit together, whatever crashed.
+        if placed_events != "1":
+            failures.append(f"order {order_id} (key {key}) has {placed_events} order.placed events, not 1")
         if key in storm.retried_keys and float(created) < storm.fault_wall_clock:
             seen = collections.Counter(storm.trails[key])
             storm.in_doubt.append(f"{key} (order {order_id}) was written before the fault, its client then saw "
@@ -484,6 +490,21 @@ def check_invariants(args, storm):
             failures.append(f"order {order_id} (key {key}) was never acknowledged to its client")
     if len(stored) != len(storm.acknowledged):
         failures.append(f"{len(stored)} orders stored, {len(storm.acknowledged)} acknowledged")
+
+    # Events no order backs (an event that outlived a rolled-back order).
+    (orphans,), = psql(args, "SELECT count(*) FROM events e WHERE e.type = 'order.placed' "
+                             "AND NOT EXISTS (SELECT 1 FROM orders o WHERE o.id = e.subject_id)")
+    if orphans != "0":
+        failures.append(f"{orphans} order.placed event(s) without their order")
+    # The service numbers committed events within a second or so of running again.
+    deadline = time.monotonic() + 10
+    while True:
+        (unnumbered,), = psql(args, "SELECT count(*) FROM events WHERE id IS NULL")
+        if unnumbered == "0" or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    if unnumbered != "0":
+        failures.append(f"{unnumbered} event(s) still without an id 10 s after the scenario")
 
     (stock, sold), = psql(args, f"""
         SELECT p.stock, (SELECT coalesce(sum(l.quantity), 0) FROM order_lines l JOIN orders o ON o.id = l.order_id
