@@ -120,6 +120,37 @@ struct EventServerTests {
         }
     }
 
+    /// A login revoked while subscribed stops its deliveries, as it stops its commands.
+    @Test func aRevokedLoginGetsNoMoreEvents() async throws {
+        try await TestServer.with { server in
+            let product = try await server.product(stock: 50)
+            let ann = try await server.register()
+            try await server.client { (annListens: TestClient) async throws -> Void in
+                try await server.logIn(annListens, as: ann)
+                #expect(try await annListens.call("SUBSCRIBE", "order.placed") == .array([.bulk("subscribe"), .bulk("order.placed"), .integer(1)]))
+                try await server.client { (admin: TestClient) async throws -> Void in
+                    try await server.logIn(admin, admin: true)
+                    let place = #"{"lines":[{"product_id":\#(product),"quantity":1}],"user_id":\#(ann.id)}"#
+                    // Before: Ann hears of the order placed for her.
+                    let first = try await admin.call("ORDER.PLACE", place).json()
+                    let heard = try await Self.message(annListens)
+                    #expect(try Self.json(heard[2])["subject_id"] as? Int == first["id"] as? Int)
+                    // After every session of hers is revoked: nothing more.
+                    _ = try await admin.call("SESSION.REVOKEALL", "\(ann.id)")
+                    try await server.client { (adminListens: TestClient) async throws -> Void in
+                        try await server.logIn(adminListens, admin: true)
+                        #expect(try await adminListens.call("SUBSCRIBE", "order.placed") == .array([.bulk("subscribe"), .bulk("order.placed"), .integer(1)]))
+                        _ = try await admin.call("ORDER.PLACE", place)
+                        // The admin hears it; by then Ann's connection has had it too.
+                        _ = try await Self.message(adminListens)
+                    }
+                    try await Task.sleep(for: .milliseconds(300))
+                    #expect(try await annListens.call("PING") == .array([.bulk("pong"), .bulk("")]), "an event reached a revoked login")
+                }
+            }
+        }
+    }
+
     @Test func resp3SubscribersGetPushesBetweenOrdinaryReplies() async throws {
         try await TestServer.with { server in
             let product = try await server.product(stock: 50)
