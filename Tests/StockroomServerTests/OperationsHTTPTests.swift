@@ -4,9 +4,9 @@ import FoundationNetworking
 #endif
 import LibPQ
 import Metrics
-import Migrations
+@testable import Migrations
 import Prometheus
-import StockroomServer
+@testable import StockroomServer
 import Testing
 
 /// The operations listener over real HTTP. Each test records its metrics into a registry
@@ -15,20 +15,39 @@ import Testing
 @Suite("Operations HTTP: /healthz, /readyz, /metrics")
 struct OperationsHTTPTests {
     @Test func healthzAnswersAndOtherPathsAndMethodsAreRefused() async throws {
+        var listened: Int?
         try await Self.withOperations { server, _ in
             let port = try #require(server.operationsPort)
+            listened = port
             #expect(try await Self.request(port, "/healthz") == HTTPAnswer(status: 200, body: "ok\n"))
             #expect(try await Self.request(port, "/nothing-here").status == 404)
             #expect(try await Self.request(port, "/healthz", method: "POST") == HTTPAnswer(status: 405, body: "method not allowed\n"))
             #expect(try await Self.request(port, "/metrics", method: "DELETE").status == 405)
             #expect(try await Self.request(port, "/readyz", method: "PUT").status == 405)
         }
+        // The group's graceful shutdown (SIGTERM in `serve`) stopped the listener too.
+        let port = try #require(listened)
+        await #expect(throws: (any Error).self) { try await Self.request(port, "/healthz") }
     }
 
-    @Test func readyOnAMigratedDatabase() async throws {
+    @Test func theReasonNamesTheFirstVersionBehindAndCountsTheRest() {
+        func status(_ version: String, _ state: MigrationStatus.State) -> MigrationStatus {
+            MigrationStatus(version: MigrationVersion(version)!, title: "t\(version)", state: state)
+        }
+        #expect(Readiness.reason([status("1", .applied), status("2", .newer)]) == nil)
+        #expect(Readiness.reason([status("1", .applied), status("2", .failed), status("3", .pending)]) == "schema not current: migration 2 (t2) failed part-way (and 1 more)")
+        #expect(Readiness.reason([status("1", .modified)]) == "schema not current: migration 1 (t1) changed since it was applied")
+    }
+
+    @Test func readyOnAMigratedDatabaseUntilShutdownBegins() async throws {
         try await Self.withOperations { server, _ in
             let port = try #require(server.operationsPort)
             #expect(try await Self.request(port, "/readyz") == HTTPAnswer(status: 200, body: "ready\n"))
+            // What SIGTERM does first: the TCP service drains, and a load balancer
+            // asking meanwhile is told to send clients elsewhere.
+            server.server.registry.beginShutdown()
+            #expect(try await Self.request(port, "/readyz") == HTTPAnswer(status: 503, body: "shutting down\n"))
+            #expect(try await Self.request(port, "/healthz").status == 200)
         }
     }
 
@@ -61,7 +80,7 @@ struct OperationsHTTPTests {
         try await Self.withOperations(migrations: folder, configuration: configuration) { server, _ in
             let port = try #require(server.operationsPort)
             let checked = ContinuousClock.now
-            #expect(try await Self.request(port, "/readyz") == HTTPAnswer(status: 503, body: "schema not current: migration 9 (later_things) is pending\n"))
+            #expect(try await Self.request(port, "/readyz") == HTTPAnswer(status: 503, body: "schema not current: migration 9 (later_things) is not applied\n"))
 
             try await Migrator(databaseURL: server.databaseURL, configuration: .init(directory: folder)).up()
             let cached = try await Self.request(port, "/readyz")

@@ -66,7 +66,18 @@ final class Readiness: Sendable {
         let behind = statuses.filter { $0.state != .applied && $0.state != .newer }
         guard let first = behind.first else { return nil }
         let more = behind.count > 1 ? " (and \(behind.count - 1) more)" : ""
-        return "schema not current: migration \(first.version) (\(first.title)) is \(first.state.rawValue)\(more)"
+        return "schema not current: migration \(first.version) (\(first.title)) \(describe(first.state))\(more)"
+    }
+
+    private static func describe(_ state: MigrationStatus.State) -> String {
+        switch state {
+        case .pending: "is not applied"
+        case .failed: "failed part-way"
+        case .running: "is being applied"
+        case .modified: "changed since it was applied"
+        case .missing: "is applied but its file is gone"
+        case .applied, .newer: "is applied"
+        }
     }
 }
 
