@@ -2,7 +2,9 @@ import ArgumentParser
 import Foundation
 import LibPQ
 import Logging
+import Metrics
 import Migrations
+import Prometheus
 import ServiceLifecycle
 import Stockroom
 import StockroomServer
@@ -12,7 +14,7 @@ struct ServeCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "serve",
         abstract: "Serve Stockroom's queries over TCP (a line protocol compatible with Redis clients).",
-        discussion: "Listens on 127.0.0.1:7379 unless --host/--port or STOCKROOM_LISTEN=host:port say otherwise. See docs/PROTOCOL.md."
+        discussion: "Listens on 127.0.0.1:7379 unless --host/--port or STOCKROOM_LISTEN=host:port say otherwise, and for operations (/healthz, /readyz, /metrics) on HTTP at 127.0.0.1:7380 unless --http-host/--http-port or --no-http. See docs/PROTOCOL.md and docs/OPERATIONS.md."
     )
 
     @Option(help: "Address to listen on (default 127.0.0.1; the service has no TLS, so think before exposing it).")
@@ -21,13 +23,22 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: "Port to listen on (default 7379).")
     var port: Int?
 
+    @Option(name: .customLong("http-host"), help: "Address of the operations HTTP listener (default 127.0.0.1: /metrics tells a lot about the service).")
+    var httpHost: String?
+
+    @Option(name: .customLong("http-port"), help: "Port of the operations HTTP listener: /healthz, /readyz, /metrics (default 7380).")
+    var httpPort: Int?
+
+    @Flag(name: .customLong("no-http"), help: "No operations HTTP listener.")
+    var noHTTP = false
+
     @Option(name: .customLong("database-url"), help: "PostgreSQL URL or connection string (default: $DATABASE_URL, else the local database).")
     var databaseURL: String?
 
     @Flag(help: "Apply pending migrations before serving.")
     var migrate = false
 
-    @Option(help: "The folder of migration files, for --migrate.")
+    @Option(help: "The folder of migration files, for --migrate, and for /readyz, which is ready only once every file is applied.")
     var dir: String = "migrations"
 
     @Option(name: .customLong("pool-size"), help: "Database connections.")
@@ -65,6 +76,8 @@ struct ServeCommand: AsyncParsableCommand {
 
     func validate() throws {
         if let port, !(0...65535).contains(port) { throw ValidationError("--port must be 0 to 65535") }
+        if let httpPort, !(0...65535).contains(httpPort) { throw ValidationError("--http-port must be 0 to 65535") }
+        if noHTTP, httpPort != nil || httpHost != nil { throw ValidationError("--no-http leaves nothing for --http-host or --http-port to set") }
         if poolSize < 1 { throw ValidationError("--pool-size must be at least 1") }
         if maxClients < 1 { throw ValidationError("--max-clients must be at least 1") }
         if idleTimeout < 1 { throw ValidationError("--idle-timeout must be at least 1 second") }
@@ -82,6 +95,10 @@ struct ServeCommand: AsyncParsableCommand {
 
     func run() async throws {
         LoggingSystem.bootstrap(StreamLogHandler.standardError)
+        // Once per process, here: libraries record through swift-metrics and never choose
+        // its backend. /metrics shows this registry.
+        let metrics = PrometheusCollectorRegistry()
+        MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: metrics))
         let logger = Logger(label: "stockroom")
         let environment = ProcessInfo.processInfo.environment
         var configuration = ServerConfiguration()
@@ -117,8 +134,18 @@ struct ServeCommand: AsyncParsableCommand {
         poolConfiguration.connection.parameters["stockroom.low_stock_threshold"] = String(lowStockThreshold)
         let pool = PostgresPool(configuration: poolConfiguration, logger: logger)
         let server = StockroomServer(stockroom: Stockroom(pool: pool), configuration: configuration, logger: logger)
+        var operations: OperationsServer?
+        if !noHTTP {
+            var operationsConfiguration = OperationsServer.Configuration()
+            if let httpHost { operationsConfiguration.host = httpHost }
+            if let httpPort { operationsConfiguration.port = httpPort }
+            let migrator = Migrator(databaseURL: url, configuration: .init(directory: URL(fileURLWithPath: dir)), logger: logger)
+            operations = OperationsServer(server: server, migrator: migrator, registry: metrics, configuration: operationsConfiguration, logger: logger)
+        }
+        // The operations listener first: the group stops services in reverse order, so it
+        // answers (/readyz: shutting down) while the TCP service drains.
         var groupConfiguration = ServiceGroupConfiguration(
-            services: [.init(service: server)],
+            services: (operations.map { [ServiceGroupConfiguration.ServiceConfiguration(service: $0)] } ?? []) + [.init(service: server)],
             gracefulShutdownSignals: [.sigterm, .sigint],
             logger: logger
         )
@@ -135,6 +162,10 @@ struct ServeCommand: AsyncParsableCommand {
             // Straight to the file descriptor: print's buffer would hold it back when
             // standard output is a pipe.
             FileHandle.standardOutput.write(Data("stockroom \(StockroomServer.version) serving on \(configuration.host):\(port) — try: redis-cli -p \(port) PRODUCT.LIST, or: nc \(configuration.host) \(port)\n".utf8))
+            if let operations {
+                let httpPort = try await operations.listeningPort()
+                FileHandle.standardOutput.write(Data("operations on http://\(operations.configuration.host):\(httpPort)/ — /healthz, /readyz, /metrics\n".utf8))
+            }
         }
         do {
             try await group.run()

@@ -35,6 +35,27 @@ struct PoolTests {
         await pool.close()
     }
 
+    @Test func callersWaitingForAConnectionAreCounted() async throws {
+        let pool = PostgresPool(configuration: .init(connection: .init(TestDatabase.url), maxConnections: 1, acquireTimeout: .seconds(30)))
+        let waiter = try await pool.withConnection { connection in
+            try await connection.query("SELECT 1")
+            let waiter = Task { try await pool.query("SELECT 2").scalar(Int.self) }
+            var waiting = 0
+            for _ in 0..<500 where waiting == 0 {
+                waiting = pool.statistics.waiting
+                if waiting == 0 { try await Task.sleep(for: .milliseconds(10)) }
+            }
+            #expect(waiting == 1)
+            #expect(pool.statistics.leased == 1)
+            #expect(pool.statistics.open == 1)
+            return waiter
+        }
+        #expect(try await waiter.value == 2)
+        #expect(pool.statistics.waiting == 0)
+        #expect(pool.statistics.leased == 0)
+        await pool.close()
+    }
+
     @Test func waitersAreServedInTurnUpToTheLimit() async throws {
         let pool = PostgresPool(configuration: .init(connection: .init(TestDatabase.url), maxConnections: 3, acquireTimeout: .seconds(10)))
         let results = try await withThrowingTaskGroup(of: Int.self) { group in

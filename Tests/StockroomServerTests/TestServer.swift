@@ -4,6 +4,7 @@ import Logging
 import Migrations
 import NIOCore
 import NIOPosix
+import Prometheus
 import ServiceLifecycle
 import Stockroom
 import StockroomServer
@@ -20,12 +21,24 @@ struct TestServer: Sendable {
     let databaseName: String
     let databaseURL: String
     let group: ServiceGroup
+    /// The operations HTTP listener's port, when the test asked for one.
+    var operationsPort: Int?
+
+    /// An operations HTTP listener on a free port beside the server (`OperationsServer`).
+    struct Operations: Sendable {
+        /// What /metrics shows; the test binds a factory recording into it.
+        var registry: PrometheusCollectorRegistry
+        /// The migrations folder /readyz compares with; the repository's by default.
+        var migrations: URL = TestServer.root.appendingPathComponent("migrations")
+        var configuration = OperationsServer.Configuration()
+    }
 
     static func with<T>(
         eventLoops: MultiThreadedEventLoopGroup = .singleton,
         configure: (inout ServerConfiguration) -> Void = { _ in },
         database: (inout PostgresPool.Configuration) -> Void = { _ in },
         poolSize: Int = 8,
+        operations: Operations? = nil,
         isolation actor: isolated (any Actor)? = #isolation,
         _ body: (TestServer) async throws -> T
     ) async throws -> T {
@@ -45,9 +58,20 @@ struct TestServer: Sendable {
         configuration.port = 0
         configure(&configuration)
         let server = StockroomServer(stockroom: stockroom, configuration: configuration, group: eventLoops, logger: logger)
-        let group = ServiceGroup(configuration: .init(services: [.init(service: server)], logger: logger))
+        var services: [ServiceGroupConfiguration.ServiceConfiguration] = [.init(service: server)]
+        var operationsServer: OperationsServer?
+        if let operations {
+            var configuration = operations.configuration
+            configuration.port = 0
+            let migrator = Migrator(databaseURL: databaseURL, configuration: .init(directory: operations.migrations), logger: logger)
+            let listener = OperationsServer(server: server, migrator: migrator, registry: operations.registry, configuration: configuration, logger: logger)
+            operationsServer = listener
+            services.insert(.init(service: listener), at: 0)  // as `stockroom serve` orders them
+        }
+        let group = ServiceGroup(configuration: .init(services: services, logger: logger))
         let running = Task { try await group.run() }
-        let harness = TestServer(port: try await server.listeningPort(), server: server, stockroom: stockroom, databaseName: name, databaseURL: databaseURL, group: group)
+        var harness = TestServer(port: try await server.listeningPort(), server: server, stockroom: stockroom, databaseName: name, databaseURL: databaseURL, group: group)
+        harness.operationsPort = try await operationsServer?.listeningPort()
         func cleanUp() async {
             await group.triggerGracefulShutdown()
             _ = await running.result

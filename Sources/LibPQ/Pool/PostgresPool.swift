@@ -83,9 +83,11 @@ public final class PostgresPool: Sendable {
         self.state = Mutex(State(machine: Machine(maxConnections: configuration.maxConnections)))
     }
 
-    /// Connections currently open or opening, and how many of those are lent out.
-    public var statistics: (open: Int, leased: Int) {
-        state.withLock { ($0.machine.total, $0.machine.leased) }
+    /// Connections currently open or opening, how many of those are lent out, and how
+    /// many callers wait for one (a pool too small, or a database too slow, shows here
+    /// first).
+    public var statistics: (open: Int, leased: Int, waiting: Int) {
+        state.withLock { ($0.machine.total, $0.machine.leased, $0.machine.waiters.count) }
     }
 
     /// Lends a connection to `body` and takes it back when `body` ends.

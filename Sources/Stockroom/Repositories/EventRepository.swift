@@ -43,6 +43,22 @@ public struct EventRepository: Sendable {
         }
     }
 
+    /// The outbox's lag: committed events not numbered yet, and how long the oldest of
+    /// them has waited (nil when there is none). Numbering keeps both near zero; a
+    /// growing count means no instance is numbering (none running, or its runs fail).
+    /// Cheap: the unnumbered events have an index of their own.
+    public func backlog() async throws -> (count: Int, oldestAge: Duration?) {
+        let row = try await mappingErrors {
+            try await pool.query("""
+                SELECT count(*)::int8, greatest(0, extract(epoch FROM clock_timestamp() - min(created_at)))::float8
+                FROM events WHERE id IS NULL
+                """)[0]
+        }
+        let count = try row[0, as: Int64.self]
+        let age = try row[1, as: Double?.self]
+        return (Int(count), age.map { Duration.milliseconds(Int64(($0 * 1000).rounded())) })
+    }
+
     /// Numbers committed events that have no id yet, in the order they were written, and
     /// notifies `channel` with the last id given. Returns that id, or nil when there was
     /// nothing to number.
