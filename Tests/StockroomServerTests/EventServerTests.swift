@@ -198,7 +198,7 @@ struct EventServerTests {
             // 8,000 copies of the order's event, each about 700 bytes: more than the kernel's
             // buffers hold (about 1.6 MB here) and the 1,000 the server queues.
             let database = try await PostgresConnection.connect(server.databaseURL)
-            try await database.query("INSERT INTO events (type, subject_id, user_id, payload) SELECT type, subject_id, user_id, payload FROM events, generate_series(1, 8000) WHERE type = 'order.placed'")
+            try await database.query("INSERT INTO events (type, subject_id, user_id, history_id) SELECT type, subject_id, user_id, history_id FROM events, generate_series(1, 8000) WHERE type = 'order.placed'")
             await database.close()
             try await Bystander.watching(server, "a subscriber that does not read") {
                 let deadline = ContinuousClock.now + .seconds(30)

@@ -76,18 +76,18 @@ struct SessionLifecycleTests {
     }
 
     @Test func hashingBeyondItsAdmissionLimitIsRefusedAtOnce() async throws {
-        // Two hash at a time; with room for two, a burst of twelve has some refused. The
-        // second burst is larger: on a machine loaded by the rest of the suite its tasks
-        // may start so far apart that twelve would find the queue drained.
+        // Two hash at a time; with room for two, a burst of 24 has some refused. Bursts are
+        // larger than the four places: on a machine loaded by the rest of the suite their
+        // tasks may start so far apart that a dozen find the queue drained.
         let hasher = PasswordHasher(operations: 3, memoryBytes: 32 << 20, maxWaiting: 2)
         let outcomes = await withTaskGroup(of: Bool.self) { group in
-            for _ in 0..<12 {
+            for _ in 0..<24 {
                 group.addTask { (try? await hasher.hash("correct horse")) != nil }
             }
             return await group.reduce(into: [Bool]()) { $0.append($1) }
         }
         let refused = outcomes.filter { !$0 }.count
-        #expect(refused > 0, "all twelve were queued")
+        #expect(refused > 0, "all 24 were queued")
         #expect(outcomes.filter { $0 }.count >= 2, "those admitted were hashed")
         let error = await #expect(throws: StockroomError.self) {
             try await withThrowingTaskGroup(of: String.self) { group in

@@ -26,12 +26,7 @@ public struct EventRepository: Sendable {
         let after = max(0, after)
         let user: Int64? = principal.flatMap { $0.isAdmin ? nil : $0.userID }
         let rows = try await mappingErrors {
-            try await pool.query("""
-                SELECT id, type, subject_id, user_id, extract(epoch FROM created_at)::float8, payload::text
-                FROM events
-                WHERE id > \(after) AND (\(user)::int8 IS NULL OR user_id = \(user))
-                ORDER BY id LIMIT \(limit)
-                """)
+            try await pool.query(Self.select(where: "e.id > \(after) AND (\(user)::int8 IS NULL OR e.user_id = \(user)) ORDER BY e.id LIMIT \(limit)"))
         }
         return try rows.map(Self.event(from:))
     }
@@ -122,6 +117,34 @@ public struct EventRepository: Sendable {
             total += deleted
             if deleted < batch { return total }
         }
+    }
+
+    /// Events with their subject as it was. An order event names its history row, and an
+    /// order's lines and history rows never change once written: the order at that event
+    /// is its lines, its history up to that row, that row's status, and that row's time
+    /// as its `updated_at` (a transition sets both to the transaction's `now()`).
+    static func select(where condition: PostgresQuery) -> PostgresQuery {
+        var query: PostgresQuery = """
+            SELECT e.id, e.type, e.subject_id, e.user_id, extract(epoch FROM e.created_at)::float8,
+                   coalesce(e.payload, (
+                       SELECT jsonb_build_object(
+                           'id', o.id, 'userId', o.user_id, 'status', h.status, 'currency', o.currency,
+                           'subtotalCents', o.subtotal_cents, 'totalCents', o.total_cents, 'idempotencyKey', o.idempotency_key,
+                           'createdAt', extract(epoch FROM o.created_at), 'updatedAt', extract(epoch FROM h.changed_at),
+                           'lines', (SELECT coalesce(jsonb_agg(jsonb_build_object(
+                                'productId', l.product_id, 'sku', l.sku, 'name', l.name, 'unitPriceCents', l.unit_price_cents,
+                                'quantity', l.quantity, 'lineTotalCents', l.line_total_cents) ORDER BY l.line_no), '[]')
+                                FROM order_lines l WHERE l.order_id = o.id),
+                           'history', (SELECT coalesce(jsonb_agg(jsonb_build_object(
+                                'status', p.status, 'changedAt', extract(epoch FROM p.changed_at), 'changedBy', p.changed_by) ORDER BY p.id), '[]')
+                                FROM order_status_history p WHERE p.order_id = o.id AND p.id <= h.id))
+                       FROM order_status_history h JOIN orders o ON o.id = h.order_id
+                       WHERE h.id = e.history_id))::text
+            FROM events e WHERE
+            """
+        query.sql += " "
+        query.append(condition)
+        return query
     }
 
     static func event(from row: PostgresRow) throws -> Event {
