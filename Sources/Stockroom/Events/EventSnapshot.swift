@@ -1,7 +1,8 @@
 import Foundation
 
-/// The payloads the outbox triggers write (migration 0008), as JSON: times as epoch
-/// seconds, which keep every microsecond PostgreSQL has.
+/// An event's subject as EventRepository reads it (migration 0008): an order rebuilt from
+/// its lines and history, or a product's snapshot. JSON with times as epoch seconds,
+/// which keep every microsecond PostgreSQL has.
 enum EventSnapshot {
     struct OrderSnapshot: Decodable {
         struct Change: Decodable {

@@ -28,7 +28,7 @@ public struct EventRepository: Sendable {
         let rows = try await mappingErrors {
             try await pool.query(Self.select(where: "e.id > \(after) AND (\(user)::int8 IS NULL OR e.user_id = \(user)) ORDER BY e.id LIMIT \(limit)"))
         }
-        return try rows.map(Self.event(from:))
+        return try rows.compactMap(Self.event(from:))
     }
 
     /// The newest id given, 0 when none.
@@ -147,12 +147,15 @@ public struct EventRepository: Sendable {
         return query
     }
 
-    static func event(from row: PostgresRow) throws -> Event {
+    /// nil for an order event whose order was deleted by hand since: nothing is left to
+    /// show, and one such event must not fail a whole page.
+    static func event(from row: PostgresRow) throws -> Event? {
         let type = try row[1, as: String.self]
+        guard let payload = try row[5, as: String?.self] else { return nil }
         return Event(
             type: type, id: try row[0, as: Int64.self], subjectID: try row[2, as: Int64.self], userID: try row[3, as: Int64?.self],
             createdAt: Date(timeIntervalSince1970: try row[4, as: Double.self]),
-            subject: try EventSnapshot.subject(type: type, payload: Array(try row[5, as: String.self].utf8))
+            subject: try EventSnapshot.subject(type: type, payload: Array(payload.utf8))
         )
     }
 }
