@@ -4,6 +4,7 @@ import NIOCore
 public import NIOPosix
 public import ServiceLifecycle
 public import Stockroom
+import StockroomDelivery
 import Synchronization
 
 /// The TCP service: a line protocol a person can type into `nc` that is also RESP, so
@@ -90,6 +91,13 @@ public final class StockroomServer: Service, Sendable {
         defer { purging.cancel() }
         let feeding = Task { await dispatcher.feed.run() }
         defer { feeding.cancel() }
+        // Webhooks go out from here too unless configured off; the feed numbers events
+        // and its NOTIFY wakes the worker.
+        let worker = configuration.webhooks.map {
+            WebhookWorker(stockroom: dispatcher.stockroom, configuration: $0, encode: EventJSON.encode, logger: logger)
+        }
+        let delivering = worker.map { worker in Task { await worker.run() } }
+        defer { delivering?.cancel() }
 
         await withTaskCancellationHandler {
             await withGracefulShutdownHandler {
@@ -97,6 +105,7 @@ public final class StockroomServer: Service, Sendable {
                 await registry.waitUntilEmpty()
             } onGracefulShutdown: {
                 self.logger.info("shutting down: no new connections; finishing commands in progress")
+                worker?.stop()
                 serverChannel.close(promise: nil)
                 self.registry.beginShutdown()
             }
@@ -105,7 +114,12 @@ public final class StockroomServer: Service, Sendable {
             serverChannel.close(promise: nil)
             self.registry.beginShutdown()
             self.registry.closeAll()
+            delivering?.cancel()
         }
+        // Requests in flight finish and are recorded (within their timeout), unless the
+        // shutdown deadline passed and cancelled them.
+        worker?.stop()
+        await delivering?.value
         // No client is left to look anything up: the lookup worker that waits for one
         // gives its connection back, so the pool can close.
         dispatcher.lookups.shutDown()
