@@ -1,4 +1,4 @@
-import Foundation
+public import Foundation
 public import Stockroom
 
 /// A webhook request's body and headers, per Standard Webhooks: the body is
@@ -12,9 +12,13 @@ public struct WebhookMessage: Sendable, Equatable {
 
     /// `eventJSON` is the event as clients see it (the server's EventJSON).
     public init(event: Event, eventJSON: String) {
-        id = Self.id(eventID: event.id)
-        let type = String(decoding: (try? JSONEncoder().encode(event.type)) ?? Data("\"\"".utf8), as: UTF8.self)
-        let timestamp = event.createdAt.formatted(Date.ISO8601FormatStyle(includingFractionalSeconds: true))
+        self.init(eventID: event.id, type: event.type, createdAt: event.createdAt, eventJSON: eventJSON)
+    }
+
+    public init(eventID: Int64, type: String, createdAt: Date, eventJSON: String) {
+        id = Self.id(eventID: eventID)
+        let type = String(decoding: (try? JSONEncoder().encode(type)) ?? Data("\"\"".utf8), as: UTF8.self)
+        let timestamp = createdAt.formatted(Date.ISO8601FormatStyle(includingFractionalSeconds: true))
         body = Array("{\"data\":\(eventJSON),\"timestamp\":\"\(timestamp)\",\"type\":\(type)}".utf8)
     }
 
