@@ -122,7 +122,19 @@ public final class WebhookWorker: Sendable {
 
     private func deliver(_ claim: WebhookRepository.Claim, _ client: HTTPClient) async {
         do {
-            let found = try await stockroom.events.read(after: claim.eventID - 1, limit: 1, as: nil)
+            let found: [Event]
+            do {
+                found = try await stockroom.events.read(after: claim.eventID - 1, limit: 1, as: nil)
+            } catch let error as StockroomError where [.unavailable, .timeout, .inDoubt].contains(error.code) {
+                throw error
+            } catch {
+                // Not the database being away: an event that cannot be decoded would
+                // hold its endpoint's queue for ever if left pending.
+                let attempt = WebhookAttempt(startedAt: Date(), statusCode: nil, latencyMs: 0, error: "the event could not be read")
+                try await webhooks.record(claim, attempt: attempt, decision: .eventMissing, disableAfterDeadDeliveries: configuration.disableAfterDeadDeliveries)
+                logger.warning("webhooks: an event could not be read; its delivery is dead", metadata: ["webhook.delivery": "\(claim.deliveryID)", "event.id": "\(claim.eventID)"])
+                return
+            }
             guard let event = found.first, event.id == claim.eventID else {
                 let attempt = WebhookAttempt(startedAt: Date(), statusCode: nil, latencyMs: 0, error: "the event no longer exists (past its retention)")
                 try await webhooks.record(claim, attempt: attempt, decision: .eventMissing, disableAfterDeadDeliveries: configuration.disableAfterDeadDeliveries)
