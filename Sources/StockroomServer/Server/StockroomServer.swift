@@ -116,10 +116,19 @@ public final class StockroomServer: Service, Sendable {
             self.registry.closeAll()
             delivering?.cancel()
         }
-        // Requests in flight finish and are recorded (within their timeout), unless the
-        // shutdown deadline passed and cancelled them.
-        worker?.stop()
-        await delivering?.value
+        // Requests in flight finish and are recorded, for at most their timeout and a
+        // second (then they are abandoned to their leases), unless the shutdown deadline
+        // passed and cancelled them already.
+        if let worker, let delivering {
+            worker.stop()
+            let patience = worker.configuration.requestTimeout + .seconds(1)
+            let deadline = Task {
+                guard (try? await Task.sleep(for: patience)) != nil else { return }
+                delivering.cancel()
+            }
+            await delivering.value
+            deadline.cancel()
+        }
         // No client is left to look anything up: the lookup worker that waits for one
         // gives its connection back, so the pool can close.
         dispatcher.lookups.shutDown()
