@@ -24,9 +24,9 @@ public struct WebhookRepository: Sendable {
     /// Checks what WEBHOOK.CREATE takes; throws `INVALID` naming the field.
     public static func validate(url: String, events: [String], description: String) throws {
         guard url.utf8.count <= maxURLBytes else { throw invalid("url", "must be at most \(maxURLBytes) bytes") }
-        guard let parsed = URLComponents(string: url), let scheme = parsed.scheme?.lowercased(), scheme == "http" || scheme == "https",
+        guard let parsed = URLComponents(string: url), let scheme = parsed.scheme, scheme == "http" || scheme == "https",
               let host = parsed.host, !host.isEmpty, !url.utf8.contains(where: { $0 <= 0x20 || $0 == 0x7F })
-        else { throw invalid("url", "must be an http:// or https:// URL") }
+        else { throw invalid("url", "must be an http:// or https:// URL (lowercase scheme)") }
         guard (1...EventPattern.maxCount).contains(events.count) else { throw invalid("events", "must hold 1 to \(EventPattern.maxCount) patterns") }
         for pattern in events {
             guard (1...EventPattern.maxLength).contains(pattern.utf8.count), pattern.utf8.allSatisfy({ $0 > 0x20 && $0 < 0x7F }) else {

@@ -132,7 +132,7 @@ public final class WebhookWorker: Sendable {
                 // hold its endpoint's queue for ever if left pending.
                 let attempt = WebhookAttempt(startedAt: Date(), statusCode: nil, latencyMs: 0, error: "the event could not be read")
                 try await webhooks.record(claim, attempt: attempt, decision: .eventMissing, disableAfterDeadDeliveries: configuration.disableAfterDeadDeliveries)
-                logger.warning("webhooks: an event could not be read; its delivery is dead", metadata: ["webhook.delivery": "\(claim.deliveryID)", "event.id": "\(claim.eventID)"])
+                logger.info("webhooks: an event could not be read; its delivery is dead", metadata: ["webhook.delivery": "\(claim.deliveryID)", "event.id": "\(claim.eventID)"])
                 return
             }
             guard let event = found.first, event.id == claim.eventID else {
