@@ -105,18 +105,33 @@ public final class WebhookWorker: Sendable {
         do {
             if configuration.sequencesEvents { try await stockroom.events.sequence() }
             while try await webhooks.fanOut() == WebhookRepository.fanOutBatch, !isStopping {}
-            while !isStopping {
-                let claims = try await webhooks.claim(limit: configuration.concurrency, lease: configuration.lease, leaseToken: name + "-" + UUID().uuidString.prefix(8).lowercased())
-                if claims.isEmpty { break }
-                await withTaskGroup(of: Void.self) { group in
-                    for claim in claims { group.addTask { await self.deliver(claim, client) } }
-                }
-            }
+            try await sendDue(client)
             guard let due = try await webhooks.secondsUntilNextDue() else { return configuration.maxIdle }
             return min(configuration.maxIdle, .milliseconds(Int64((due * 1000).rounded(.up)) + 1))
         } catch {
             logger.debug("webhooks: a pass failed; trying again shortly", metadata: ["error": "\(error)"])
             return min(configuration.maxIdle, .seconds(1))
+        }
+    }
+
+    /// Keeps up to `concurrency` requests in flight while deliveries are due: a slot
+    /// that frees up is filled at once (a slow endpoint holds only its own slot), and
+    /// an endpoint's next delivery becomes claimable as soon as the one before it ends.
+    private func sendDue(_ client: HTTPClient) async throws {
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            var inFlight = 0
+            while !isStopping {
+                let claims = try await webhooks.claim(
+                    limit: configuration.concurrency - inFlight, lease: configuration.lease,
+                    leaseToken: name + "-" + UUID().uuidString.prefix(8).lowercased())
+                for claim in claims { group.addTask { await self.deliver(claim, client) } }
+                inFlight += claims.count
+                if inFlight == 0 { break }
+                // Wait for a slot, or for the only deliveries left to finish.
+                try await group.next()
+                inFlight -= 1
+            }
+            try await group.waitForAll()
         }
     }
 
