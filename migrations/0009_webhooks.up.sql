@@ -43,6 +43,8 @@ CREATE TABLE webhook_deliveries (
 -- The claim: each endpoint's oldest pending delivery, and the due ones among them.
 CREATE INDEX webhook_deliveries_pending ON webhook_deliveries (endpoint_id, id) WHERE state = 'pending';
 CREATE INDEX webhook_deliveries_due ON webhook_deliveries (next_attempt_at) WHERE state = 'pending';
+-- Pruning: finished deliveries past the retention, oldest first.
+CREATE INDEX webhook_deliveries_finished ON webhook_deliveries (updated_at) WHERE state <> 'pending';
 -- WEBHOOK.DELIVERIES: an endpoint's deliveries, a page at a time.
 CREATE INDEX webhook_deliveries_by_endpoint ON webhook_deliveries (endpoint_id, id);
 

@@ -73,6 +73,13 @@ public struct WebhookAttempt: Sendable, Equatable, Encodable {
     public var latencyMs: Int
     public var error: String?
 
+    public init(startedAt: Date, statusCode: Int?, latencyMs: Int, error: String?) {
+        self.startedAt = startedAt
+        self.statusCode = statusCode
+        self.latencyMs = latencyMs
+        self.error = error
+    }
+
     enum CodingKeys: String, CodingKey { case startedAt, statusCode, latencyMs, error }
 
     public func encode(to encoder: any Encoder) throws {

@@ -1,4 +1,4 @@
-import Foundation
+public import Foundation
 public import LibPQ
 import Stockroom
 
@@ -261,6 +261,24 @@ public struct WebhookRepository: Sendable {
                 WHERE d.state = 'pending'
                 """)[0][0, as: Double?.self]
         }.map { max(0, $0) }
+    }
+
+    /// Deletes delivered and dead deliveries (with their attempts) last changed before
+    /// `cutoff`, `batch` per statement. Returns how many went.
+    @discardableResult
+    public func pruneFinished(before cutoff: Date, batch: Int = 5000) async throws -> Int {
+        var total = 0
+        while true {
+            let deleted = try await mapping {
+                try await pool.write("""
+                    DELETE FROM webhook_deliveries WHERE id IN (
+                        SELECT id FROM webhook_deliveries WHERE state <> 'pending' AND updated_at < \(cutoff) ORDER BY updated_at LIMIT \(batch))
+                    RETURNING 1
+                    """).count
+            }
+            total += deleted
+            if deleted < batch { return total }
+        }
     }
 
     // MARK: - Rows

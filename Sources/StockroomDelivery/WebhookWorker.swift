@@ -39,6 +39,9 @@ public final class WebhookWorker: Sendable {
         public var sequenceInterval: Duration = .seconds(1)
         /// The longest sleep without a wake-up, as a safety net for missed notifications.
         public var maxIdle: Duration = .seconds(30)
+        /// Delivered and dead deliveries are deleted this long after they finished,
+        /// hourly; zero keeps them.
+        public var retention: Duration = .seconds(7 * 24 * 3600)
 
         public init() {}
     }
@@ -82,6 +85,7 @@ public final class WebhookWorker: Sendable {
         let client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: http)
         await withTaskGroup(of: Void.self) { group in
             group.addTask { await self.listen() }
+            group.addTask { await self.pruneFinishedDeliveries() }
             if configuration.sequencesEvents {
                 group.addTask {
                     while !Task.isCancelled {
@@ -203,6 +207,22 @@ public final class WebhookWorker: Sendable {
             }
         }
         return "request failed: \(String(describing: error).prefix(300))"
+    }
+
+    /// Deletes finished deliveries past the retention, hourly. Any worker may; they do
+    /// not conflict.
+    private func pruneFinishedDeliveries() async {
+        guard configuration.retention > .zero else { return }
+        while !Task.isCancelled {
+            let cutoff = Date().addingTimeInterval(-WebhookRepository.seconds(configuration.retention))
+            do {
+                let pruned = try await webhooks.pruneFinished(before: cutoff)
+                if pruned > 0 { logger.info("pruned finished webhook deliveries", metadata: ["webhooks.pruned": "\(pruned)"]) }
+            } catch {
+                logger.debug("webhooks: pruning failed; trying again later", metadata: ["error": "\(error)"])
+            }
+            try? await Task.sleep(for: .seconds(3600))
+        }
     }
 
     /// Wakes the worker when events were numbered or deliveries queued, on any instance.

@@ -279,6 +279,28 @@ struct WebhookTests {
         }
     }
 
+    @Test func finishedDeliveriesArePrunedAndPendingOnesKept() async throws {
+        try await TestServer.with(configure: Self.noDelivery) { server in
+            let product = try await server.product(stock: 20)
+            let webhooks = WebhookRepository(pool: server.stockroom.pool)
+            let (endpoint, _) = try await webhooks.create(url: "http://127.0.0.1:9/hook", events: ["order.*"])
+            let customer = try await server.register()
+            let principal = Principal(userID: Int64(customer.id), role: .customer)
+            for _ in 0..<2 { _ = try await server.stockroom.orders.place(OrderRequest(lines: [.init(productID: Int64(product), quantity: 1)]), as: principal) }
+            try await server.stockroom.events.sequence()
+            #expect(try await webhooks.fanOut() == 2)
+            #expect(try await webhooks.fanOut() == 0, "each event fanned out once")
+            let claims = try await webhooks.claim(limit: 10, lease: .seconds(60), leaseToken: "t")
+            #expect(claims.count == 1, "head-of-line: the endpoint's second delivery waits for its first")
+            let attempt = WebhookAttempt(startedAt: Date(), statusCode: 200, latencyMs: 3, error: nil)
+            try await webhooks.record(claims[0], attempt: attempt, decision: .delivered, disableAfterDeadDeliveries: 5)
+            #expect(try await webhooks.pruneFinished(before: Date().addingTimeInterval(-60)) == 0, "too recent")
+            #expect(try await webhooks.pruneFinished(before: Date().addingTimeInterval(60)) == 1)
+            let left = try await webhooks.deliveries(endpoint: endpoint.id)
+            #expect(left.map(\.state) == [.pending] && left[0].eventID == claims[0].eventID + 1)
+        }
+    }
+
     @Test func webhookCommandsAreForAdminsAndCheckTheirInput() async throws {
         try await TestServer.with(configure: Self.noDelivery) { server in
             try await server.client { (anonymous: TestClient) async throws -> Void in
