@@ -45,6 +45,7 @@ let package = Package(
             dependencies: [
                 "Stockroom", "LibPQ", "CSodium", logging,
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
             ],

@@ -19,4 +19,15 @@ public enum DeliveryDecision: Sendable, Equatable {
         guard let delay = schedule.delay(afterFailedAttempts: failedBefore + 1, random: random) else { return .dead }
         return .retry(after: delay)
     }
+
+    /// A metrics dimension: delivered, retry, dead, gone, event_missing.
+    public var outcome: String {
+        switch self {
+        case .delivered: "delivered"
+        case .retry: "retry"
+        case .dead: "dead"
+        case .gone: "gone"
+        case .eventMissing: "event_missing"
+        }
+    }
 }

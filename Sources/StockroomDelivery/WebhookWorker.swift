@@ -2,6 +2,7 @@ import AsyncHTTPClient
 import Foundation
 import LibPQ
 public import Logging
+import Metrics
 import NIOCore
 import NIOHTTP1
 public import Stockroom
@@ -162,6 +163,8 @@ public final class WebhookWorker: Sendable {
             let message = WebhookMessage(event: event, eventJSON: encode(event))
             let attempt = await send(message, claim: claim, client)
             let decision = DeliveryDecision.decide(statusCode: attempt.statusCode, failedBefore: claim.attempts, schedule: configuration.retrySchedule)
+            Counter(label: "stockroom.webhooks.attempts", dimensions: [("outcome", decision.outcome)]).increment()
+            Metrics.Timer(label: "stockroom.webhooks.latency").recordMilliseconds(attempt.latencyMs)
             try await webhooks.record(claim, attempt: attempt, decision: decision, disableAfterDeadDeliveries: configuration.disableAfterDeadDeliveries)
             logger.debug("webhook attempt", metadata: [
                 "webhook.endpoint": "\(claim.endpointID)", "webhook.delivery": "\(claim.deliveryID)",
