@@ -26,6 +26,9 @@ final class WebhookReceiver: Sendable {
         var requests: [Request] = []
         var statuses: [Int] = []
         var secret: String?
+        var delay: TimeAmount = .zero
+        var inFlight = 0
+        var maxInFlight = 0
     }
 
     private let state = Mutex(State())
@@ -45,7 +48,9 @@ final class WebhookReceiver: Sendable {
                 channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.configureHTTPServerPipeline()
                     try channel.pipeline.syncOperations.addHandler(Handler(receive: { head, body in
-                        box.withLock { $0 }?.receive(head, body) ?? 503
+                        box.withLock { $0 }?.receive(head, body) ?? (503, .zero)
+                    }, answered: {
+                        box.withLock { $0 }?.answered()
                     }))
                 }
             }
@@ -64,6 +69,12 @@ final class WebhookReceiver: Sendable {
 
     var requests: [Request] { state.withLock { $0.requests } }
 
+    /// Answer each request this long after it arrived.
+    func answer(after delay: TimeAmount) { state.withLock { $0.delay = delay } }
+
+    /// The most requests it was answering at one time.
+    var maxInFlight: Int { state.withLock { $0.maxInFlight } }
+
     func stop() async { try? await channel.close() }
 
     /// Waits until `count` requests arrived, for at most `timeout`.
@@ -78,7 +89,9 @@ final class WebhookReceiver: Sendable {
         throw TestClientError("expected \(count) webhook requests within \(timeout), got \(requests.count)")
     }
 
-    private func receive(_ head: HTTPRequestHead, _ body: [UInt8]) -> Int {
+    private func answered() { state.withLock { $0.inFlight -= 1 } }
+
+    private func receive(_ head: HTTPRequestHead, _ body: [UInt8]) -> (Int, TimeAmount) {
         var headers: [String: String] = [:]
         for (name, value) in head.headers { headers[name.lowercased()] = value }
         return state.withLock { state in
@@ -90,7 +103,9 @@ final class WebhookReceiver: Sendable {
                 valid = WebhookSignature.verify(header: signature, key: key, id: id, timestamp: timestamp, body: body)
             }
             state.requests.append(Request(path: head.uri, method: "\(head.method)", headers: headers, body: body, status: status, signatureValid: valid))
-            return status
+            state.inFlight += 1
+            state.maxInFlight = max(state.maxInFlight, state.inFlight)
+            return (status, state.delay)
         }
     }
 
@@ -98,11 +113,15 @@ final class WebhookReceiver: Sendable {
         typealias InboundIn = HTTPServerRequestPart
         typealias OutboundOut = HTTPServerResponsePart
 
-        private let receive: @Sendable (HTTPRequestHead, [UInt8]) -> Int
+        private let receive: @Sendable (HTTPRequestHead, [UInt8]) -> (Int, TimeAmount)
+        private let answered: @Sendable () -> Void
         private var head: HTTPRequestHead?
         private var body: [UInt8] = []
 
-        init(receive: @escaping @Sendable (HTTPRequestHead, [UInt8]) -> Int) { self.receive = receive }
+        init(receive: @escaping @Sendable (HTTPRequestHead, [UInt8]) -> (Int, TimeAmount), answered: @escaping @Sendable () -> Void) {
+            self.receive = receive
+            self.answered = answered
+        }
 
         func channelRead(context: ChannelHandlerContext, data: NIOAny) {
             switch unwrapInboundIn(data) {
@@ -113,12 +132,18 @@ final class WebhookReceiver: Sendable {
                 body += buffer.readableBytesView
             case .end:
                 guard let head else { return }
-                let status = receive(head, body)
-                var headers = HTTPHeaders()
-                headers.add(name: "content-length", value: "2")
-                context.write(wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: HTTPResponseStatus(statusCode: status), headers: headers))), promise: nil)
-                context.write(wrapOutboundOut(.body(.byteBuffer(ByteBuffer(string: "ok")))), promise: nil)
-                context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
+                let (status, delay) = receive(head, body)
+                let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+                let version = head.version
+                context.eventLoop.scheduleTask(in: delay) {
+                    let (handler, context) = bound.value
+                    var headers = HTTPHeaders()
+                    headers.add(name: "content-length", value: "2")
+                    handler.answered()
+                    context.write(handler.wrapOutboundOut(.head(HTTPResponseHead(version: version, status: HTTPResponseStatus(statusCode: status), headers: headers))), promise: nil)
+                    context.write(handler.wrapOutboundOut(.body(.byteBuffer(ByteBuffer(string: "ok")))), promise: nil)
+                    context.writeAndFlush(handler.wrapOutboundOut(.end(nil)), promise: nil)
+                }
             }
         }
     }

@@ -206,6 +206,9 @@ struct WebhookTests {
                 try await server.logIn(admin, admin: true)
                 _ = try await Self.create(admin, first)
                 _ = try await Self.create(admin, second)
+                // Slow answers, so that a second request to one endpoint would overlap.
+                first.answer(after: .milliseconds(30))
+                second.answer(after: .milliseconds(30))
                 var logger = Logger(label: "test.webhooks")
                 logger.logLevel = .warning
                 let workers = (0..<2).map { _ in
@@ -230,6 +233,7 @@ struct WebhookTests {
                 #expect(first.requests.map(\.id) == expected, "each event once, in order")
                 #expect(second.requests.map(\.id) == expected)
                 #expect((a + b).allSatisfy { $0.signatureValid && $0.status == 200 })
+                #expect(first.maxInFlight == 1 && second.maxInFlight == 1, "one request at a time per endpoint")
             }
         }
     }
