@@ -251,14 +251,19 @@ public struct WebhookRepository: Sendable {
         }
     }
 
-    /// Seconds until the next pending delivery of an enabled endpoint falls due (or its
-    /// lease expires), 0 when one is due now; nil when none is pending.
+    /// Seconds until the next claimable delivery falls due (or its lease expires), 0
+    /// when one is due now; nil when none is pending. Only each endpoint's oldest pending
+    /// delivery counts: the ones queued behind it are not due, whatever their time says,
+    /// and counting them would wake the worker at once, again and again.
     public func secondsUntilNextDue() async throws -> Double? {
         try await mapping {
             try await pool.query("""
                 SELECT extract(epoch FROM min(greatest(d.next_attempt_at, coalesce(d.lease_expires_at, d.next_attempt_at))) - clock_timestamp())::float8
                 FROM webhook_deliveries d JOIN webhook_endpoints ep ON ep.id = d.endpoint_id AND ep.disabled_at IS NULL
                 WHERE d.state = 'pending'
+                  AND NOT EXISTS (
+                      SELECT 1 FROM webhook_deliveries older
+                      WHERE older.endpoint_id = d.endpoint_id AND older.state = 'pending' AND older.id < d.id)
                 """)[0][0, as: Double?.self]
         }.map { max(0, $0) }
     }

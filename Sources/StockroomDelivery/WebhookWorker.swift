@@ -57,6 +57,7 @@ public final class WebhookWorker: Sendable {
     private let logger: Logger
     private let wakeup = Wakeup()
     private let stopping = Atomic<Bool>(false)
+    private let passCount = Atomic<Int>(0)
     private let name: String
 
     public init(stockroom: Stockroom, configuration: Configuration = Configuration(), encode: @escaping EncodeEvent, logger: Logger) {
@@ -76,6 +77,9 @@ public final class WebhookWorker: Sendable {
         stopping.store(true, ordering: .relaxed)
         wakeup.signal()
     }
+
+    /// Passes run so far (wake-ups), for tests that check the worker idles.
+    package var passes: Int { passCount.load(ordering: .relaxed) }
 
     private var isStopping: Bool { stopping.load(ordering: .relaxed) || Task.isCancelled }
 
@@ -107,6 +111,7 @@ public final class WebhookWorker: Sendable {
 
     /// Numbers (if asked), fans out, and sends what is due; returns how long to sleep.
     private func pass(_ client: HTTPClient) async -> Duration {
+        passCount.add(1, ordering: .relaxed)
         do {
             if configuration.sequencesEvents { try await stockroom.events.sequence() }
             while try await webhooks.fanOut() == WebhookRepository.fanOutBatch, !isStopping {}

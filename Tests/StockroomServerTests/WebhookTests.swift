@@ -283,6 +283,37 @@ struct WebhookTests {
         }
     }
 
+    @Test func aWorkerSleepsWhileItsOnlyDeliveriesWaitForARetry() async throws {
+        let receiver = try await WebhookReceiver.start()
+        defer { Task { await receiver.stop() } }
+        try await TestServer.with(configure: Self.noDelivery) { server in
+            let product = try await server.product(stock: 20)
+            try await server.client { (admin: TestClient) async throws -> Void in
+                try await server.logIn(admin, admin: true)
+                _ = try await Self.create(admin, receiver)
+                receiver.answer(500)
+                var configuration = Self.fastDelivery()
+                configuration.retrySchedule = RetrySchedule(delays: [.seconds(30)], jitter: 0)
+                var logger = Logger(label: "test.webhooks")
+                logger.logLevel = .warning
+                let worker = WebhookWorker(stockroom: server.stockroom, configuration: configuration, encode: { #"{"id":\#($0.id)}"# }, logger: logger)
+                let running = Task { await worker.run() }
+                // The first fails and waits 30 s; the second queues behind it.
+                _ = try await EventServerTests.place(admin, product)
+                try await receiver.waitFor(1)
+                _ = try await EventServerTests.place(admin, product)
+                try await Task.sleep(for: .milliseconds(500))
+                let before = worker.passes
+                try await Task.sleep(for: .seconds(1))
+                let during = worker.passes - before
+                worker.stop()
+                await running.value
+                #expect(during <= 2, "\(during) passes in a second: the worker must sleep until the retry is due")
+                #expect(receiver.requests.count == 1)
+            }
+        }
+    }
+
     @Test func finishedDeliveriesArePrunedAndPendingOnesKept() async throws {
         try await TestServer.with(configure: Self.noDelivery) { server in
             let product = try await server.product(stock: 20)
