@@ -58,6 +58,7 @@ public final class WebhookWorker: Sendable {
     private let wakeup = Wakeup()
     private let stopping = Atomic<Bool>(false)
     private let passCount = Atomic<Int>(0)
+    private let sending = Atomic<Int>(0)
     private let name: String
 
     public init(stockroom: Stockroom, configuration: Configuration = Configuration(), encode: @escaping EncodeEvent, logger: Logger) {
@@ -77,6 +78,9 @@ public final class WebhookWorker: Sendable {
         stopping.store(true, ordering: .relaxed)
         wakeup.signal()
     }
+
+    /// HTTP requests open right now: what a shutdown has reason to wait for.
+    public var requestsInFlight: Int { sending.load(ordering: .relaxed) }
 
     /// Passes run so far (wake-ups), for tests that check the worker idles.
     package var passes: Int { passCount.load(ordering: .relaxed) }
@@ -166,7 +170,9 @@ public final class WebhookWorker: Sendable {
                 return
             }
             let message = WebhookMessage(event: event, eventJSON: encode(event))
+            sending.add(1, ordering: .relaxed)
             let attempt = await send(message, claim: claim, client)
+            sending.subtract(1, ordering: .relaxed)
             let decision = DeliveryDecision.decide(statusCode: attempt.statusCode, failedBefore: claim.attempts, schedule: configuration.retrySchedule)
             Counter(label: "stockroom.webhooks.attempts", dimensions: [("outcome", decision.outcome)]).increment()
             Metrics.Timer(label: "stockroom.webhooks.latency").recordMilliseconds(attempt.latencyMs)

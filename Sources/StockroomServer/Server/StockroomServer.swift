@@ -118,10 +118,11 @@ public final class StockroomServer: Service, Sendable {
         }
         // Requests in flight finish and are recorded, for at most their timeout and a
         // second (then they are abandoned to their leases), unless the shutdown deadline
-        // passed and cancelled them already.
+        // passed and cancelled them already. With none open, only a moment: the worker
+        // may be waiting on a database that does not answer.
         if let worker, let delivering {
             worker.stop()
-            let patience = worker.configuration.requestTimeout + .seconds(1)
+            let patience = worker.requestsInFlight > 0 ? worker.configuration.requestTimeout + .seconds(1) : .milliseconds(500)
             let deadline = Task {
                 guard (try? await Task.sleep(for: patience)) != nil else { return }
                 delivering.cancel()
