@@ -17,6 +17,7 @@ let package = Package(
         .library(name: "LibPQ", targets: ["LibPQ"]),
         .library(name: "Migrations", targets: ["Migrations"]),
         .library(name: "Stockroom", targets: ["Stockroom"]),
+        .library(name: "StockroomDelivery", targets: ["StockroomDelivery"]),
         .library(name: "StockroomServer", targets: ["StockroomServer"]),
         .executable(name: "stockroom", targets: ["StockroomCLI"]),
     ],
@@ -30,6 +31,7 @@ let package = Package(
         // flags come from the argument parser.
         .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1", traits: ["FullFoundation"]),
         .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
+        .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
     ],
     targets: [
         // C libraries. Only the Swift targets wrapping them import these; no public API
@@ -40,10 +42,23 @@ let package = Package(
         .target(name: "LibPQ", dependencies: ["CLibPQ", logging], swiftSettings: strict),
         .target(name: "Migrations", dependencies: ["LibPQ", "CSodium", logging], swiftSettings: strict),
         .target(name: "Stockroom", dependencies: ["LibPQ", "CSodium", logging], swiftSettings: strict),
+        // Webhook delivery: above Stockroom, below the server, so `stockroom worker` runs
+        // it without the protocol.
+        .target(
+            name: "StockroomDelivery",
+            dependencies: [
+                "Stockroom", "LibPQ", "CSodium", logging,
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ],
+            swiftSettings: strict
+        ),
         .target(
             name: "StockroomServer",
             dependencies: [
-                "Stockroom", "LibPQ", "Migrations", logging,
+                "Stockroom", "StockroomDelivery", "LibPQ", "Migrations", logging,
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -56,7 +71,7 @@ let package = Package(
         .executableTarget(
             name: "StockroomCLI",
             dependencies: [
-                "StockroomServer", "Migrations", logging,
+                "StockroomServer", "StockroomDelivery", "Migrations", logging,
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -73,8 +88,9 @@ let package = Package(
         .testTarget(
             name: "StockroomServerTests",
             dependencies: [
-                "StockroomServer", "Stockroom", "Migrations", "LibPQ", logging,
+                "StockroomServer", "StockroomDelivery", "Stockroom", "Migrations", "LibPQ", logging,
                 .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Metrics", package: "swift-metrics"),

@@ -74,6 +74,9 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(name: .customLong("query-deadline"), help: "The service's own deadline per database operation, for when the database cannot end a statement (frozen, partitioned): then -TIMEOUT and the connection is replaced. Default: the statement timeout plus 0.5 s.")
     var queryDeadline: String?
 
+    @Flag(name: .customLong("no-webhooks"), help: "Leave webhook delivery to `stockroom worker` processes.")
+    var noWebhooks = false
+
     func validate() throws {
         if let port, !(0...65535).contains(port) { throw ValidationError("--port must be 0 to 65535") }
         if let httpPort, !(0...65535).contains(httpPort) { throw ValidationError("--http-port must be 0 to 65535") }
@@ -116,6 +119,9 @@ struct ServeCommand: AsyncParsableCommand {
         configuration.limits.maxRequestLength = maxRequestBytes
         configuration.shutdownDeadline = .seconds(shutdownDeadline)
         configuration.eventRetention = parseDuration(eventRetention) ?? configuration.eventRetention
+        // Webhook requests share the pool with commands: a quarter of it at most.
+        configuration.webhooks?.concurrency = max(1, poolSize / 4)
+        if noWebhooks { configuration.webhooks = nil }
 
         let url = databaseURL ?? StockroomDatabase.urlFromEnvironment(environment)
         if migrate {

@@ -6,6 +6,6 @@ struct StockroomCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "stockroom",
         abstract: "Stockroom: a PostgreSQL-backed data service.",
-        subcommands: [ServeCommand.self, MigrateCommand.self, AdminCommand.self, BenchCommand.self]
+        subcommands: [ServeCommand.self, WorkerCommand.self, MigrateCommand.self, AdminCommand.self, BenchCommand.self]
     )
 }

@@ -3,6 +3,7 @@ import Logging
 import Metrics
 import NIOCore
 import Stockroom
+import StockroomDelivery
 
 /// Runs one request for one session: looks the command up, checks its arity and who may
 /// run it, runs it, and turns every failure into an error reply with a protocol code.
@@ -14,6 +15,7 @@ final class CommandDispatcher: Sendable {
     let liveSessions: LiveSessions
     let lookups: ProductLookupBatcher
     let feed: EventFeed
+    let webhooks: WebhookRepository
     let logger: Logger
     let version: String
     let commands: [String: Command]
@@ -37,9 +39,10 @@ final class CommandDispatcher: Sendable {
         // Half the pool at most for batched lookups, so writes always find a connection.
         let inFlight = min(configuration.maxLookupStatementsInFlight, (stockroom.pool.configuration.maxConnections + 1) / 2)
         self.lookups = ProductLookupBatcher(products: stockroom.products, pool: stockroom.pool, maxInFlight: inFlight)
+        self.webhooks = WebhookRepository(pool: stockroom.pool)
         self.feed = EventFeed(events: stockroom.events, connection: stockroom.pool.configuration.connection, retention: configuration.eventRetention, logger: logger)
         var table: [String: Command] = [:]
-        for command in Self.connectionCommands + Self.accountCommands + Self.productCommands + Self.orderCommands + Self.eventCommands {
+        for command in Self.connectionCommands + Self.accountCommands + Self.productCommands + Self.orderCommands + Self.eventCommands + Self.webhookCommands {
             table[command.name] = command
         }
         self.commands = table

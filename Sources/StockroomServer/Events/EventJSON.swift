@@ -1,5 +1,5 @@
 import NIOCore
-import Stockroom
+public import Stockroom
 
 /// An event as clients see it — in EVENTS.READ, pub/sub messages and webhooks:
 /// `{"created_at","data","id","low_stock_threshold"?,"subject_id","type","user_id"}`,
@@ -38,4 +38,10 @@ enum EventJSON {
         }
         return String(buffer: out)
     }
+}
+
+extension StockroomServer {
+    /// An event as clients see it, for delivery outside the service (`stockroom worker`
+    /// passes it to `WebhookWorker`).
+    public static let eventJSON: @Sendable (Event) -> String = { EventJSON.encode($0) }
 }

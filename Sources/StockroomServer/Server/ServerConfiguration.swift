@@ -1,4 +1,5 @@
 import Foundation
+public import StockroomDelivery
 
 /// Everything `stockroom serve` can be told.
 public struct ServerConfiguration: Sendable {
@@ -41,6 +42,9 @@ public struct ServerConfiguration: Sendable {
     /// statements in flight buy parallelism, fewer buy bigger batches.
     public var maxLookupStatementsInFlight = max(1, min(4, ProcessInfo.processInfo.activeProcessorCount))
 
+    /// Webhook delivery inside the service (docs/EVENTS.md#webhooks); nil leaves it to
+    /// `stockroom worker` processes.
+    public var webhooks: WebhookWorker.Configuration? = WebhookWorker.Configuration()
     public init() {}
 }
 

@@ -4,6 +4,7 @@ import NIOCore
 public import NIOPosix
 public import ServiceLifecycle
 public import Stockroom
+import StockroomDelivery
 import Synchronization
 
 /// The TCP service: a line protocol a person can type into `nc` that is also RESP, so
@@ -90,6 +91,13 @@ public final class StockroomServer: Service, Sendable {
         defer { purging.cancel() }
         let feeding = Task { await dispatcher.feed.run() }
         defer { feeding.cancel() }
+        // Webhooks go out from here too unless configured off; the feed numbers events
+        // and its NOTIFY wakes the worker.
+        let worker = configuration.webhooks.map {
+            WebhookWorker(stockroom: dispatcher.stockroom, configuration: $0, encode: EventJSON.encode, logger: logger)
+        }
+        let delivering = worker.map { worker in Task { await worker.run() } }
+        defer { delivering?.cancel() }
 
         await withTaskCancellationHandler {
             await withGracefulShutdownHandler {
@@ -97,6 +105,7 @@ public final class StockroomServer: Service, Sendable {
                 await registry.waitUntilEmpty()
             } onGracefulShutdown: {
                 self.logger.info("shutting down: no new connections; finishing commands in progress")
+                worker?.stop()
                 serverChannel.close(promise: nil)
                 self.registry.beginShutdown()
             }
@@ -105,6 +114,21 @@ public final class StockroomServer: Service, Sendable {
             serverChannel.close(promise: nil)
             self.registry.beginShutdown()
             self.registry.closeAll()
+            delivering?.cancel()
+        }
+        // Requests in flight finish and are recorded, for at most their timeout and a
+        // second (then they are abandoned to their leases), unless the shutdown deadline
+        // passed and cancelled them already. With none open, only a moment: the worker
+        // may be waiting on a database that does not answer.
+        if let worker, let delivering {
+            worker.stop()
+            let patience = worker.requestsInFlight > 0 ? worker.configuration.requestTimeout + .seconds(1) : .milliseconds(500)
+            let deadline = Task {
+                guard (try? await Task.sleep(for: patience)) != nil else { return }
+                delivering.cancel()
+            }
+            await delivering.value
+            deadline.cancel()
         }
         // No client is left to look anything up: the lookup worker that waits for one
         // gives its connection back, so the pool can close.
