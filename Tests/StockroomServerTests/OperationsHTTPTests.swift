@@ -73,14 +73,14 @@ struct OperationsHTTPTests {
         for name in try FileManager.default.contentsOfDirectory(atPath: shipped.path) {
             try FileManager.default.copyItem(at: shipped.appendingPathComponent(name), to: folder.appendingPathComponent(name))
         }
-        try "CREATE TABLE later_things (id int8 PRIMARY KEY);\n".write(to: folder.appendingPathComponent("0009_later_things.up.sql"), atomically: true, encoding: .utf8)
+        try "CREATE TABLE later_things (id int8 PRIMARY KEY);\n".write(to: folder.appendingPathComponent("99999_later_things.up.sql"), atomically: true, encoding: .utf8)
 
         var configuration = OperationsServer.Configuration()
         configuration.schemaCheckInterval = .seconds(3)
         try await Self.withOperations(migrations: folder, configuration: configuration) { server, _ in
             let port = try #require(server.operationsPort)
             let checked = ContinuousClock.now
-            #expect(try await Self.request(port, "/readyz") == HTTPAnswer(status: 503, body: "schema not current: migration 9 (later_things) is not applied\n"))
+            #expect(try await Self.request(port, "/readyz") == HTTPAnswer(status: 503, body: "schema not current: migration 99999 (later_things) is not applied\n"))
 
             try await Migrator(databaseURL: server.databaseURL, configuration: .init(directory: folder)).up()
             let cached = try await Self.request(port, "/readyz")
