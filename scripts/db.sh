@@ -15,7 +15,7 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 PGDIR="$ROOT/.pg"
 PORT="${STOCKROOM_PG_PORT:-54320}"
-MAX_CONNECTIONS=600
+MAX_CONNECTIONS=1000
 DEBIAN_PACKAGES=(postgresql postgresql-contrib libpq-dev libsodium-dev pkg-config redis-tools netcat-openbsd python3 python3-venv)
 
 die() { echo "db: $*" >&2; exit 1; }
@@ -184,7 +184,8 @@ EOF
     # The port on the command line: a cluster made with another PG_PORT starts on this one.
     # So is max_connections, so that a cluster made before it grew gets it too: the
     # suite's tests run in parallel, each with a database or schema and connections of
-    # its own (about 300 at its peak).
+    # its own, and each test server a listening connection or two for events (several
+    # hundred at its peak; 600 was once reached).
     if ! as_server "$BIN/pg_ctl" -D "$DATA" -l "$LOG" -o "-p $PORT -c max_connections=$MAX_CONNECTIONS" -w -t 60 start >/dev/null 2>&1; then
         die "PostgreSQL did not start: $(grep -E 'FATAL|ERROR|LOG: +could not' "$LOG" | tail -n 1 || echo "see $LOG")"
     fi

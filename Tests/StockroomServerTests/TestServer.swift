@@ -56,6 +56,9 @@ struct TestServer: Sendable {
         let stockroom = Stockroom(pool: pool, passwordHasher: PasswordHasher(operations: 1, memoryBytes: 1 << 20))
         var configuration = ServerConfiguration()
         configuration.port = 0
+        // Webhook delivery costs each server a listening connection and a share of its
+        // pool; the tests that deliver turn it on (WebhookTests).
+        configuration.webhooks = nil
         configure(&configuration)
         let server = StockroomServer(stockroom: stockroom, configuration: configuration, group: eventLoops, logger: logger)
         var services: [ServiceGroupConfiguration.ServiceConfiguration] = [.init(service: server)]

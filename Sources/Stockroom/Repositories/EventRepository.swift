@@ -101,8 +101,9 @@ public struct EventRepository: Sendable {
         }
     }
 
-    /// Deletes events created before `cutoff`, `batch` rows per statement so no
-    /// statement holds many locks or runs long. Returns how many went.
+    /// Deletes events created before `cutoff` that webhooks are done with (fanned out, and
+    /// no delivery of them still pending), `batch` rows per statement so no statement
+    /// holds many locks or runs long. Returns how many went.
     @discardableResult
     public func prune(createdBefore cutoff: Date, batch: Int = 5000) async throws -> Int {
         var total = 0
@@ -110,7 +111,11 @@ public struct EventRepository: Sendable {
             let deleted = try await mappingErrors {
                 try await pool.write("""
                     DELETE FROM events WHERE seq IN (
-                        SELECT seq FROM events WHERE created_at < \(cutoff) AND id IS NOT NULL ORDER BY created_at LIMIT \(batch))
+                        SELECT e.seq FROM events e
+                        WHERE e.created_at < \(cutoff) AND e.id IS NOT NULL
+                          AND e.id <= (SELECT last_event_id FROM webhook_cursor)
+                          AND NOT EXISTS (SELECT 1 FROM webhook_deliveries d WHERE d.state = 'pending' AND d.event_id = e.id)
+                        ORDER BY e.created_at LIMIT \(batch))
                     RETURNING 1
                     """).count
             }
