@@ -130,7 +130,8 @@ struct TimeLimitTests {
                 let start = ContinuousClock.now
                 task.cancel()
                 await #expect(throws: CancellationError.self) { try await task.value }
-                #expect(ContinuousClock.now - start < .seconds(2))
+                // At once, whatever the frozen server does; room for a loaded machine.
+                #expect(ContinuousClock.now - start < .seconds(4))
             }
             await connection.close()
         }
