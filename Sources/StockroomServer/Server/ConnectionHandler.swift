@@ -1,6 +1,7 @@
 import Logging
 import NIOCore
 import Stockroom
+import StockroomDelivery
 
 /// Serves one client connection, on its event loop.
 ///
@@ -352,7 +353,7 @@ final class ConnectionHandler: ChannelDuplexHandler {
             if session.channels.contains(event.type) {
                 append(.push([.bulk("message"), .bulk(event.type), .bulk(json)]), protocolVersion: session.protocolVersion)
             }
-            for pattern in session.patterns where Glob.matches(Array(pattern.utf8), Array(event.type.utf8)) {
+            for pattern in session.patterns where EventPattern.matches(pattern, event.type) {
                 append(.push([.bulk("pmessage"), .bulk(pattern), .bulk(event.type), .bulk(json)]), protocolVersion: session.protocolVersion)
             }
             writeReady(context: context)
