@@ -32,7 +32,8 @@ extension CommandDispatcher {
         },
         Command(name: "WEBHOOK.REPLAY", arity: 2, access: .admin) { dispatcher, _, arguments in
             let eventID = try arguments.id(0, field: "event_id")
-            try await dispatcher.stockroom.events.sequence()
+            // Number what has committed, sharing the feed's run as EVENTS.READ does.
+            await dispatcher.feed.numbered()
             struct Replayed: Encodable { let eventId: Int64; let endpoints: [Int64] }
             return json(Replayed(eventId: eventID, endpoints: try await dispatcher.webhooks.replay(eventID: eventID)))
         },
