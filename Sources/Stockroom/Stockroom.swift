@@ -14,6 +14,7 @@ public struct Stockroom: Sendable {
     public let products: ProductRepository
     public let orders: OrderRepository
     public let events: EventRepository
+    public let payments: PaymentRepository
 
     public init(pool: PostgresPool, passwordHasher: PasswordHasher = .interactive, sessionLifetime: Duration = .seconds(7 * 24 * 3600)) {
         self.pool = pool
@@ -21,5 +22,6 @@ public struct Stockroom: Sendable {
         self.products = ProductRepository(pool: pool)
         self.orders = OrderRepository(pool: pool)
         self.events = EventRepository(pool: pool)
+        self.payments = PaymentRepository(pool: pool)
     }
 }

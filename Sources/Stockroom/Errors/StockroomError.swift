@@ -27,6 +27,9 @@ public struct StockroomError: Error, Sendable, Equatable, CustomStringConvertibl
         /// the database could not be asked in time whether it committed. Retry only
         /// with the same idempotency key, or read the state first.
         case inDoubt = "INDOUBT"
+        /// The payment processor refused the request (a declined amount, a bad key);
+        /// `message` gives its reason. Trying again unchanged will not help.
+        case paymentFailed = "PAYMENT"
     }
 
     public var code: Code

@@ -307,8 +307,11 @@ public struct OrderRepository: Sendable {
 
     // MARK: - Transitions
 
+    /// A manual payment (cash, bank transfer), recorded by an admin. Customers pay
+    /// through the processor: `PaymentRepository` and ORDER.CHECKOUT.
     public func pay(id: Int64, as principal: Principal) async throws -> Order {
-        try await transition(id, to: .paid, from: [.pending], action: "pay", as: principal)
+        try requireAdmin(principal, "record manual payments; customers pay with ORDER.CHECKOUT")
+        return try await transition(id, to: .paid, from: [.pending], action: "pay", as: principal)
     }
 
     /// Cancels a pending or paid order and puts every line back in stock, atomically.
