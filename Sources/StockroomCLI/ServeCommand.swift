@@ -77,6 +77,11 @@ struct ServeCommand: AsyncParsableCommand {
     @Flag(name: .customLong("no-webhooks"), help: "Leave webhook delivery to `stockroom worker` processes.")
     var noWebhooks = false
 
+    @Flag(name: .customLong("no-jobs"), help: "Leave refunds and e-mails to `stockroom worker` processes.")
+    var noJobs = false
+
+    @OptionGroup var integrations: IntegrationOptions
+
     func validate() throws {
         if let port, !(0...65535).contains(port) { throw ValidationError("--port must be 0 to 65535") }
         if let httpPort, !(0...65535).contains(httpPort) { throw ValidationError("--http-port must be 0 to 65535") }
@@ -122,6 +127,8 @@ struct ServeCommand: AsyncParsableCommand {
         // Webhook requests share the pool with commands: a quarter of it at most.
         configuration.webhooks?.concurrency = max(1, poolSize / 4)
         if noWebhooks { configuration.webhooks = nil }
+        configuration.payments = try integrations.payments(environment)
+        if noJobs { configuration.jobs = nil }
 
         let url = databaseURL ?? StockroomDatabase.urlFromEnvironment(environment)
         if migrate {

@@ -7,13 +7,14 @@ import Stockroom
 import StockroomDelivery
 import StockroomServer
 
-/// `stockroom worker`: webhook delivery without the protocol. Also numbers committed
-/// events (the sequencer), since no `stockroom serve` may be running to do it.
+/// `stockroom worker`: webhook delivery, refunds and e-mails without the protocol. Also
+/// numbers committed events (the sequencer), since no `stockroom serve` may be running to
+/// do it.
 struct WorkerCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "worker",
-        abstract: "Deliver events to webhook endpoints (signed HTTP POSTs), without serving the protocol.",
-        discussion: "Run any number, beside `stockroom serve` or without it: each event reaches each endpoint once in normal operation, in order. SIGTERM lets requests in progress finish. See docs/EVENTS.md#webhooks."
+        abstract: "Deliver events to webhook endpoints (signed HTTP POSTs), refunds and e-mails, without serving the protocol.",
+        discussion: "Run any number, beside `stockroom serve` or without it: each event reaches each endpoint once in normal operation, in order; each job is leased to one worker at a time. SIGTERM lets requests in progress finish. See docs/EVENTS.md."
     )
 
     @Option(name: .customLong("database-url"), help: "PostgreSQL URL or connection string (default: $DATABASE_URL, else the local database).")
@@ -34,6 +35,8 @@ struct WorkerCommand: AsyncParsableCommand {
     @Option(name: .customLong("shutdown-deadline"), help: "Seconds from SIGTERM to exit: requests in progress get most of it.")
     var shutdownDeadline = 15
 
+    @OptionGroup var integrations: IntegrationOptions
+
     func validate() throws {
         if poolSize < 2 { throw ValidationError("--pool-size must be at least 2") }
         if concurrency < 1 { throw ValidationError("--concurrency must be at least 1") }
@@ -47,7 +50,9 @@ struct WorkerCommand: AsyncParsableCommand {
     func run() async throws {
         LoggingSystem.bootstrap(StreamLogHandler.standardError)
         let logger = Logger(label: "stockroom.worker")
-        let url = databaseURL ?? StockroomDatabase.urlFromEnvironment(ProcessInfo.processInfo.environment)
+        let environment = ProcessInfo.processInfo.environment
+        let payments = try integrations.payments(environment)
+        let url = databaseURL ?? StockroomDatabase.urlFromEnvironment(environment)
         var poolConfiguration = PostgresPool.Configuration(connection: .init(url), maxConnections: poolSize)
         poolConfiguration.statementTimeout = .seconds(5)
         poolConfiguration.lockTimeout = .seconds(2)
@@ -58,11 +63,16 @@ struct WorkerCommand: AsyncParsableCommand {
         configuration.concurrency = concurrency
         configuration.requestTimeout = parseDuration(requestTimeout) ?? configuration.requestTimeout
         configuration.disableAfterDeadDeliveries = disableAfter
-        let worker = WebhookWorker(stockroom: Stockroom(pool: pool), configuration: configuration, encode: StockroomServer.eventJSON, logger: logger)
-        var groupConfiguration = ServiceGroupConfiguration(services: [.init(service: DeliveryService(worker: worker))], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
+        let stockroom = Stockroom(pool: pool)
+        let worker = WebhookWorker(stockroom: stockroom, configuration: configuration, encode: StockroomServer.eventJSON, logger: logger)
+        var handlers: [any JobHandler] = []
+        if let payments { handlers.append(RefundJobHandler(payments: stockroom.payments, processor: PaymentProcessor(configuration: payments))) }
+        let jobs = handlers.isEmpty ? nil : JobWorker(stockroom: stockroom, handlers: handlers, logger: logger)
+        var groupConfiguration = ServiceGroupConfiguration(services: [.init(service: DeliveryService(worker: worker, jobs: jobs))], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
         groupConfiguration.maximumGracefulShutdownDuration = .seconds(shutdownDeadline)
         groupConfiguration.maximumCancellationDuration = .milliseconds(500)
-        logger.info("delivering webhooks", metadata: ["worker.concurrency": "\(concurrency)"])
+        let kinds = jobs.map { $0.kinds.map(\.rawValue).sorted().joined(separator: ",") } ?? "none"
+        logger.info("delivering webhooks", metadata: ["worker.concurrency": "\(concurrency)", "worker.jobs": "\(kinds)"])
         do {
             try await ServiceGroup(configuration: groupConfiguration).run()
         } catch {
@@ -73,16 +83,20 @@ struct WorkerCommand: AsyncParsableCommand {
     }
 }
 
-/// The worker as a Service: graceful shutdown lets requests in progress finish and be
-/// recorded; cancellation (past the deadline) abandons them to their leases.
+/// The workers as a Service: graceful shutdown lets requests and jobs in progress finish
+/// and be recorded; cancellation (past the deadline) abandons them to their leases.
 struct DeliveryService: Service {
     let worker: WebhookWorker
+    let jobs: JobWorker?
 
     func run() async throws {
         await withGracefulShutdownHandler {
+            async let performing: Void = jobs?.run() ?? ()
             await worker.run()
+            await performing
         } onGracefulShutdown: {
             worker.stop()
+            jobs?.stop()
         }
     }
 }

@@ -46,8 +46,18 @@ extension CommandDispatcher {
             let orders = try await dispatcher.stockroom.orders.list(userID: userID, status: status, after: try after(arguments, options), limit: limit, as: principal)
             return page(orders, limit: limit, id: \.id)
         },
-        Command(name: "ORDER.PAY", arity: 2, access: .user) { dispatcher, session, arguments in
+        // Manual payments (cash, transfer): admins. Customers pay with ORDER.CHECKOUT.
+        Command(name: "ORDER.PAY", arity: 2, access: .admin) { dispatcher, session, arguments in
             dispatcher.announcing(json(try await dispatcher.stockroom.orders.pay(id: try arguments.id(0), as: session.principal!)))
+        },
+        // A payment with the processor for the caller's pending order: its PaymentIntent
+        // and the client secret that confirms it. The order becomes paid when the
+        // processor's webhook says the money arrived (docs/EVENTS.md#payments).
+        Command(name: "ORDER.CHECKOUT", arity: 2, access: .user) { dispatcher, session, arguments in
+            let id = try arguments.id(0)
+            guard let checkout = dispatcher.checkout else { throw CommandError("ERR", "payments are not configured on this server (serve --payments-url)") }
+            let result = try await checkout.checkout(orderID: id, as: session.principal!)
+            return json(CheckoutReply(orderId: result.orderID, paymentIntent: result.intentID, clientSecret: result.clientSecret, amountCents: result.amountCents, currency: result.currency))
         },
         Command(name: "ORDER.CANCEL", arity: 2, access: .user) { dispatcher, session, arguments in
             dispatcher.announcing(json(try await dispatcher.stockroom.orders.cancel(id: try arguments.id(0), as: session.principal!)))
@@ -59,4 +69,13 @@ extension CommandDispatcher {
             dispatcher.announcing(json(try await dispatcher.stockroom.orders.deliver(id: try arguments.id(0), as: session.principal!)))
         },
     ]
+}
+
+/// ORDER.CHECKOUT's reply.
+struct CheckoutReply: Encodable {
+    var orderId: Int64
+    var paymentIntent: String
+    var clientSecret: String
+    var amountCents: Int64
+    var currency: String
 }

@@ -16,6 +16,8 @@ final class CommandDispatcher: Sendable {
     let lookups: ProductLookupBatcher
     let feed: EventFeed
     let webhooks: WebhookRepository
+    /// nil when no payment processor is configured.
+    let checkout: Checkout?
     let logger: Logger
     let version: String
     let commands: [String: Command]
@@ -40,6 +42,7 @@ final class CommandDispatcher: Sendable {
         let inFlight = min(configuration.maxLookupStatementsInFlight, (stockroom.pool.configuration.maxConnections + 1) / 2)
         self.lookups = ProductLookupBatcher(products: stockroom.products, pool: stockroom.pool, maxInFlight: inFlight)
         self.webhooks = WebhookRepository(pool: stockroom.pool)
+        self.checkout = configuration.payments.map { Checkout(payments: stockroom.payments, processor: PaymentProcessor(configuration: $0)) }
         self.feed = EventFeed(events: stockroom.events, connection: stockroom.pool.configuration.connection, retention: configuration.eventRetention, logger: logger)
         var table: [String: Command] = [:]
         for command in Self.connectionCommands + Self.accountCommands + Self.productCommands + Self.orderCommands + Self.eventCommands + Self.webhookCommands {

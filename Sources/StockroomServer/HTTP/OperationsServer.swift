@@ -4,6 +4,7 @@ import NIOCore
 public import Prometheus
 public import ServiceLifecycle
 import Hummingbird
+import StockroomDelivery
 
 /// HTTP for operations, beside the TCP service: `GET /healthz` (the process is up),
 /// `GET /readyz` (the database answers and the schema is current; see `Readiness`) and
@@ -82,16 +83,18 @@ public final class OperationsServer: Service, Sendable {
         port.announce(.failure(CancellationError()))
     }
 
-    /// Every route. Operations endpoints answer GET only; webhooks, when they come,
-    /// are a group of their own.
+    /// Every route. Operations endpoints answer GET only; the payment webhook POST.
     func makeRouter() -> Router<BasicRequestContext> {
         let router = Router()
         get(router, "healthz") { _ in .text(.ok, "ok\n") }
         get(router, "readyz") { [self] _ in await ready() }
         get(router, "metrics") { [self] _ in metrics() }
-        // POST /webhooks/payments goes here: `addWebhookRoutes(to: router.group("webhooks"))`,
-        // in a file of its own (HTTP/Webhooks…), verifying the processor's signature
-        // before anything else — these endpoints stay unauthenticated and read-only.
+        // Only with a payment processor that has a webhook secret: without one, no
+        // request could be told from a forgery.
+        if let payments = server.configuration.payments, let secret = payments.webhookSecret {
+            let webhook = PaymentWebhook(payments: server.dispatcher.stockroom.payments, secret: secret, tolerance: payments.webhookTolerance, logger: logger)
+            addPaymentWebhookRoute(to: router, webhook: webhook)
+        }
         return router
     }
 

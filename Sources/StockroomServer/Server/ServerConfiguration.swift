@@ -45,6 +45,13 @@ public struct ServerConfiguration: Sendable {
     /// Webhook delivery inside the service (docs/EVENTS.md#webhooks); nil leaves it to
     /// `stockroom worker` processes.
     public var webhooks: WebhookWorker.Configuration? = WebhookWorker.Configuration()
+    /// The payment processor (docs/EVENTS.md#payments): ORDER.CHECKOUT, refunds, and
+    /// `POST /webhooks/payments` when it has a webhook secret. nil: checkout is refused.
+    public var payments: PaymentProcessor.Configuration?
+    /// Refunds and e-mails inside the service; nil leaves them to `stockroom worker`.
+    public var jobs: JobWorker.Configuration? = JobWorker.Configuration()
+    /// Handlers of jobs besides refunds (which come with `payments`): the e-mails.
+    public var jobHandlers: [any JobHandler] = []
     public init() {}
 }
 

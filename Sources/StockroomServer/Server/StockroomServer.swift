@@ -98,6 +98,10 @@ public final class StockroomServer: Service, Sendable {
         }
         let delivering = worker.map { worker in Task { await worker.run() } }
         defer { delivering?.cancel() }
+        // Refunds and e-mails, when there is something to do them with.
+        let jobWorker = makeJobWorker()
+        let performing = jobWorker.map { worker in Task { await worker.run() } }
+        defer { performing?.cancel() }
 
         await withTaskCancellationHandler {
             await withGracefulShutdownHandler {
@@ -106,6 +110,7 @@ public final class StockroomServer: Service, Sendable {
             } onGracefulShutdown: {
                 self.logger.info("shutting down: no new connections; finishing commands in progress")
                 worker?.stop()
+                jobWorker?.stop()
                 serverChannel.close(promise: nil)
                 self.registry.beginShutdown()
             }
@@ -115,6 +120,7 @@ public final class StockroomServer: Service, Sendable {
             self.registry.beginShutdown()
             self.registry.closeAll()
             delivering?.cancel()
+            performing?.cancel()
         }
         // Requests in flight finish and are recorded, for at most their timeout and a
         // second (then they are abandoned to their leases), unless the shutdown deadline
@@ -130,10 +136,34 @@ public final class StockroomServer: Service, Sendable {
             await delivering.value
             deadline.cancel()
         }
+        if let jobWorker, let performing {
+            // A job in progress (an SMTP exchange, a refund) finishes within its own
+            // deadlines; past a few seconds it is abandoned to its lease and done again.
+            jobWorker.stop()
+            let deadline = Task {
+                guard (try? await Task.sleep(for: .seconds(3))) != nil else { return }
+                performing.cancel()
+            }
+            await performing.value
+            deadline.cancel()
+        }
         // No client is left to look anything up: the lookup worker that waits for one
         // gives its connection back, so the pool can close.
         dispatcher.lookups.shutDown()
         logger.info("stopped")
+    }
+
+    /// The job worker for refunds (with a payment processor) and the configured handlers
+    /// (e-mail); nil when jobs are left to `stockroom worker` or nothing would handle them.
+    private func makeJobWorker() -> JobWorker? {
+        guard let jobs = configuration.jobs else { return nil }
+        let stockroom = dispatcher.stockroom
+        var handlers = configuration.jobHandlers
+        if let payments = configuration.payments {
+            handlers.append(RefundJobHandler(payments: stockroom.payments, processor: PaymentProcessor(configuration: payments)))
+        }
+        guard !handlers.isEmpty else { return nil }
+        return JobWorker(stockroom: stockroom, handlers: handlers, configuration: jobs, logger: logger)
     }
 
     /// Deletes expired and revoked sessions now and then, so that logins, which each add
