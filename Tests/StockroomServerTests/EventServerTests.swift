@@ -30,7 +30,7 @@ struct EventServerTests {
                 try await server.logIn(ann)
                 let order = try await Self.place(ann, product)
                 let orderID = order["id"] as! Int
-                _ = try await ann.call("ORDER.PAY", "\(orderID)")
+                try await server.payByHand(orderID)
                 try await server.client { (bo: TestClient) async throws -> Void in
                     try await server.logIn(bo)
                     _ = try await Self.place(bo, product)
@@ -104,7 +104,7 @@ struct EventServerTests {
                                 #expect(try (Self.json(boMessage[3])["data"] as! [String: Any])["id"] as? Int == boOrder["id"] as? Int)
                             }
                             // And Ann's next is her payment, not Bo's order.
-                            _ = try await writer.call("ORDER.PAY", "\(annID)")
+                            try await server.payByHand(annID)
                             let paid = try await Self.message(annListens)
                             #expect(paid.prefix(2) == [.bulk("message"), .bulk("order.paid")])
                             #expect(try Self.json(paid[2])["subject_id"] as? Int == annID)

@@ -126,6 +126,17 @@ struct TestServer: Sendable {
         return (user.id, user.email, token)
     }
 
+    /// Marks order `id` paid by hand (ORDER.PAY), as an admin on a connection of its own:
+    /// customers pay through the processor.
+    @discardableResult
+    func payByHand(_ id: Int) async throws -> TestReply {
+        let admin = try await register(admin: true)
+        return try await client { client in
+            try await logIn(client, as: admin)
+            return try await client.call("ORDER.PAY", "\(id)")
+        }
+    }
+
     /// A product created through the service by an admin connection.
     func product(sku: String = "SKU-\(UUID().uuidString.prefix(8))", price: Int = 1250, stock: Int = 10) async throws -> Int {
         let admin = try await register(admin: true)

@@ -118,7 +118,7 @@ struct WebhookTests {
                 try await server.client { (customer: TestClient) async throws -> Void in
                     try await server.logIn(customer)
                     let order = try await EventServerTests.place(customer, product)
-                    _ = try await customer.call("ORDER.PAY", "\(order["id"] as! Int)")
+                    try await server.payByHand(order["id"] as! Int)
                 }
                 let requests = try await receiver.waitFor(4)
                 let events = try await admin.call("EVENTS.READ").json()["items"] as! [[String: Any]]

@@ -18,7 +18,7 @@ struct EventTests {
             let ann = try await fixtures.customer()
             let mug = try await fixtures.product(stock: 50)
             let placed = try await stockroom.orders.place(OrderRequest(lines: [Line(productID: mug.id, quantity: 2)]), as: ann)
-            let paid = try await stockroom.orders.pay(id: placed.id, as: ann)
+            let paid = try await stockroom.orders.pay(id: placed.id, as: admin)
             let shipped = try await stockroom.orders.ship(id: placed.id, as: admin)
             let delivered = try await stockroom.orders.deliver(id: placed.id, as: admin)
             let other = try await stockroom.orders.place(OrderRequest(lines: [Line(productID: mug.id, quantity: 1)]), as: ann)

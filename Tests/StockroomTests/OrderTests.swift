@@ -187,6 +187,9 @@ struct OrderTests {
             let hidden = await #expect(throws: StockroomError.self) { _ = try await stockroom.orders.order(id: order.id, as: bob) }
             #expect(hidden?.code == .notFound)
             await #expect(throws: StockroomError.self) { _ = try await stockroom.orders.pay(id: order.id, as: bob) }
+            // Customers pay through the processor; a manual payment is an admin's.
+            let selfPaid = await #expect(throws: StockroomError.self) { _ = try await stockroom.orders.pay(id: order.id, as: ann) }
+            #expect(selfPaid?.code == .permissionDenied)
             let noShip = await #expect(throws: StockroomError.self) { _ = try await stockroom.orders.ship(id: order.id, as: ann) }
             #expect(noShip?.code == .permissionDenied)
             let early = await #expect(throws: StockroomError.self) { _ = try await stockroom.orders.ship(id: order.id, as: admin) }
@@ -194,7 +197,7 @@ struct OrderTests {
             #expect(early?.currentState == .pending)
             #expect(early?.message.contains("pending") == true)
 
-            _ = try await stockroom.orders.pay(id: order.id, as: ann)
+            _ = try await stockroom.orders.pay(id: order.id, as: admin)
             _ = try await stockroom.orders.ship(id: order.id, as: admin)
             let late = await #expect(throws: StockroomError.self) { _ = try await stockroom.orders.cancel(id: order.id, as: ann) }
             #expect(late?.currentState == .shipped)
@@ -205,7 +208,7 @@ struct OrderTests {
             #expect(try await stock(stockroom, mug.id) == 8)
 
             let other = try await stockroom.orders.place(OrderRequest(lines: [Line(productID: mug.id, quantity: 3)]), as: ann)
-            _ = try await stockroom.orders.pay(id: other.id, as: ann)
+            _ = try await stockroom.orders.pay(id: other.id, as: admin)
             #expect(try await stock(stockroom, mug.id) == 5)
             let cancelled = try await stockroom.orders.cancel(id: other.id, as: ann)
             #expect(cancelled.status == .cancelled)
@@ -231,7 +234,7 @@ struct OrderTests {
             let mug = try await fixtures.product(stock: 50)
             for _ in 0..<10 {
                 let order = try await stockroom.orders.place(OrderRequest(lines: [Line(productID: mug.id, quantity: 5)]), as: ann)
-                _ = try await stockroom.orders.pay(id: order.id, as: ann)
+                _ = try await stockroom.orders.pay(id: order.id, as: admin)
                 async let cancel = Result(catching: { try await stockroom.orders.cancel(id: order.id, as: ann) })
                 async let ship = Result(catching: { try await stockroom.orders.ship(id: order.id, as: admin) })
                 let (cancelled, shipped) = await (cancel, ship)

@@ -104,7 +104,7 @@ public struct PaymentProcessor: Sendable {
 
     /// `application/x-www-form-urlencoded`, as Stripe reads it: brackets are kept in keys
     /// by escaping everything but unreserved characters.
-    static func formEncoded(_ fields: [(String, String)]) -> String {
+    package static func formEncoded(_ fields: [(String, String)]) -> String {
         fields.map { escape($0.0) + "=" + escape($0.1) }.joined(separator: "&")
     }
 

@@ -1,0 +1,240 @@
+import Foundation
+import LibPQ
+import Prometheus
+import Stockroom
+import StockroomDelivery
+import StockroomServer
+import Testing
+
+/// Payments through the stand-in processor (`StandInProcessor`), end to end: ORDER.CHECKOUT,
+/// the processor's signed webhook on the operations listener, refunds through the jobs
+/// the outbox writes.
+@Suite struct PaymentTests {
+    /// A server with a payment processor, the webhook route, and retries in milliseconds.
+    static func withPayments(_ processor: StandInProcessor, _ body: (TestServer) async throws -> Void) async throws {
+        let operations = TestServer.Operations(registry: PrometheusCollectorRegistry())
+        try await TestServer.with(configure: { configuration in
+            configuration.payments = processor.configuration
+            configuration.jobs?.retrySchedule = RetrySchedule(delays: [.milliseconds(100), .milliseconds(200), .milliseconds(300)], jitter: 0)
+        }, operations: operations, body)
+    }
+
+    static func order(_ server: TestServer, _ customer: TestClient, quantity: Int = 2) async throws -> Int {
+        let product = try await server.product(price: 1250, stock: 50)
+        let order = try await customer.call("ORDER.PLACE", #"{"lines":[{"product_id":\#(product),"quantity":\#(quantity)}]}"#).json()
+        return order["id"] as! Int
+    }
+
+    static func status(_ server: TestServer, _ orderID: Int) async throws -> String {
+        try await server.stockroom.pool.query("SELECT status FROM orders WHERE id = \(Int64(orderID))")[0][0, as: String.self]
+    }
+
+    static func eventTypes(_ server: TestServer, _ orderID: Int) async throws -> [String] {
+        try await server.stockroom.pool.query("SELECT type FROM events WHERE subject_id = \(Int64(orderID)) AND type LIKE 'order.%' ORDER BY seq").map { try $0[0, as: String.self] }
+    }
+
+    /// Waits up to 10 s for `condition`.
+    static func eventually(_ what: String, _ condition: () async throws -> Bool) async throws {
+        let deadline = ContinuousClock.now + .seconds(10)
+        while ContinuousClock.now < deadline {
+            if try await condition() { return }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        Issue.record("not within 10 s: \(what)")
+    }
+
+    @Test func checkoutAsksTheProcessorOnceAndReturnsTheClientSecret() async throws {
+        let processor = try await StandInProcessor.start()
+        defer { Task { await processor.stop() } }
+        try await Self.withPayments(processor) { server in
+            try await server.client { (customer: TestClient) async throws -> Void in
+                try await server.logIn(customer)
+                let orderID = try await Self.order(server, customer)
+                let reply = try await customer.call("ORDER.CHECKOUT", "\(orderID)").json()
+                let intent = try #require(processor.intents.first)
+                #expect(reply["payment_intent"] as? String == intent.id)
+                #expect(reply["client_secret"] as? String == intent.clientSecret)
+                #expect(reply["amount_cents"] as? Int == 2500 && reply["currency"] as? String == "EUR" && reply["order_id"] as? Int == orderID)
+                let request = try #require(processor.requests.first)
+                #expect(request.path == "/v1/payment_intents" && request.headers["authorization"] == "Bearer \(StandInProcessor.secretKey)")
+                #expect(request.form == ["amount": "2500", "currency": "eur", "metadata[order_id]": "\(orderID)"])
+                #expect(request.headers["content-type"] == "application/x-www-form-urlencoded")
+                #expect(request.headers["idempotency-key"]?.isEmpty == false)
+
+                // Again: the same intent, without asking the processor.
+                #expect(try await customer.call("ORDER.CHECKOUT", "\(orderID)").json()["payment_intent"] as? String == intent.id)
+                #expect(processor.requests.count == 1)
+                #expect(try await Self.status(server, orderID) == "pending", "paid only when the processor says so")
+
+                // Nobody else checks it out; a customer does not mark it paid.
+                try await server.client { (other: TestClient) async throws -> Void in
+                    try await server.logIn(other)
+                    #expect(try await other.call("ORDER.CHECKOUT", "\(orderID)").errorCode == "NOTFOUND")
+                    #expect(try await other.call("ORDER.CHECKOUT", "x").errorCode == "INVALID")
+                }
+                try await server.client { (admin: TestClient) async throws -> Void in
+                    try await server.logIn(admin, admin: true)
+                    #expect(try await admin.call("ORDER.CHECKOUT", "\(orderID)").errorCode == "NOPERM")
+                }
+                #expect(try await customer.call("ORDER.PAY", "\(orderID)").errorCode == "NOPERM")
+                _ = try await customer.call("ORDER.CANCEL", "\(orderID)")
+                #expect(try await customer.call("ORDER.CHECKOUT", "\(orderID)") == .error("STATE cannot check out an order that is cancelled"))
+            }
+        }
+    }
+
+    @Test func aCheckoutWhoseAnswerWasLostGetsTheSameIntentWhenRetried() async throws {
+        let processor = try await StandInProcessor.start()
+        defer { Task { await processor.stop() } }
+        try await Self.withPayments(processor) { server in
+            try await server.client { (customer: TestClient) async throws -> Void in
+                try await server.logIn(customer)
+                let orderID = try await Self.order(server, customer)
+                processor.loseAnswers(1)
+                #expect(try await customer.call("ORDER.CHECKOUT", "\(orderID)") == .error("UNAVAILABLE the payment processor is unavailable, try again"))
+                processor.fail(402)
+                #expect(try await customer.call("ORDER.CHECKOUT", "\(orderID)").errorCode == "PAYMENT")
+                let reply = try await customer.call("ORDER.CHECKOUT", "\(orderID)").json()
+                #expect(processor.intents.count == 1, "one intent, whatever the number of tries")
+                #expect(reply["payment_intent"] as? String == processor.intents.first?.id)
+                let keys = Set(processor.requests.compactMap { $0.headers["idempotency-key"] })
+                #expect(keys.count == 1)
+            }
+        }
+    }
+
+    @Test func theProcessorsWebhookPaysTheOrderExactlyOnce() async throws {
+        let processor = try await StandInProcessor.start()
+        defer { Task { await processor.stop() } }
+        try await Self.withPayments(processor) { server in
+            let http = try #require(server.operationsPort)
+            try await server.client { (customer: TestClient) async throws -> Void in
+                try await server.logIn(customer)
+                let orderID = try await Self.order(server, customer)
+                let other = try await Self.order(server, customer)
+                let intentID = try await customer.call("ORDER.CHECKOUT", "\(orderID)").json()["payment_intent"] as! String
+                let otherIntent = try await customer.call("ORDER.CHECKOUT", "\(other)").json()["payment_intent"] as! String
+
+                // Forged, stale, unsigned, and the amount changed after signing: refused.
+                let forOther = processor.succeededEvent(otherIntent)
+                #expect(try await StandInProcessor.deliver(forOther, to: http, secret: "whsec_not_the_secret") == 400)
+                #expect(try await StandInProcessor.deliver(forOther, to: http, timestamp: Int64(Date().timeIntervalSince1970) - 301) == 400)
+                #expect(try await StandInProcessor.deliver(forOther, to: http, signature: "") == 400)
+                let signed = ProcessorSignature.header(body: forOther, secret: StandInProcessor.webhookSecret, timestamp: Int64(Date().timeIntervalSince1970))
+                #expect(try await StandInProcessor.deliver(processor.succeededEvent(otherIntent, amount: 1), to: http, signature: signed) == 400)
+                #expect(try await Self.status(server, other) == "pending")
+
+                // The real one, delivered three times, and another event for the same intent.
+                let event = processor.succeededEvent(intentID)
+                for _ in 0..<3 { #expect(try await StandInProcessor.deliver(event, to: http) == 200) }
+                #expect(try await StandInProcessor.deliver(processor.succeededEvent(intentID), to: http) == 200)
+                #expect(try await Self.status(server, orderID) == "paid")
+                #expect(try await Self.eventTypes(server, orderID) == ["order.placed", "order.paid"])
+                let order = try await customer.call("ORDER.GET", "\(orderID)").json()
+                let history = order["history"] as! [[String: Any]]
+                #expect(history.last?["status"] as? String == "paid" && history.last?.keys.contains("changed_by") == false, "paid by the processor, not a user")
+                #expect(try await Self.status(server, other) == "pending")
+                // A signed event of another type, or for an intent not ours: acknowledged.
+                let ignored = Array(#"{"id":"evt_x","type":"charge.refunded","data":{"object":{}}}"#.utf8)
+                #expect(try await StandInProcessor.deliver(ignored, to: http) == 200)
+                let stranger = Array(#"{"id":"evt_y","type":"payment_intent.succeeded","data":{"object":{"id":"pi_stranger","amount":5,"currency":"eur"}}}"#.utf8)
+                #expect(try await StandInProcessor.deliver(stranger, to: http) == 200)
+            }
+        }
+    }
+
+    @Test func cancellingAPaidOrderRefundsItThroughTheOutbox() async throws {
+        let processor = try await StandInProcessor.start()
+        defer { Task { await processor.stop() } }
+        try await Self.withPayments(processor) { server in
+            let http = try #require(server.operationsPort)
+            try await server.client { (customer: TestClient) async throws -> Void in
+                try await server.logIn(customer)
+                let orderID = try await Self.order(server, customer)
+                let intentID = try await customer.call("ORDER.CHECKOUT", "\(orderID)").json()["payment_intent"] as! String
+                #expect(try await StandInProcessor.deliver(processor.succeededEvent(intentID), to: http) == 200)
+                // The processor is down for the first two tries: retried, refunded once.
+                processor.fail(503, 500)
+                #expect(try await customer.call("ORDER.CANCEL", "\(orderID)").json()["status"] as? String == "cancelled")
+                try await Self.eventually("the refund") { try await server.stockroom.payments.payment(orderID: Int64(orderID))?.status == .refunded }
+                let refunds = processor.requests.filter { $0.path == "/v1/refunds" }
+                #expect(refunds.map(\.status) == [503, 500, 200])
+                #expect(refunds.last?.form == ["payment_intent": intentID, "metadata[order_id]": "\(orderID)"])
+                #expect(Set(refunds.compactMap { $0.headers["idempotency-key"] }).count == 1, "one key across retries")
+                #expect(processor.refundCount == 1)
+                let job = try await JobRepository(pool: server.stockroom.pool).job(kind: .refund, orderID: Int64(orderID))
+                #expect(job?.state == .done && job?.attempts == 3)
+                #expect(try await server.stockroom.payments.payment(orderID: Int64(orderID))?.refundID?.hasPrefix("re_") == true)
+            }
+        }
+    }
+
+    @Test func aPaymentThatArrivesAfterTheOrderWasCancelledIsRefunded() async throws {
+        let processor = try await StandInProcessor.start()
+        defer { Task { await processor.stop() } }
+        try await Self.withPayments(processor) { server in
+            let http = try #require(server.operationsPort)
+            try await server.client { (customer: TestClient) async throws -> Void in
+                try await server.logIn(customer)
+                let orderID = try await Self.order(server, customer)
+                let intentID = try await customer.call("ORDER.CHECKOUT", "\(orderID)").json()["payment_intent"] as! String
+                _ = try await customer.call("ORDER.CANCEL", "\(orderID)")
+                #expect(try await StandInProcessor.deliver(processor.succeededEvent(intentID), to: http) == 200)
+                try await Self.eventually("the refund") { try await server.stockroom.payments.payment(orderID: Int64(orderID))?.status == .refunded }
+                #expect(try await Self.status(server, orderID) == "cancelled")
+                #expect(try await Self.eventTypes(server, orderID) == ["order.placed", "order.cancelled"], "never paid")
+                #expect(processor.refundCount == 1)
+            }
+        }
+    }
+
+    @Test func aManualPaymentIsNotRefundedThroughTheProcessor() async throws {
+        let processor = try await StandInProcessor.start()
+        defer { Task { await processor.stop() } }
+        try await Self.withPayments(processor) { server in
+            try await server.client { (customer: TestClient) async throws -> Void in
+                try await server.logIn(customer)
+                let orderID = try await Self.order(server, customer)
+                #expect(try await server.payByHand(orderID).json()["status"] as? String == "paid")
+                _ = try await customer.call("ORDER.CANCEL", "\(orderID)")
+                let jobs = try await server.stockroom.pool.query("SELECT kind FROM jobs WHERE order_id = \(Int64(orderID)) ORDER BY id").map { try $0[0, as: String.self] }
+                #expect(jobs == ["mail.order_confirmation"], "a confirmation, and no refund: the money never went through the processor")
+                #expect(processor.requests.isEmpty)
+            }
+        }
+    }
+}
+
+/// The processor's signature, without I/O.
+@Suite struct ProcessorSignatureTests {
+    let secret = "whsec_test"
+    let body = Array(#"{"id":"evt_1"}"#.utf8)
+
+    @Test func aSignatureVerifiesWithinTheTolerance() throws {
+        let header = ProcessorSignature.header(body: body, secret: secret, timestamp: 1_000_000)
+        try ProcessorSignature.verify(header: header, body: body, secret: secret, now: 1_000_300)
+        try ProcessorSignature.verify(header: header, body: body, secret: secret, now: 999_700)
+        #expect(throws: ProcessorSignature.Failure.stale) { try ProcessorSignature.verify(header: header, body: body, secret: secret, now: 1_000_301) }
+    }
+
+    @Test func anyV1OfSeveralWillDoAndOthersAreIgnored() throws {
+        let good = ProcessorSignature.header(body: body, secret: secret, timestamp: 5).split(separator: ",")[1]
+        let header = "t=5, v0=abc, v1=\(String(repeating: "0", count: 64)),\(good),scheme=x"
+        try ProcessorSignature.verify(header: header, body: body, secret: secret, now: 5)
+    }
+
+    @Test func forgedMalformedAndTamperedAreRefused() {
+        let header = ProcessorSignature.header(body: body, secret: secret, timestamp: 5)
+        #expect(throws: ProcessorSignature.Failure.mismatch) { try ProcessorSignature.verify(header: header, body: body + [0x20], secret: secret, now: 5) }
+        #expect(throws: ProcessorSignature.Failure.mismatch) { try ProcessorSignature.verify(header: header, body: body, secret: "whsec_other", now: 5) }
+        for bad in [nil, "", "t=5", "v1=" + String(repeating: "a", count: 64), "t=x,v1=00", "t=5,v1=zz", String(repeating: "t=5,", count: 2000)] {
+            #expect(throws: ProcessorSignature.Failure.malformed) { try ProcessorSignature.verify(header: bad, body: body, secret: secret, now: 5) }
+        }
+    }
+
+    @Test func formEncodingKeepsStripesBracketKeysReadable() {
+        #expect(PaymentProcessor.formEncoded([("metadata[order_id]", "7"), ("currency", "eur"), ("note", "a b&c=d/é")])
+            == "metadata%5Border_id%5D=7&currency=eur&note=a%20b%26c%3Dd%2F%C3%A9")
+        #expect(StandInProcessor.parseForm(PaymentProcessor.formEncoded([("metadata[order_id]", "7")])) == ["metadata[order_id]": "7"])
+    }
+}
