@@ -124,9 +124,18 @@ import Testing
                 #expect(try await StandInProcessor.deliver(processor.succeededEvent(otherIntent, amount: 1), to: http, signature: signed) == 400)
                 #expect(try await Self.status(server, other) == "pending")
 
-                // The real one, delivered three times, and another event for the same intent.
+                // Too big to be an event: refused before it is all read.
+                #expect(try await StandInProcessor.deliver(Array(repeating: 0x20, count: PaymentWebhook.maxBodyBytes + 1), to: http) == 413)
+
+                // The real one, delivered five times at once and twice more, and another
+                // event for the same intent.
                 let event = processor.succeededEvent(intentID)
-                for _ in 0..<3 { #expect(try await StandInProcessor.deliver(event, to: http) == 200) }
+                let statuses = try await withThrowingTaskGroup(of: Int.self) { group in
+                    for _ in 0..<5 { group.addTask { try await StandInProcessor.deliver(event, to: http) } }
+                    return try await group.reduce(into: [Int]()) { $0.append($1) }
+                }
+                #expect(statuses == [200, 200, 200, 200, 200])
+                for _ in 0..<2 { #expect(try await StandInProcessor.deliver(event, to: http) == 200) }
                 #expect(try await StandInProcessor.deliver(processor.succeededEvent(intentID), to: http) == 200)
                 #expect(try await Self.status(server, orderID) == "paid")
                 #expect(try await Self.eventTypes(server, orderID) == ["order.placed", "order.paid"])
