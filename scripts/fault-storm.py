@@ -32,7 +32,11 @@ the service numbers every event once it runs again.
 """
 
 import argparse
+import base64
 import collections
+import hashlib
+import hmac
+import http.server
 import json
 import os
 import random
@@ -87,6 +91,8 @@ def parse_args():
     parser.add_argument("--statement-timeout", default="1s", help="the service's --statement-timeout (1s): its deadline is 0.5 s more, then 1 s of grace")
     parser.add_argument("--shutdown-deadline", type=int, default=3, help="the service's --shutdown-deadline, in seconds (3)")
     parser.add_argument("--freeze", type=float, default=4.0, help="seconds PostgreSQL stays frozen in C (4): longer than the service's deadlines")
+    parser.add_argument("--webhook-deadline", type=float, default=60.0,
+                        help="seconds the storms' webhook deliveries may take after the last storm (60)")
     parser.add_argument("--verbose", action="store_true", help="also list the in-doubt orders and what their clients saw")
     return parser.parse_args()
 
@@ -223,6 +229,128 @@ class Database:
         for pid in [postmaster] + [int(child) for child in children]:
             os.kill(pid, sig)
         self.frozen = sig == signal.SIGSTOP
+
+
+class WebhookReceiver:
+    """An HTTP endpoint for the storm's webhook, on 127.0.0.1 in a thread of its own. It
+    checks every request as a Standard Webhooks receiver must (docs/EVENTS.md: the
+    `v1,` HMAC-SHA256 of `<webhook-id>.<webhook-timestamp>.<body>`, keyed with the
+    secret's base64, a timestamp within five minutes) and records, for each, the event
+    id, when it came, whether it was signed right, and the answer: 200; 503 while
+    refusing; 401 to a request it cannot verify."""
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.key = None
+        self.refusing = False
+        self.requests = []   # (sequence, monotonic time, event id or None, signature valid, status, why invalid)
+        receiver = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"  # keep-alive, as the service's HTTP client expects
+
+            def do_POST(self):
+                body = self.read_body()
+                now = time.monotonic()
+                event_id, valid, why = receiver.verify(self.headers, body)
+                with receiver.lock:
+                    # As a receiver should, it takes nothing it cannot verify.
+                    status = 401 if not valid else 503 if receiver.refusing else 200
+                    receiver.requests.append((len(receiver.requests), now, event_id, valid, status, why))
+                answer = {200: b"ok\n", 401: b"bad signature\n", 503: b"refused\n"}[status]
+                self.send_response(status)
+                self.send_header("content-type", "text/plain")
+                self.send_header("content-length", str(len(answer)))
+                self.end_headers()
+                self.wfile.write(answer)
+
+            def read_body(self):
+                if "chunked" in self.headers.get("transfer-encoding", "").lower():
+                    chunks = []
+                    while True:
+                        size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
+                        if size == 0:
+                            while self.rfile.readline() not in (b"\r\n", b"\n", b""):
+                                pass
+                            return b"".join(chunks)
+                        chunks.append(self.rfile.read(size))
+                        self.rfile.readline()
+                return self.rfile.read(int(self.headers.get("content-length") or 0))
+
+            def log_message(self, *_):
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.port = self.server.server_address[1]
+        self.url = f"http://127.0.0.1:{self.port}/hook"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def use_secret(self, secret):
+        with self.lock:
+            self.key = base64.b64decode(secret.removeprefix("whsec_"), validate=True)
+
+    def refuse(self, refusing):
+        """Answer 503 (True) or 200 from now on; returns how many requests came before."""
+        with self.lock:
+            self.refusing = refusing
+            return len(self.requests)
+
+    def verify(self, headers, body):
+        """(event id, signature valid, why not) for one request."""
+        msg_id, ts, signatures = headers.get("webhook-id"), headers.get("webhook-timestamp"), headers.get("webhook-signature")
+        if not msg_id or not ts or not signatures:
+            return None, False, "a webhook-* header is missing"
+        event_id = int(msg_id[4:]) if msg_id.startswith("evt_") and msg_id[4:].isdigit() else None
+        if event_id is None:
+            return None, False, f"webhook-id {msg_id!r} is not evt_<event id>"
+        try:
+            timestamp = int(ts)
+        except ValueError:
+            return event_id, False, f"webhook-timestamp {ts!r} is not unix seconds"
+        if abs(time.time() - timestamp) > 300:
+            return event_id, False, f"webhook-timestamp {ts} is more than 5 minutes off"
+        with self.lock:
+            key = self.key
+        if key is None:
+            return event_id, False, "a request before the webhook was created"
+        mac = hmac.new(key, f"{msg_id}.{ts}.".encode() + body, hashlib.sha256).digest()
+        expected = "v1," + base64.b64encode(mac).decode()
+        if not any(hmac.compare_digest(expected, s) for s in signatures.split(" ")):
+            return event_id, False, "the signature does not match"
+        try:
+            message = json.loads(body)
+            if message["data"]["id"] != event_id or message["type"] != message["data"]["type"]:
+                return event_id, False, f"the body is another event: {body[:120]!r}"
+        except (ValueError, KeyError, TypeError) as error:
+            return event_id, False, f"the body is not an event ({error})"
+        return event_id, True, None
+
+    def snapshot(self):
+        with self.lock:
+            return list(self.requests)
+
+    def delivered(self):
+        """Event ids answered 200 so far."""
+        with self.lock:
+            return {event_id for _, _, event_id, _, status, _ in self.requests if status == 200}
+
+    def wait_for_refusal(self, since, timeout):
+        """Whether a request after the first `since` was refused within `timeout` seconds:
+        the endpoint's oldest delivery has then failed, and every later one waits behind
+        its retry (5 s less up to a fifth)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with self.lock:
+                if any(request[4] == 503 for request in self.requests[since:]):
+                    return True
+            time.sleep(0.01)
+        return False
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
 
 
 class Storm:
@@ -389,7 +517,7 @@ class Storm:
 
     # -- the whole scenario --
 
-    def run(self, fault, recover):
+    def run(self, fault, recover, before_fault=None):
         started = time.monotonic()
         deadline = started + self.args.deadline
         threads = [threading.Thread(target=self.run_client, args=(i, deadline), daemon=True)
@@ -404,6 +532,8 @@ class Storm:
             if sold >= self.fault_at:
                 break
             time.sleep(0.002)
+        if before_fault is not None:
+            before_fault()
         with self.lock:
             sold_at_fault = len(self.acknowledged)
         fault_time = time.monotonic()
@@ -520,6 +650,104 @@ def check_invariants(args, storm):
     return stored, stock, failures
 
 
+class KillWatch:
+    """Scenario A's webhook side: the receiver refuses (503) a little before the kill, so
+    that the orders acknowledged by then have events committed but not delivered — the
+    endpoint's oldest delivery failed and waits for its retry, the later ones behind it —
+    when the service dies with SIGKILL. What those events were is kept for the check."""
+
+    def __init__(self, receiver):
+        self.receiver = receiver
+        self.acknowledged_orders = set()   # order ids acknowledged to clients before the kill
+        self.delivered_before = set()      # event ids answered 200 before the kill
+        self.refused_before_kill = False
+        self.killed_at = None
+
+    def before_kill(self, storm):
+        since = self.receiver.refuse(True)
+        # A request in flight at the kill would hold its lease for 60 s: kill once one was
+        # refused (and recorded: 0.3 s), while the next waits for its retry.
+        self.refused_before_kill = self.receiver.wait_for_refusal(since, 5.0)
+        time.sleep(0.3)
+        with storm.lock:
+            self.acknowledged_orders = {order_id for order_id, _ in storm.acknowledged.values()}
+        self.delivered_before = self.receiver.delivered()
+
+    def kill(self, service):
+        service.kill()
+        self.killed_at = time.monotonic()
+        # Accepting again before the restart: the dead service cannot deliver, and the
+        # failed delivery's retry falls due 4–5 s after its refusal, which a slow restart
+        # could otherwise meet refused (then it waits 30 s more).
+        self.receiver.refuse(False)
+
+
+def check_webhooks(args, receiver, webhook, watch):
+    """Every order.* event numbered after the endpoint was created is delivered (2xx) at
+    least once, signed right, first deliveries in event order; the events pending at
+    A's kill -9 are delivered by the restarted service. Returns (ok, log line)."""
+    rows = psql(args, f"""SELECT id, subject_id, type FROM events
+                          WHERE id IS NOT NULL AND id > {webhook['cursor']} AND type LIKE 'order.%' ORDER BY id""")
+    expected = {int(event_id) for event_id, _, _ in rows}
+    placed = {int(subject): int(event_id) for event_id, subject, kind in rows if kind == "order.placed"}
+    started = time.monotonic()
+    deadline = started + args.webhook_deadline
+    while True:
+        missing = expected - receiver.delivered()
+        if not missing or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
+    waited = time.monotonic() - started
+    requests = receiver.snapshot()
+
+    failures = []
+    invalid = [(event_id, why) for _, _, event_id, valid, _, why in requests if not valid]
+    if invalid:
+        sample = "; ".join(f"evt {event_id}: {why}" for event_id, why in invalid[:5])
+        failures.append(f"{len(invalid)} of {len(requests)} request(s) failed verification: {sample}")
+    if missing:
+        sample = ", ".join(str(event_id) for event_id in sorted(missing)[:10])
+        failures.append(f"{len(missing)} of {len(expected)} event(s) not delivered {args.webhook_deadline:g} s after the storms: {sample}")
+    first = {}   # event id -> (sequence, time) of its first 2xx
+    successes = collections.Counter()
+    for sequence, at, event_id, _, status, _ in requests:
+        if status == 200 and event_id is not None:
+            successes[event_id] += 1
+            first.setdefault(event_id, (sequence, at))
+    unexpected = sorted(set(first) - expected)
+    if unexpected:
+        failures.append(f"{len(unexpected)} delivered event(s) that are not the endpoint's (not order.*, or from before it): "
+                        + ", ".join(map(str, unexpected[:10])))
+    in_order = [event_id for event_id, _ in sorted(first.items(), key=lambda item: item[1][0])]
+    behind = [(earlier, later) for earlier, later in zip(in_order, in_order[1:]) if later < earlier]
+    if behind:
+        failures.append(f"{len(behind)} first deliveries out of event order: "
+                        + ", ".join(f"{later} after {earlier}" for earlier, later in behind[:5]))
+    duplicates = sum(count - 1 for count in successes.values())
+    refused = sum(1 for request in requests if request[4] == 503)
+
+    pending = set()
+    if watch is not None:
+        pending = {placed[order_id] for order_id in watch.acknowledged_orders if order_id in placed} - watch.delivered_before
+        if not pending:
+            failures.append(f"no event was pending at the kill -9 ({len(watch.acknowledged_orders)} orders acknowledged, "
+                            f"{len(watch.delivered_before)} events delivered, a request refused first: "
+                            f"{watch.refused_before_kill}): the restart proves nothing")
+        lost = sorted(event_id for event_id in pending if event_id not in first)
+        if lost:
+            failures.append(f"{len(lost)} of {len(pending)} event(s) pending at the kill -9 never delivered: "
+                            + ", ".join(map(str, lost[:10])))
+        early = sorted(event_id for event_id in pending if event_id in first and first[event_id][1] < watch.killed_at)
+        if early:
+            failures.append(f"{len(early)} event(s) counted pending at the kill were delivered before it: "
+                            + ", ".join(map(str, early[:10])))
+    at_kill = f"{len(pending)} pending at the kill -9 delivered after restart, " if watch is not None else ""
+    line = (f"webhooks: {len(set(first) & expected)} of {len(expected)} events delivered, "
+            f"{at_kill}{duplicates} duplicates, {refused} refused (503), "
+            f"{'signatures valid' if not invalid else f'{len(invalid)} bad signatures'}; all in {waited:.1f} s after the storms")
+    return failures, line
+
+
 def summary(storm, stored, title):
     t = storm.timing
     kinds = ["connection errors", "-UNAVAILABLE", "-TIMEOUT", "-INTERNAL"]
@@ -580,9 +808,10 @@ def shutdown_with_frozen_database(args, service, database, product_id, customers
     return False
 
 
-def setup(args, service):
+def setup(args, service, receiver):
     """An admin (through `stockroom admin create`), --clients customers sharing its password
-    hash (hashing costs seconds in a loop; the hash is what logging in checks), logged in."""
+    hash (hashing costs seconds in a loop; the hash is what logging in checks), logged in;
+    and a webhook for order.* events to `receiver`."""
     result = subprocess.run([args.stockroom, "admin", "create", ADMIN_EMAIL, "--name", "Storm Admin",
                              "--database-url", args.database_url], input=PASSWORD + "\n",
                             capture_output=True, text=True)
@@ -600,7 +829,15 @@ def setup(args, service):
             "sku": f"STORM-{name}", "name": f"Fault storm {name}", "description": "", "price_cents": 100,
             "currency": "EUR", "stock": args.stock}))
         products[name] = json.loads(reply)["id"]
+    created = json.loads(admin.execute_command("WEBHOOK.CREATE", json.dumps({
+        "url": receiver.url, "events": ["order.*"], "description": "fault storm"})))
+    receiver.use_secret(created["secret"])
     admin.close()
+    # Endpoints get the events fanned out after the cursor (migration 0009). Read after
+    # the endpoint exists, it may be past a few of setup's product events; no order
+    # exists yet, so every order.* event after it is the endpoint's.
+    (cursor,), = psql(args, "SELECT last_event_id FROM webhook_cursor")
+    webhook = {"id": created["id"], "cursor": int(cursor)}
     customers = []
     for n in range(1, args.clients + 1):
         email = f"storm-customer-{n}@example.com"
@@ -608,7 +845,7 @@ def setup(args, service):
         login = json.loads(client.execute_command("SESSION.LOGIN", json.dumps({"email": email, "password": PASSWORD})))
         customers.append((login["user"]["id"], email, login["token"]))
         client.close()
-    return products, customers
+    return products, customers, webhook
 
 
 def main():
@@ -618,13 +855,15 @@ def main():
     port = args.port or free_port()
     service = Service(args, port)
     database = Database(args)
+    receiver = WebhookReceiver()
+    watch = None
     failed = False
     started = time.monotonic()
     try:
         service.start()
-        products, customers = setup(args, service)
+        products, customers, webhook = setup(args, service, receiver)
         scenarios = {
-            "A": ("kill -9 the service", lambda: service.kill(), lambda: service.start()),
+            "A": ("kill -9 the service", lambda: watch.kill(service), lambda: service.start()),
             "B": ("pg_ctl stop -m immediate", database.crash, database.start),
             "C": ("PostgreSQL frozen by SIGSTOP", lambda: database.freeze(signal.SIGSTOP),
                   lambda: database.freeze(signal.SIGCONT)),
@@ -636,7 +875,11 @@ def main():
             if name == "C":
                 args.outage = max(args.outage, args.freeze)
             storm = Storm(args, name, port, products[name], customers)
-            storm.run(fault, recover)
+            before_fault = None
+            if name == "A":
+                watch = KillWatch(receiver)
+                before_fault = lambda: watch.before_kill(storm)
+            storm.run(fault, recover, before_fault)
             stored, stock, failures = check_invariants(args, storm)
             line = summary(storm, stored, title)
             if failures:
@@ -655,6 +898,16 @@ def main():
                 log(f"  note: {storm.errors['-INTERNAL']} -INTERNAL replies (a failure with --strict); "
                     f"their request ids are in {service.log_path}")
             args.outage = outage
+        # Before D, which stops the service: delivery runs inside it.
+        if args.scenario != "D":
+            failures, line = check_webhooks(args, receiver, webhook, watch)
+            if failures:
+                failed = True
+                log(f"FAIL {line}")
+                for failure in failures[:25]:
+                    log(f"  {failure}")
+            else:
+                log(f"ok   {line}")
         if args.scenario in ("D", "all"):
             if not shutdown_with_frozen_database(args, service, database, products["D"], customers):
                 failed = True
@@ -669,6 +922,7 @@ def main():
         if database.frozen:  # interrupted in scenario C: a stopped cluster cannot be shut down
             database.freeze(signal.SIGCONT)
         service.stop()
+        receiver.close()
     if failed:
         log(f"logs: service {service.log_path}, PostgreSQL {args.pg_log}")
         sys.exit(1)
