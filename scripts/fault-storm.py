@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
-"""Crash consistency of ORDER.PLACE: no order is lost or doubled when the service or the
-database dies in the middle of a storm of orders.
+"""Crash consistency of ORDER.PLACE: no order is lost or doubled, and no order's webhook
+is lost, when the service or the database dies in the middle of a storm of orders.
 
 Run by scripts/test-faults.sh (`make test-faults`), which makes a throwaway, migrated
 PostgreSQL cluster and passes its whereabouts; this script owns the service process.
@@ -12,7 +12,8 @@ again as needed, with a small backoff, until an overall deadline — after a con
 error or an error reply that is not definitive, until it gets a definitive answer: the
 order, or -OUTOFSTOCK. Once a third of the stock is sold, the fault:
 
-  A. the service is killed with SIGKILL, then started again on the same port;
+  A. the service is killed with SIGKILL, then started again on the same port — with
+     order events committed but not yet delivered to the webhook (below);
   B. PostgreSQL is stopped with `pg_ctl stop -m immediate` (a crash: no checkpoint), then
      started again; the service stays up and must recover by itself.
   C. PostgreSQL hangs: every process of the cluster is stopped with SIGSTOP for longer
@@ -29,6 +30,21 @@ client never saw answered); no (user, key) holds two orders; stock + sold == ini
 every stored order has exactly one order.placed event, no event outlives its order, and
 the service numbers every event once it runs again.
 -INTERNAL replies are counted and retried; with --strict they fail the test.
+
+Webhooks (issue 18: a kill -9 after an order commits and before its delivery, and the
+event is delivered after the restart). At setup the admin registers a webhook for order.*
+to a receiver in a thread of this script, which verifies every request as Standard
+Webhooks says (docs/EVENTS.md) and answers 200, or 503 while told to refuse. It refuses
+from the start of A's storm until the kill, which waits for the first refused attempt to
+be recorded (no request in flight, whose lease would hold the endpoint for 60 s): the
+endpoint's oldest delivery then waits for its retry (5 s) and every order acknowledged
+before the kill has its event committed and undelivered — there must be some. After A to
+C (before D, which stops the service), within --webhook-deadline: every order.* event
+after the endpoint's creation was answered 2xx at least once and no delivery is pending;
+every signature was valid; the events pending at the kill were delivered after it; first
+deliveries came in event order. Duplicates are counted, not failed (at least once). A
+delivery in flight when B or C takes PostgreSQL away cannot be recorded and goes again
+when its lease expires: the wait may then be close to a minute.
 """
 
 import argparse
