@@ -69,7 +69,7 @@ test-examples: db ## Build the programs under Examples/ and run them against a m
 # -INTERNAL replies and on requests left unanswered while the database hangs.
 FAULT_FLAGS ?= --strict
 
-test-faults: pyclients ## Kill the service, then crash PostgreSQL, mid-storm of orders: none lost or doubled
+test-faults: pyclients ## Kill the service, then crash PostgreSQL, mid-storm of orders: none lost or doubled, every webhook delivered
 	@scripts/test-faults.sh $(FAULT_FLAGS)
 
 clean: ## Remove build products (not the database)

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
-"""Crash consistency of ORDER.PLACE: no order is lost or doubled when the service or the
-database dies in the middle of a storm of orders.
+"""Crash consistency of ORDER.PLACE: no order is lost or doubled, and no order's webhook
+is lost, when the service or the database dies in the middle of a storm of orders.
 
 Run by scripts/test-faults.sh (`make test-faults`), which makes a throwaway, migrated
 PostgreSQL cluster and passes its whereabouts; this script owns the service process.
@@ -12,7 +12,8 @@ again as needed, with a small backoff, until an overall deadline — after a con
 error or an error reply that is not definitive, until it gets a definitive answer: the
 order, or -OUTOFSTOCK. Once a third of the stock is sold, the fault:
 
-  A. the service is killed with SIGKILL, then started again on the same port;
+  A. the service is killed with SIGKILL, then started again on the same port — with
+     order events committed but not yet delivered to the webhook (below);
   B. PostgreSQL is stopped with `pg_ctl stop -m immediate` (a crash: no checkpoint), then
      started again; the service stays up and must recover by itself.
   C. PostgreSQL hangs: every process of the cluster is stopped with SIGSTOP for longer
@@ -29,10 +30,29 @@ client never saw answered); no (user, key) holds two orders; stock + sold == ini
 every stored order has exactly one order.placed event, no event outlives its order, and
 the service numbers every event once it runs again.
 -INTERNAL replies are counted and retried; with --strict they fail the test.
+
+Webhooks (issue 18: a kill -9 after an order commits and before its delivery, and the
+event is delivered after the restart). At setup the admin registers a webhook for order.*
+to a receiver in a thread of this script, which verifies every request as Standard
+Webhooks says (docs/EVENTS.md) and answers 200, or 503 while told to refuse. It refuses
+from the start of A's storm until the kill, which waits for the first refused attempt to
+be recorded (no request in flight, whose lease would hold the endpoint for 60 s): the
+endpoint's oldest delivery then waits for its retry (5 s) and every order acknowledged
+before the kill has its event committed and undelivered — there must be some. After A to
+C (before D, which stops the service), within --webhook-deadline: every order.* event
+after the endpoint's creation was answered 2xx at least once and no delivery is pending;
+every signature was valid; the events pending at the kill were delivered after it; first
+deliveries came in event order. Duplicates are counted, not failed (at least once). A
+delivery in flight when B or C takes PostgreSQL away cannot be recorded and goes again
+when its lease expires: the wait may then be close to a minute.
 """
 
 import argparse
+import base64
 import collections
+import hashlib
+import hmac
+import http.server
 import json
 import os
 import random
@@ -87,6 +107,10 @@ def parse_args():
     parser.add_argument("--statement-timeout", default="1s", help="the service's --statement-timeout (1s): its deadline is 0.5 s more, then 1 s of grace")
     parser.add_argument("--shutdown-deadline", type=int, default=3, help="the service's --shutdown-deadline, in seconds (3)")
     parser.add_argument("--freeze", type=float, default=4.0, help="seconds PostgreSQL stays frozen in C (4): longer than the service's deadlines")
+    parser.add_argument("--webhook-deadline", type=float, default=75.0,
+                        help="seconds the storms' webhook deliveries may take after the last storm (75): "
+                             "a delivery whose outcome could not be recorded while PostgreSQL was away "
+                             "is sent again when its 60 s lease expires")
     parser.add_argument("--verbose", action="store_true", help="also list the in-doubt orders and what their clients saw")
     return parser.parse_args()
 
@@ -223,6 +247,134 @@ class Database:
         for pid in [postmaster] + [int(child) for child in children]:
             os.kill(pid, sig)
         self.frozen = sig == signal.SIGSTOP
+
+
+class WebhookReceiver:
+    """An HTTP endpoint for the storm's webhook, on 127.0.0.1 in a thread of its own. It
+    checks every request as a Standard Webhooks receiver must (docs/EVENTS.md: the
+    `v1,` HMAC-SHA256 of `<webhook-id>.<webhook-timestamp>.<body>`, keyed with the
+    secret's base64, a timestamp within five minutes) and records, for each, the event
+    id, when it came, whether it was signed right, and the answer: 200; 503 while
+    refusing; 401 to a request it cannot verify."""
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.key = None
+        self.refusing = False
+        self.requests = []   # (sequence, monotonic time, event id or None, signature valid, status, why invalid)
+        receiver = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"  # keep-alive, as the service's HTTP client expects
+            # The status line and headers go out before the body: without this, Nagle's
+            # algorithm holds the body for the client's delayed ACK, 40 ms a request.
+            disable_nagle_algorithm = True
+
+            def do_POST(self):
+                body = self.read_body()
+                now = time.monotonic()
+                event_id, valid, why = receiver.verify(self.headers, body)
+                with receiver.lock:
+                    # As a receiver should, it takes nothing it cannot verify.
+                    status = 401 if not valid else 503 if receiver.refusing else 200
+                    receiver.requests.append((len(receiver.requests), now, event_id, valid, status, why))
+                answer = {200: b"ok\n", 401: b"bad signature\n", 503: b"refused\n"}[status]
+                self.send_response(status)
+                self.send_header("content-type", "text/plain")
+                self.send_header("content-length", str(len(answer)))
+                self.end_headers()
+                self.wfile.write(answer)
+
+            def read_body(self):
+                if "chunked" in self.headers.get("transfer-encoding", "").lower():
+                    chunks = []
+                    while True:
+                        size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
+                        if size == 0:
+                            while self.rfile.readline() not in (b"\r\n", b"\n", b""):
+                                pass
+                            return b"".join(chunks)
+                        chunks.append(self.rfile.read(size))
+                        self.rfile.readline()
+                return self.rfile.read(int(self.headers.get("content-length") or 0))
+
+            def log_message(self, *_):
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.port = self.server.server_address[1]
+        self.url = f"http://127.0.0.1:{self.port}/hook"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def use_secret(self, secret):
+        with self.lock:
+            self.key = base64.b64decode(secret.removeprefix("whsec_"), validate=True)
+
+    def refuse(self, refusing):
+        """Answer 503 (True) or 200 from now on; returns how many requests came before."""
+        with self.lock:
+            self.refusing = refusing
+            return len(self.requests)
+
+    def verify(self, headers, body):
+        """(event id, signature valid, why not) for one request."""
+        msg_id, ts, signatures = headers.get("webhook-id"), headers.get("webhook-timestamp"), headers.get("webhook-signature")
+        if not msg_id or not ts or not signatures:
+            return None, False, "a webhook-* header is missing"
+        event_id = int(msg_id[4:]) if msg_id.startswith("evt_") and msg_id[4:].isdigit() else None
+        if event_id is None:
+            return None, False, f"webhook-id {msg_id!r} is not evt_<event id>"
+        try:
+            timestamp = int(ts)
+        except ValueError:
+            return event_id, False, f"webhook-timestamp {ts!r} is not unix seconds"
+        if abs(time.time() - timestamp) > 300:
+            return event_id, False, f"webhook-timestamp {ts} is more than 5 minutes off"
+        with self.lock:
+            key = self.key
+        if key is None:
+            return event_id, False, "a request before the webhook was created"
+        mac = hmac.new(key, f"{msg_id}.{ts}.".encode() + body, hashlib.sha256).digest()
+        expected = "v1," + base64.b64encode(mac).decode()
+        if not any(hmac.compare_digest(expected, s) for s in signatures.split(" ")):
+            return event_id, False, "the signature does not match"
+        try:
+            message = json.loads(body)
+            if message["data"]["id"] != event_id or message["type"] != message["data"]["type"]:
+                return event_id, False, f"the body is another event: {body[:120]!r}"
+        except (ValueError, KeyError, TypeError) as error:
+            return event_id, False, f"the body is not an event ({error})"
+        return event_id, True, None
+
+    def snapshot(self):
+        with self.lock:
+            return list(self.requests)
+
+    def delivered(self):
+        """Event ids answered 200 so far."""
+        with self.lock:
+            return {event_id for _, _, event_id, _, status, _ in self.requests if status == 200}
+
+    def wait_for_refusal(self, since, timeout):
+        """The event id of the first request after the first `since` that was refused, or
+        None if none was within `timeout` seconds. Once one is, the endpoint's oldest
+        delivery has failed, and every later one waits behind its retry (5 s less up to a
+        fifth)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            with self.lock:
+                for request in self.requests[since:]:
+                    if request[4] == 503:
+                        return request[2]
+            if time.monotonic() >= deadline:
+                return None
+            time.sleep(0.01)
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
 
 
 class Storm:
@@ -389,7 +541,7 @@ class Storm:
 
     # -- the whole scenario --
 
-    def run(self, fault, recover):
+    def run(self, fault, recover, before_fault=None):
         started = time.monotonic()
         deadline = started + self.args.deadline
         threads = [threading.Thread(target=self.run_client, args=(i, deadline), daemon=True)
@@ -404,6 +556,8 @@ class Storm:
             if sold >= self.fault_at:
                 break
             time.sleep(0.002)
+        if before_fault is not None:
+            before_fault()
         with self.lock:
             sold_at_fault = len(self.acknowledged)
         fault_time = time.monotonic()
@@ -520,6 +674,141 @@ def check_invariants(args, storm):
     return stored, stock, failures
 
 
+class KillWatch:
+    """Scenario A's webhook side: the receiver refuses (503) from the start of A's storm,
+    a moment before the kill, so that the orders acknowledged by then have events committed
+    but not delivered — the endpoint's oldest delivery failed and waits for its retry, the
+    later ones behind it — when the service dies with SIGKILL. What those events were is
+    kept for the check."""
+
+    def __init__(self, args, port, receiver, webhook):
+        self.receiver = receiver
+        self.webhook = webhook
+        # The admin's, to read the endpoint's deliveries through the service: psql takes
+        # longer to start than the storm to sell out.
+        self.admin = connect(args, port)
+        self.admin.execute_command("AUTH", webhook["admin_token"])
+        self.acknowledged_orders = set()   # order ids acknowledged to clients before the kill
+        self.delivered_before = set()      # event ids answered 200 before the kill
+        self.refused_before_kill = False
+        self.killed_at = None
+        self.since = receiver.refuse(True)
+
+    def before_kill(self, storm):
+        # A request in flight at the kill would keep its delivery leased for 60 s: kill
+        # once one was refused and its failure recorded (the lease let go), while the next
+        # waits for its retry. The refusal usually came long before the fault is due; the
+        # storm is fast, so this waits no longer than it must.
+        refused = self.receiver.wait_for_refusal(self.since, 5.0)
+        self.refused_before_kill = refused is not None
+        deadline = time.monotonic() + 2.0
+        while refused is not None and time.monotonic() < deadline and not self.recorded(refused):
+            time.sleep(0.002)
+        self.admin.close()
+        with storm.lock:
+            self.acknowledged_orders = {order_id for order_id, _ in storm.acknowledged.values()}
+        self.delivered_before = self.receiver.delivered()
+
+    def recorded(self, event_id):
+        """Whether the failed attempt at `event_id` is recorded (which lets go the lease)."""
+        after = 0
+        while True:
+            page = json.loads(self.admin.execute_command("WEBHOOK.DELIVERIES", self.webhook["id"], "AFTER", after, "LIMIT", 100))
+            for delivery in page["items"]:
+                if delivery["event_id"] == event_id:
+                    return delivery["attempt_count"] > 0
+            if not page["items"] or not page.get("next"):
+                return False
+            after = page["items"][-1]["id"]
+
+    def kill(self, service):
+        service.kill()
+        self.killed_at = time.monotonic()
+        # Accepting again before the restart: the dead service cannot deliver, and the
+        # failed delivery's retry falls due 4–5 s after its refusal, which a slow restart
+        # could otherwise meet refused (then it waits 30 s more).
+        self.receiver.refuse(False)
+
+
+def check_webhooks(args, receiver, webhook, watch):
+    """Every order.* event numbered after the endpoint was created is delivered (2xx) at
+    least once, signed right, first deliveries in event order; the events pending at A's
+    kill -9 (`watch`; None when A did not run) are delivered by the restarted service.
+    Duplicates are counted, not failed: delivery is at least once. Returns (failures,
+    the log line)."""
+    rows = psql(args, f"""SELECT id, subject_id, type FROM events
+                          WHERE id IS NOT NULL AND id > {webhook['cursor']} AND type LIKE 'order.%' ORDER BY id""")
+    expected = {int(event_id) for event_id, _, _ in rows}
+    placed = {int(subject): int(event_id) for event_id, subject, kind in rows if kind == "order.placed"}
+    started = time.monotonic()
+    deadline = started + args.webhook_deadline
+    still_pending = None
+    while True:
+        missing = expected - receiver.delivered()
+        if not missing:
+            # And the service knows: its last records are written, so that the worker is
+            # idle when D freezes PostgreSQL (D is about orders, not deliveries).
+            (still_pending,), = psql(args, "SELECT count(*) FROM webhook_deliveries "
+                                           f"WHERE endpoint_id = {webhook['id']} AND state = 'pending'")
+            if still_pending == "0":
+                break
+        if time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
+    waited = time.monotonic() - started
+    requests = receiver.snapshot()
+
+    failures = []
+    if missing:
+        sample = ", ".join(str(event_id) for event_id in sorted(missing)[:10])
+        failures.append(f"{len(missing)} of {len(expected)} event(s) not delivered {args.webhook_deadline:g} s after the storms: {sample}")
+    elif still_pending != "0":
+        failures.append(f"every event reached the receiver, yet {still_pending} deliveries are still pending "
+                        f"{args.webhook_deadline:g} s after the storms")
+    invalid = [(event_id, why) for _, _, event_id, valid, _, why in requests if not valid]
+    if invalid:
+        sample = "; ".join(f"evt_{event_id}: {why}" for event_id, why in invalid[:5])
+        failures.append(f"{len(invalid)} of {len(requests)} request(s) failed verification: {sample}")
+    first = {}   # event id -> (sequence, monotonic time) of its first 2xx
+    successes = collections.Counter()
+    for sequence, at, event_id, _, status, _ in requests:
+        if status == 200:
+            successes[event_id] += 1
+            first.setdefault(event_id, (sequence, at))
+    unexpected = sorted(set(first) - expected)
+    if unexpected:
+        failures.append(f"{len(unexpected)} delivered event(s) that are not the endpoint's (not order.*, or from before it): "
+                        + ", ".join(map(str, unexpected[:10])))
+    in_order = [event_id for event_id, _ in sorted(first.items(), key=lambda item: item[1][0])]
+    behind = [(earlier, later) for earlier, later in zip(in_order, in_order[1:]) if later < earlier]
+    if behind:
+        failures.append(f"{len(behind)} first deliveries out of event order: "
+                        + ", ".join(f"{later} after {earlier}" for earlier, later in behind[:5]))
+    duplicates = sum(count - 1 for count in successes.values())
+    refused = sum(1 for request in requests if request[4] == 503)
+
+    at_kill = ""
+    if watch is not None:
+        pending = {placed[order_id] for order_id in watch.acknowledged_orders if order_id in placed} - watch.delivered_before
+        if not pending:
+            failures.append(f"no event was pending at the kill -9 ({len(watch.acknowledged_orders)} orders acknowledged, "
+                            f"{len(watch.delivered_before)} events delivered, a request refused first: "
+                            f"{watch.refused_before_kill}): the restart proves nothing")
+        lost = sorted(event_id for event_id in pending if event_id not in first)
+        if lost:
+            failures.append(f"{len(lost)} of {len(pending)} event(s) pending at the kill -9 never delivered: "
+                            + ", ".join(map(str, lost[:10])))
+        early = sorted(event_id for event_id in pending if event_id in first and first[event_id][1] < watch.killed_at)
+        if early:
+            failures.append(f"{len(early)} event(s) counted pending at the kill -9 were delivered before it: "
+                            + ", ".join(map(str, early[:10])))
+        at_kill = f"{len(pending) - len(lost)} of {len(pending)} pending at the kill -9 delivered after restart, "
+    line = (f"webhooks: {len(set(first) & expected)} of {len(expected)} events delivered, {at_kill}"
+            f"{duplicates} duplicates, {refused} refused (503), "
+            f"{'signatures valid' if not invalid else f'{len(invalid)} bad signatures'}; waited {waited:.1f} s after the storms")
+    return failures, line
+
+
 def summary(storm, stored, title):
     t = storm.timing
     kinds = ["connection errors", "-UNAVAILABLE", "-TIMEOUT", "-INTERNAL"]
@@ -580,9 +869,10 @@ def shutdown_with_frozen_database(args, service, database, product_id, customers
     return False
 
 
-def setup(args, service):
+def setup(args, service, receiver):
     """An admin (through `stockroom admin create`), --clients customers sharing its password
-    hash (hashing costs seconds in a loop; the hash is what logging in checks), logged in."""
+    hash (hashing costs seconds in a loop; the hash is what logging in checks), logged in;
+    and a webhook for order.* events to `receiver`."""
     result = subprocess.run([args.stockroom, "admin", "create", ADMIN_EMAIL, "--name", "Storm Admin",
                              "--database-url", args.database_url], input=PASSWORD + "\n",
                             capture_output=True, text=True)
@@ -593,14 +883,22 @@ def setup(args, service):
         SELECT 'storm-customer-' || n || '@example.com', 'Storm customer ' || n, 'customer', a.password_hash
         FROM generate_series(1, {args.clients}) n, users a WHERE a.email = '{ADMIN_EMAIL}'""")
     admin = connect(args, service.port)
-    admin.execute_command("SESSION.LOGIN", json.dumps({"email": ADMIN_EMAIL, "password": PASSWORD}))
+    admin_token = json.loads(admin.execute_command("SESSION.LOGIN", json.dumps({"email": ADMIN_EMAIL, "password": PASSWORD})))["token"]
     products = {}
     for name in ("A", "B", "C", "D"):
         reply = admin.execute_command("PRODUCT.CREATE", json.dumps({
             "sku": f"STORM-{name}", "name": f"Fault storm {name}", "description": "", "price_cents": 100,
             "currency": "EUR", "stock": args.stock}))
         products[name] = json.loads(reply)["id"]
+    created = json.loads(admin.execute_command("WEBHOOK.CREATE", json.dumps({
+        "url": receiver.url, "events": ["order.*"], "description": "fault storm"})))
+    receiver.use_secret(created["secret"])
     admin.close()
+    # Endpoints get the events fanned out after the cursor (migration 0009). Read after
+    # the endpoint exists, it may be past a few of setup's product events; no order
+    # exists yet, so every order.* event after it is the endpoint's.
+    (cursor,), = psql(args, "SELECT last_event_id FROM webhook_cursor")
+    webhook = {"id": created["id"], "cursor": int(cursor), "admin_token": admin_token}
     customers = []
     for n in range(1, args.clients + 1):
         email = f"storm-customer-{n}@example.com"
@@ -608,7 +906,7 @@ def setup(args, service):
         login = json.loads(client.execute_command("SESSION.LOGIN", json.dumps({"email": email, "password": PASSWORD})))
         customers.append((login["user"]["id"], email, login["token"]))
         client.close()
-    return products, customers
+    return products, customers, webhook
 
 
 def main():
@@ -618,13 +916,15 @@ def main():
     port = args.port or free_port()
     service = Service(args, port)
     database = Database(args)
+    receiver = WebhookReceiver()
+    watch = None
     failed = False
     started = time.monotonic()
     try:
         service.start()
-        products, customers = setup(args, service)
+        products, customers, webhook = setup(args, service, receiver)
         scenarios = {
-            "A": ("kill -9 the service", lambda: service.kill(), lambda: service.start()),
+            "A": ("kill -9 the service", lambda: watch.kill(service), lambda: service.start()),
             "B": ("pg_ctl stop -m immediate", database.crash, database.start),
             "C": ("PostgreSQL frozen by SIGSTOP", lambda: database.freeze(signal.SIGSTOP),
                   lambda: database.freeze(signal.SIGCONT)),
@@ -636,7 +936,11 @@ def main():
             if name == "C":
                 args.outage = max(args.outage, args.freeze)
             storm = Storm(args, name, port, products[name], customers)
-            storm.run(fault, recover)
+            before_fault = None
+            if name == "A":
+                watch = KillWatch(args, port, receiver, webhook)  # the receiver refuses from now until the kill
+                before_fault = lambda: watch.before_kill(storm)
+            storm.run(fault, recover, before_fault)
             stored, stock, failures = check_invariants(args, storm)
             line = summary(storm, stored, title)
             if failures:
@@ -655,6 +959,16 @@ def main():
                 log(f"  note: {storm.errors['-INTERNAL']} -INTERNAL replies (a failure with --strict); "
                     f"their request ids are in {service.log_path}")
             args.outage = outage
+        # Before D, which stops the service: delivery runs inside it.
+        if args.scenario != "D":
+            failures, line = check_webhooks(args, receiver, webhook, watch)
+            if failures:
+                failed = True
+                log(f"FAIL {line}")
+                for failure in failures[:25]:
+                    log(f"  {failure}")
+            else:
+                log(f"ok   {line}")
         if args.scenario in ("D", "all"):
             if not shutdown_with_frozen_database(args, service, database, products["D"], customers):
                 failed = True
@@ -669,6 +983,7 @@ def main():
         if database.frozen:  # interrupted in scenario C: a stopped cluster cannot be shut down
             database.freeze(signal.SIGCONT)
         service.stop()
+        receiver.close()
     if failed:
         log(f"logs: service {service.log_path}, PostgreSQL {args.pg_log}")
         sys.exit(1)
@@ -677,3 +992,4 @@ def main():
 
 if __name__ == "__main__":
     main()
+

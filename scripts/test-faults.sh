@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# `make test-faults`: proves that no order is lost or doubled when the service or the
-# database dies in the middle of a storm of orders (scripts/fault-storm.py does the storm
-# and checks the invariants in PostgreSQL).
+# `make test-faults`: proves that no order is lost or doubled, and no order's webhook lost,
+# when the service or the database dies in the middle of a storm of orders
+# (scripts/fault-storm.py does the storm, receives the webhooks, and checks the invariants
+# in PostgreSQL).
 #
 # The test stops PostgreSQL, so it never touches the shared cluster of `make db`: it makes
 # a throwaway cluster of its own in .build/fault-pg/ on 127.0.0.1:$FAULT_PG_PORT (54329),
