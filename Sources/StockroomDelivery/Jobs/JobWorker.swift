@@ -111,7 +111,11 @@ public final class JobWorker: Sendable {
         guard let handler = handlers[job.kind] else { return }
         let outcome = await handler.perform(job)
         do {
-            let state = try await jobs.record(job, leaseToken: leaseToken, outcome: outcome, schedule: configuration.retrySchedule)
+            var recorded: JobState?
+            _ = await persistently(patience: configuration.lease / 2, giveUp: { stopping.load(ordering: .relaxed) }) {
+                recorded = try await jobs.record(job, leaseToken: leaseToken, outcome: outcome, schedule: configuration.retrySchedule)
+            }
+            guard let state = recorded else { throw StockroomError(.unavailable, "the outcome could not be recorded") }
             Counter(label: "stockroom.jobs", dimensions: [("kind", job.kind.rawValue), ("outcome", state.rawValue)]).increment()
             let metadata: Logger.Metadata = ["job.id": "\(job.id)", "job.kind": "\(job.kind.rawValue)", "order.id": "\(job.orderID)", "job.state": "\(state.rawValue)"]
             switch outcome {

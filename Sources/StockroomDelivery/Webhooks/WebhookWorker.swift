@@ -176,7 +176,15 @@ public final class WebhookWorker: Sendable {
             let decision = DeliveryDecision.decide(statusCode: attempt.statusCode, failedBefore: claim.attempts, schedule: configuration.retrySchedule)
             Counter(label: "stockroom.webhooks.attempts", dimensions: [("outcome", decision.outcome)]).increment()
             Metrics.Timer(label: "stockroom.webhooks.latency").recordMilliseconds(attempt.latencyMs)
-            try await webhooks.record(claim, attempt: attempt, decision: decision, disableAfterDeadDeliveries: configuration.disableAfterDeadDeliveries)
+            // Written while the lease holds (less a margin), through a database outage
+            // if need be; given up on only when stopping.
+            let recorded = await persistently(patience: configuration.lease / 2, giveUp: { stopping.load(ordering: .relaxed) }) {
+                try await webhooks.record(claim, attempt: attempt, decision: decision, disableAfterDeadDeliveries: configuration.disableAfterDeadDeliveries)
+            }
+            guard recorded else {
+                logger.debug("webhooks: an attempt could not be recorded; its lease will expire", metadata: ["webhook.delivery": "\(claim.deliveryID)"])
+                return
+            }
             logger.debug("webhook attempt", metadata: [
                 "webhook.endpoint": "\(claim.endpointID)", "webhook.delivery": "\(claim.deliveryID)",
                 "webhook.status": "\(attempt.statusCode.map(String.init) ?? "none")", "webhook.outcome": "\(decision)",

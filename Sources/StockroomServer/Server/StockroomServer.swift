@@ -122,35 +122,42 @@ public final class StockroomServer: Service, Sendable {
             delivering?.cancel()
             performing?.cancel()
         }
-        // Requests in flight finish and are recorded, for at most their timeout and a
-        // second (then they are abandoned to their leases), unless the shutdown deadline
-        // passed and cancelled them already. With none open, only a moment: the worker
-        // may be waiting on a database that does not answer.
+        // Webhook requests and jobs in flight finish and are recorded: requests for at
+        // most their timeout and a second, jobs (an SMTP exchange, a refund) for a few
+        // seconds; then they are abandoned to their leases and done again elsewhere or
+        // later. With none open, only a moment: the worker may be waiting on a database
+        // that does not answer. The wait ends at once when the shutdown deadline cancels
+        // this task: abandoned work must not hold the process past it.
+        worker?.stop()
+        jobWorker?.stop()
         if let worker, let delivering {
-            worker.stop()
             let patience = worker.requestsInFlight > 0 ? worker.configuration.requestTimeout + .seconds(1) : .milliseconds(500)
-            let deadline = Task {
-                guard (try? await Task.sleep(for: patience)) != nil else { return }
-                delivering.cancel()
-            }
-            await delivering.value
-            deadline.cancel()
+            await Self.wait(for: delivering, atMost: patience)
         }
-        if let jobWorker, let performing {
-            // A job in progress (an SMTP exchange, a refund) finishes within its own
-            // deadlines; past a few seconds it is abandoned to its lease and done again.
-            jobWorker.stop()
-            let deadline = Task {
-                guard (try? await Task.sleep(for: .seconds(3))) != nil else { return }
-                performing.cancel()
-            }
-            await performing.value
-            deadline.cancel()
-        }
+        if let performing { await Self.wait(for: performing, atMost: .seconds(3)) }
+        delivering?.cancel()
+        performing?.cancel()
         // No client is left to look anything up: the lookup worker that waits for one
         // gives its connection back, so the pool can close.
         dispatcher.lookups.shutDown()
         logger.info("stopped")
+    }
+
+    /// Returns when `task` ends, `patience` has passed, or the caller is cancelled,
+    /// whichever comes first. Awaiting a task's value is not cancellable: the task may be
+    /// stuck in a database call that does not return.
+    static func wait(for task: Task<Void, Never>, atMost patience: Duration) async {
+        let (ended, signal) = AsyncStream<Void>.makeStream()
+        let watchers = [
+            Task { await task.value; signal.finish() },
+            Task { try? await Task.sleep(for: patience); signal.finish() },
+        ]
+        await withTaskCancellationHandler {
+            for await _ in ended {}
+        } onCancel: {
+            signal.finish()
+        }
+        for watcher in watchers { watcher.cancel() }
     }
 
     /// The job worker for refunds (with a payment processor) and the configured handlers
