@@ -167,3 +167,40 @@ struct SMTPClientTests {
         #expect(throws: SMTPConfigurationError.self) { try SMTPClient(configuration: configuration) }
     }
 }
+
+/// Servers that misbehave on purpose, played by a script.
+@Suite("Mail over SMTP: scripted servers")
+struct SMTPScriptedServerTests {
+    @Test func plaintextInjectedAfterTheSTARTTLSReplyIsRefused() async throws {
+        let server = try await ScriptedSMTPServer.start([
+            "EHLO": "250-scripted\r\n250 STARTTLS\r\n",
+            // A man in the middle appends a reply that would seem to come over TLS.
+            "STARTTLS": "220 go ahead\r\n250-scripted\r\n250 AUTH PLAIN\r\n",
+        ])
+        defer { Task { await server.stop() } }
+        let error = try #require(await SMTPClientTests.failure(try SMTPClientTests.client("smtp://127.0.0.1:\(server.port)")))
+        #expect(error.kind == .transient && error.message.contains("before the TLS handshake"), "\(error)")
+    }
+
+    @Test func heloIsUsedWhenEhloIsRefusedAndDataIsDotStuffed() async throws {
+        let server = try await ScriptedSMTPServer.start([
+            "EHLO": "502 5.5.1 what is that\r\n", "HELO": "250 scripted\r\n", "MAIL": "250 ok\r\n", "RCPT": "250 ok\r\n",
+            "DATA": "354 go\r\n", ".": "250 queued\r\n", "QUIT": "221 bye\r\n",
+        ])
+        defer { Task { await server.stop() } }
+        try await SMTPClientTests.client("smtp://127.0.0.1:\(server.port)").send(SMTPClientTests.message())
+        let commands = server.commands
+        #expect(commands.first == "EHLO [127.0.0.1]" && commands.dropFirst().first == "HELO [127.0.0.1]")
+        #expect(commands.contains("MAIL FROM:<shop@example.com>") && commands.contains("RCPT TO:<zoe@example.com>"))
+        #expect(commands.suffix(2) == [".", "QUIT"])
+    }
+
+    @Test func aTemporaryGreetingIsTransientAndAPermanentOneIsNot() async throws {
+        for (greeting, kind) in [("421 busy, try later\r\n", SMTPError.Kind.transient), ("554 go away\r\n", .permanent)] {
+            let server = try await ScriptedSMTPServer.start(greeting: greeting, [:])
+            let error = try #require(await SMTPClientTests.failure(try SMTPClientTests.client("smtp://127.0.0.1:\(server.port)")))
+            #expect(error.kind == kind && error.message.hasPrefix("greeting: the server answered"), "\(error)")
+            await server.stop()
+        }
+    }
+}

@@ -45,15 +45,16 @@ public struct SMTPClient: Sendable {
     /// Sends `message` to its To address, from `configuration.from`.
     public func send(_ message: MailMessage) async throws(SMTPError) {
         let channel: NIOAsyncChannel<SMTPReply, ByteBuffer>
+        let upgrade = STARTTLSGuard()
         do {
-            channel = try await connect()
+            channel = try await connect(upgrade)
         } catch {
             throw SMTPError(.transient, "could not connect to \(configuration.host):\(configuration.port): \(Self.describe(error))")
         }
         do {
             try await channel.executeThenClose { inbound, outbound in
                 var conversation = SMTPConversation(
-                    channel: channel.channel, replies: inbound.makeAsyncIterator(), outbound: outbound, client: self)
+                    channel: channel.channel, replies: inbound.makeAsyncIterator(), outbound: outbound, client: self, upgrade: upgrade)
                 try await conversation.send(message)
             }
         } catch let error as SMTPError {
@@ -63,7 +64,7 @@ public struct SMTPClient: Sendable {
         }
     }
 
-    private func connect() async throws -> NIOAsyncChannel<SMTPReply, ByteBuffer> {
+    private func connect(_ upgrade: STARTTLSGuard) async throws -> NIOAsyncChannel<SMTPReply, ByteBuffer> {
         let implicitTLS = configuration.security == .implicitTLS
         let tls = self.tls
         let serverName = serverHostname
@@ -74,7 +75,7 @@ public struct SMTPClient: Sendable {
                     if implicitTLS {
                         try channel.pipeline.syncOperations.addHandler(try NIOSSLClientHandler(context: tls, serverHostname: serverName))
                     }
-                    try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(SMTPReplyDecoder()))
+                    try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(SMTPReplyDecoder(upgrade: upgrade)))
                     return try NIOAsyncChannel<SMTPReply, ByteBuffer>(wrappingChannelSynchronously: channel)
                 }
             }
@@ -88,12 +89,14 @@ public struct SMTPClient: Sendable {
         return isIPv4 || host.contains(":") ? nil : host
     }
 
-    /// Adds TLS in front of the reply decoder, after STARTTLS was accepted.
-    func startTLS(on channel: any Channel) async throws {
+    /// Adds TLS in front of the reply decoder, after STARTTLS was accepted. On the event
+    /// loop, so that no byte can pass between the guard and the handler.
+    func startTLS(on channel: any Channel, _ upgrade: STARTTLSGuard) async throws {
         let tls = self.tls
         let serverName = serverHostname
         try await channel.eventLoop.submit {
             try channel.pipeline.syncOperations.addHandler(try NIOSSLClientHandler(context: tls, serverHostname: serverName), position: .first)
+            upgrade.handshakeStarted()
         }.get()
     }
 

@@ -13,6 +13,7 @@ struct SMTPConversation {
     var replies: NIOAsyncChannelInboundStream<SMTPReply>.AsyncIterator
     let outbound: NIOAsyncChannelOutboundWriter<ByteBuffer>
     let client: SMTPClient
+    let upgrade: STARTTLSGuard
 
     private var configuration: SMTPConfiguration { client.configuration }
 
@@ -23,9 +24,10 @@ struct SMTPConversation {
         var secure = configuration.security == .implicitTLS
         if !secure {
             if extensions.keys.contains("STARTTLS") {
+                upgrade.expectReply()
                 let reply = try await exchange("STARTTLS", step: "STARTTLS")
                 guard reply.code == 220 else { throw SMTPError.unexpected(reply, after: "STARTTLS") }
-                try await client.startTLS(on: channel)
+                try await client.startTLS(on: channel, upgrade)
                 secure = true
                 // The handshake runs as this EHLO is written; its failure ends this wait.
                 extensions = try await hello()

@@ -1,4 +1,5 @@
 import NIOCore
+import Synchronization
 
 /// One server reply: a three-digit code and its text lines (`250-first`, `250 last`).
 struct SMTPReply: Sendable, Equatable, CustomStringConvertible {
@@ -28,6 +29,9 @@ struct SMTPReplyDecoder: ByteToMessageDecoder {
 
     private var pending: [String] = []
     private var pendingCode: Int?
+    let upgrade: STARTTLSGuard
+
+    init(upgrade: STARTTLSGuard = STARTTLSGuard()) { self.upgrade = upgrade }
 
     struct Malformed: Error, Sendable, CustomStringConvertible {
         let reason: String
@@ -35,7 +39,9 @@ struct SMTPReplyDecoder: ByteToMessageDecoder {
     }
 
     mutating func decode(context: ChannelHandlerContext, buffer: inout ByteBuffer) throws -> DecodingState {
+        try upgrade.checkNothingBeforeHandshake(buffer)
         guard let reply = try next(&buffer) else { return .needMoreData }
+        try upgrade.replied(leaving: buffer)
         context.fireChannelRead(Self.wrapInboundOut(reply))
         return .continue
     }
@@ -74,4 +80,31 @@ struct SMTPReplyDecoder: ByteToMessageDecoder {
             return SMTPReply(code: code, lines: pending)
         }
     }
+}
+
+/// Refuses plaintext that arrives between the reply to STARTTLS and the TLS handshake.
+/// A man in the middle could append fake replies there (after "220 go ahead", say "250
+/// AUTH …"), which would otherwise be read as if they had come over TLS (RFC 3207 §4.2,
+/// CVE-2011-0411). Set before STARTTLS is written; cleared on the event loop when TLS
+/// is in the pipeline, after which every byte comes through it.
+final class STARTTLSGuard: Sendable {
+    private enum State { case off, awaitingReply, awaitingHandshake }
+    private let state = Mutex(State.off)
+
+    func expectReply() { state.withLock { $0 = .awaitingReply } }
+    func handshakeStarted() { state.withLock { $0 = .off } }
+
+    func replied(leaving buffer: ByteBuffer) throws {
+        try state.withLock { state in
+            guard state == .awaitingReply else { return }
+            state = .awaitingHandshake
+            if buffer.readableBytes > 0 { throw Self.injected }
+        }
+    }
+
+    func checkNothingBeforeHandshake(_ buffer: ByteBuffer) throws {
+        if buffer.readableBytes > 0, state.withLock({ $0 == .awaitingHandshake }) { throw Self.injected }
+    }
+
+    private static let injected = SMTPReplyDecoder.Malformed(reason: "the server sent more after agreeing to STARTTLS, before the TLS handshake (possible injection)")
 }
