@@ -94,6 +94,12 @@ struct MailMessageTests {
         #expect(!head.contains("\r\nBcc:") && !head.contains("\r\nX-Evil"))
         #expect(Self.headers(rendered)["To"] == #""Ann Bcc: victim@example.com" <ann@example.com>"#)
         #expect(Self.headers(rendered)["Subject"] == "Hi Bcc: victim@example.com X-Evil: 1")
+        // A subject set after init is cleaned when rendered.
+        var later = Self.message()
+        later.subject = "Hi\r\nBcc: victim@example.com"
+        #expect(Self.headers(later.rendered())["Subject"] == "Hi Bcc: victim@example.com")
+        // Text that looks like an encoded-word is encoded, so it reads as written.
+        #expect(MIMEEncoding.headerText("=?UTF-8?B?SGk=?=", quotingSpecials: false).hasPrefix("=?UTF-8?B?PT9"))
         // Addresses that would end a command or header early are refused outright.
         for bad in ["ann@example.com\r\nRCPT TO:<x@y>", "ann@example.com>", "<ann@example.com", "a n@example.com", "ann", "@example.com", "ann@", "ann@ex@ample.com", "zoë@example.com", ""] {
             #expect(throws: MailAddress.InvalidAddress.self) { try MailAddress(address: bad) }

@@ -4,10 +4,11 @@ import Foundation
 /// characters: RFC 2047 encoded-words for header text, quoted-printable (RFC 2045) for
 /// the body, and RFC 5322's date. Pure functions, tested without I/O.
 enum MIMEEncoding {
-    /// Whether `text` can go into a header as it is: printable ASCII and spaces, and short
-    /// enough that the header line needs no folding.
+    /// Whether `text` can go into a header as it is: printable ASCII and spaces, short
+    /// enough that the header line needs no folding, and nothing a reader would take
+    /// for an encoded-word (`=?`).
     static func isPlainHeaderText(_ text: String, limit: Int = 60) -> Bool {
-        text.utf8.count <= limit && text.utf8.allSatisfy { $0 >= 32 && $0 < 127 }
+        text.utf8.count <= limit && text.utf8.allSatisfy { $0 >= 32 && $0 < 127 } && !text.contains("=?")
     }
 
     /// `text` as `=?UTF-8?B?…?=` words of at most 75 characters each (RFC 2047 §2), split

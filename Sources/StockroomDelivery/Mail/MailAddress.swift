@@ -9,7 +9,7 @@
 /// - the name has its control characters (CR and LF included) replaced by spaces, so it
 ///   is always one line; `MailMessage` quotes or encodes it.
 public struct MailAddress: Sendable, Equatable, CustomStringConvertible {
-    public var name: String?
+    public let name: String?
     public let address: String
 
     public struct InvalidAddress: Error, Sendable, Equatable, CustomStringConvertible {

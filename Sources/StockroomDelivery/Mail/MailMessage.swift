@@ -57,7 +57,8 @@ public struct MailMessage: Sendable, Equatable {
             ("Date", MIMEEncoding.date(date)),
             ("From", Self.header(from)),
             ("To", Self.header(to)),
-            ("Subject", MIMEEncoding.headerText(subject, quotingSpecials: false)),
+            // Cleaned again here: `subject` is a var, and may have been set after init.
+            ("Subject", MIMEEncoding.headerText(MailAddress.oneLine(subject), quotingSpecials: false)),
             ("Message-ID", "<\(messageID)>"),
             ("MIME-Version", "1.0"),
             ("Content-Type", "text/plain; charset=utf-8"),
@@ -72,7 +73,7 @@ public struct MailMessage: Sendable, Equatable {
 
     static func header(_ address: MailAddress) -> String {
         guard let name = address.name else { return "<\(address.address)>" }
-        let display = MIMEEncoding.headerText(name, quotingSpecials: true)
+        let display = MIMEEncoding.headerText(MailAddress.oneLine(name), quotingSpecials: true)
         let oneLine = "\(display) <\(address.address)>"
         // Encoded words may fold over lines, and a long name and address do not fit in
         // 78 characters with "From: "; the address then goes on a line of its own.
