@@ -8,7 +8,7 @@ independent reader of what Stockroom wrote).
                  [--auth USER:PASSWORD [--auth-without-tls]] [--reject-rcpt CODE]
 
 Writes the port it listens on to <dir>/port once it accepts connections; runs until
-SIGTERM.
+SIGTERM, until the process that started it is gone, or for --lifetime seconds (600).
 """
 import argparse, asyncio, email, email.policy, json, os, signal, ssl, sys, warnings
 
@@ -74,7 +74,12 @@ def main():
     parser.add_argument("--auth", metavar="USER:PASSWORD")
     parser.add_argument("--auth-without-tls", action="store_true")
     parser.add_argument("--reject-rcpt", metavar="CODE")
+    parser.add_argument("--lifetime", type=float, default=600)
     args = parser.parse_args()
+    # The Swift test process blocks SIGTERM in its threads, and a child inherits the
+    # mask: unblocked, the test's terminate() ends us.
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM, signal.SIGINT})
+    parent = os.getppid()
 
     def context(pair):
         if not pair:
@@ -102,8 +107,12 @@ def main():
         server = await loop.create_server(lambda: SMTP(handler, loop=loop, **options), args.host, args.port, ssl=context(args.tls))
         write_atomically(os.path.join(args.dir, "port"), str(server.sockets[0].getsockname()[1]))
         stop = loop.create_future()
-        loop.add_signal_handler(signal.SIGTERM, stop.set_result, None)
-        await stop
+        loop.add_signal_handler(signal.SIGTERM, lambda: stop.done() or stop.set_result(None))
+        # A test that crashed cannot stop us: leave when our parent is gone, or at the end
+        # of our lifetime, whichever comes first.
+        deadline = loop.time() + args.lifetime
+        while not stop.done() and os.getppid() == parent and loop.time() < deadline:
+            await asyncio.wait([stop], timeout=0.5)
         server.close()
 
     asyncio.run(serve())

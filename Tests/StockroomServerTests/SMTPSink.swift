@@ -67,20 +67,30 @@ struct SMTPSink {
         process.standardOutput = logHandle
         process.standardError = logHandle
         try process.run()
-        defer {
+        // Its own SIGTERM handler stops it; SIGKILL (by its pid) if that did not.
+        func stop() async {
             process.terminate()
+            for _ in 0..<100 where process.isRunning { try? await Task.sleep(for: .milliseconds(10)) }
+            if process.isRunning { kill(process.processIdentifier, SIGKILL) }
             try? logHandle.close()
         }
-        // It writes its port once it accepts connections.
-        let portFile = folder.appendingPathComponent("port")
-        let deadline = ContinuousClock.now + .seconds(20)
-        var port: Int?
-        while port == nil, ContinuousClock.now < deadline, process.isRunning {
-            port = (try? String(contentsOf: portFile, encoding: .utf8)).flatMap { Int($0) }
-            if port == nil { try await Task.sleep(for: .milliseconds(20)) }
+        do {
+            // It writes its port once it accepts connections.
+            let portFile = folder.appendingPathComponent("port")
+            let deadline = ContinuousClock.now + .seconds(20)
+            var port: Int?
+            while port == nil, ContinuousClock.now < deadline, process.isRunning {
+                port = (try? String(contentsOf: portFile, encoding: .utf8)).flatMap { Int($0) }
+                if port == nil { try await Task.sleep(for: .milliseconds(20)) }
+            }
+            let started = try #require(port, "the SMTP sink did not start: \((try? String(contentsOf: log, encoding: .utf8)) ?? "")")
+            let value = try await body(SMTPSink(port: started, folder: folder), certificates)
+            await stop()
+            return value
+        } catch {
+            await stop()
+            throw error
         }
-        let started = try #require(port, "the SMTP sink did not start: \((try? String(contentsOf: log, encoding: .utf8)) ?? "")")
-        return try await body(SMTPSink(port: started, folder: folder), certificates)
     }
 
     /// What it received, in order: each message's envelope, `tls`, `auth_login`, raw
