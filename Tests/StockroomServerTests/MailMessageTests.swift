@@ -221,6 +221,17 @@ struct MailMessageTests {
         }
     }
 
+    @Test func authWithoutTLSGoesToLoopbackOnly() throws {
+        for host in ["127.0.0.1", "127.1.2.3", "localhost", "[::1]"] {
+            let configuration = try SMTPConfiguration(url: "smtp://u:p@\(host)", from: Self.from)
+            #expect(configuration.mayAuthenticate(overTLS: false) && configuration.mayAuthenticate(overTLS: true), "\(host)")
+        }
+        for host in ["relay.example.com", "10.0.0.1", "[2001:db8::1]", "localhost.example.com", "127.evil.example", "127.0.0.1.evil.example"] {
+            let configuration = try SMTPConfiguration(url: "smtp://u:p@\(host)", from: Self.from)
+            #expect(!configuration.mayAuthenticate(overTLS: false) && configuration.mayAuthenticate(overTLS: true), "\(host)")
+        }
+    }
+
     @Test func theDescriptionNeverShowsCredentials() throws {
         let configuration = try SMTPConfiguration(url: "smtps://mailer:hunter2@relay.example.com", from: Self.from)
         #expect(configuration.description == "smtps://relay.example.com:465 with AUTH PLAIN, from shop@example.com")

@@ -112,10 +112,17 @@ public struct SMTPConfiguration: Sendable, CustomStringConvertible {
     /// Whether the relay is on this machine: the only place AUTH may go without TLS.
     public var isLoopback: Bool {
         let host = host.lowercased()
-        return host == "localhost" || host.hasPrefix("127.") || host == "::1"
+        // 127.0.0.0/8 as an address, not a name that starts with "127." (127.evil.example).
+        let octets = host.split(separator: ".", omittingEmptySubsequences: false)
+        let isIPv4Loopback = octets.count == 4 && octets[0] == "127" && octets.allSatisfy { !$0.isEmpty && $0.allSatisfy(\.isNumber) && (Int($0) ?? 256) < 256 }
+        return host == "localhost" || isIPv4Loopback || host == "::1"
     }
 
     public var hasCredentials: Bool { credentials != nil }
+
+    /// Whether AUTH may be sent on a connection that is (or is not) under TLS: always
+    /// with TLS, without it only to loopback, where nobody else can listen in.
+    public func mayAuthenticate(overTLS: Bool) -> Bool { overTLS || isLoopback }
 
     /// The relay and how it is reached, never the credentials.
     public var description: String {

@@ -36,7 +36,7 @@ struct SMTPConversation {
             }
         }
         if let credentials = configuration.credentials {
-            guard secure || configuration.isLoopback else {
+            guard configuration.mayAuthenticate(overTLS: secure) else {
                 throw SMTPError(.transient, "refusing to send AUTH without TLS to \(configuration.host), which is not loopback: the server did not offer STARTTLS (use smtps:// or a relay that offers STARTTLS)")
             }
             let mechanisms = (extensions["AUTH"] ?? "").uppercased().split(separator: " ")
