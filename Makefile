@@ -57,9 +57,10 @@ test: db pyclients ## The whole suite against the local PostgreSQL, then the exa
 	@$(MAKE) --no-print-directory test-examples
 	@$(MAKE) --no-print-directory test-faults
 
-pyclients: deps ## redis-py in .build/venv, for the tests that drive the service with it
+pyclients: deps ## redis-py and aiosmtpd in .build/venv, for the tests that drive the service and receive its mail
 	@test -x $(VENV)/bin/python || python3 -m venv $(VENV)
 	@$(VENV)/bin/python -c 'import redis' 2>/dev/null || $(VENV)/bin/pip install --quiet 'redis>=5,<9'
+	@$(VENV)/bin/python -c 'import aiosmtpd' 2>/dev/null || $(VENV)/bin/pip install --quiet 'aiosmtpd>=1.4,<2'
 
 test-examples: db ## Build the programs under Examples/ and run them against a migrated test database
 	@scripts/test-examples.sh $(EXAMPLES)

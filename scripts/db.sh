@@ -16,7 +16,7 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 PGDIR="$ROOT/.pg"
 PORT="${STOCKROOM_PG_PORT:-54320}"
 MAX_CONNECTIONS=1000
-DEBIAN_PACKAGES=(postgresql postgresql-contrib libpq-dev libsodium-dev pkg-config redis-tools netcat-openbsd python3 python3-venv)
+DEBIAN_PACKAGES=(postgresql postgresql-contrib libpq-dev libsodium-dev pkg-config redis-tools netcat-openbsd python3 python3-venv openssl)
 
 die() { echo "db: $*" >&2; exit 1; }
 say() { echo "db: $*"; }
@@ -40,6 +40,8 @@ missing_packages() {
     command -v redis-cli >/dev/null 2>&1 || missing+=(redis-tools)
     command -v nc >/dev/null 2>&1 || missing+=(netcat-openbsd)
     python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || missing+=(python3-venv)
+    # The mail tests make a throwaway CA and server certificate with it.
+    command -v openssl >/dev/null 2>&1 || missing+=(openssl)
     echo "${missing[*]}"
 }
 
@@ -50,7 +52,7 @@ cmd_deps() {
     if [[ "$(id -u)" -ne 0 ]]; then
         die "missing $missing; install them with: sudo apt-get install ${DEBIAN_PACKAGES[*]}"
     fi
-    command -v apt-get >/dev/null 2>&1 || die "missing $missing and there is no apt-get here; install PostgreSQL 14+, libpq and libsodium headers, pkg-config, redis-tools, nc and python3-venv by hand"
+    command -v apt-get >/dev/null 2>&1 || die "missing $missing and there is no apt-get here; install PostgreSQL 14+, libpq and libsodium headers, pkg-config, redis-tools, nc, python3-venv and openssl by hand"
     say "installing $missing (apt-get)"
     mkdir -p "$ROOT/.build"
     local aptlog="$ROOT/.build/apt.log"
