@@ -1,5 +1,7 @@
 import ArgumentParser
 import Foundation
+import Logging
+import Stockroom
 import StockroomDelivery
 
 /// The payment processor and the mail relay, for `serve` and `worker` alike. Secrets come
@@ -14,6 +16,31 @@ struct IntegrationOptions: ParsableArguments {
 
     @Option(name: .customLong("payments-webhook-secret-file"), help: "A file holding the processor's webhook signing secret (whsec_…); without one, POST /webhooks/payments is not served.")
     var paymentsWebhookSecretFile: String?
+
+    @Option(name: .customLong("mail-url"), help: "The SMTP relay for order e-mails: smtp://[user[:password]@]host[:port] (STARTTLS when offered; ?starttls=required) or smtps://… (default: $STOCKROOM_MAIL_URL, the better place for a password; none: no e-mail is sent).")
+    var mailURL: String?
+
+    @Option(name: .customLong("mail-from"), help: "The From address of order e-mails, e.g. \"Shop <shop@example.com>\" (default: $STOCKROOM_MAIL_FROM).")
+    var mailFrom: String?
+
+    @Option(name: .customLong("mail-ca-file"), help: "PEM certificates to trust for the relay instead of the system's.")
+    var mailCAFile: String?
+
+    /// The e-mail job handler, or nil when no relay is configured.
+    func mail(_ environment: [String: String], stockroom: Stockroom, logger: Logger) throws -> MailJobHandler? {
+        guard let url = nonEmpty(mailURL) ?? nonEmpty(environment["STOCKROOM_MAIL_URL"]) else {
+            if mailFrom != nil || mailCAFile != nil { throw ValidationError("--mail-from and --mail-ca-file need --mail-url (or $STOCKROOM_MAIL_URL)") }
+            return nil
+        }
+        guard let from = nonEmpty(mailFrom) ?? nonEmpty(environment["STOCKROOM_MAIL_FROM"]) else {
+            throw ValidationError("e-mail needs a From address: --mail-from \"Shop <shop@example.com>\" or $STOCKROOM_MAIL_FROM")
+        }
+        do {
+            return try MailJobHandler(stockroom: stockroom, url: url, from: from, trustedCAFile: mailCAFile, logger: logger)
+        } catch {
+            throw ValidationError("\(error)")
+        }
+    }
 
     /// The processor's configuration, or nil when none is configured.
     func payments(_ environment: [String: String]) throws -> PaymentProcessor.Configuration? {

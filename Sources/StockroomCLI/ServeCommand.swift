@@ -146,7 +146,9 @@ struct ServeCommand: AsyncParsableCommand {
         // Read by the outbox's trigger (migration 0008) in this service's transactions.
         poolConfiguration.connection.parameters["stockroom.low_stock_threshold"] = String(lowStockThreshold)
         let pool = PostgresPool(configuration: poolConfiguration, logger: logger)
-        let server = StockroomServer(stockroom: Stockroom(pool: pool), configuration: configuration, logger: logger)
+        let stockroom = Stockroom(pool: pool)
+        if let mail = try integrations.mail(environment, stockroom: stockroom, logger: logger) { configuration.jobHandlers.append(mail) }
+        let server = StockroomServer(stockroom: stockroom, configuration: configuration, logger: logger)
         var operations: OperationsServer?
         if !noHTTP {
             var operationsConfiguration = OperationsServer.Configuration()

@@ -67,6 +67,7 @@ struct WorkerCommand: AsyncParsableCommand {
         let worker = WebhookWorker(stockroom: stockroom, configuration: configuration, encode: StockroomServer.eventJSON, logger: logger)
         var handlers: [any JobHandler] = []
         if let payments { handlers.append(RefundJobHandler(payments: stockroom.payments, processor: PaymentProcessor(configuration: payments))) }
+        if let mail = try integrations.mail(environment, stockroom: stockroom, logger: logger) { handlers.append(mail) }
         let jobs = handlers.isEmpty ? nil : JobWorker(stockroom: stockroom, handlers: handlers, logger: logger)
         var groupConfiguration = ServiceGroupConfiguration(services: [.init(service: DeliveryService(worker: worker, jobs: jobs))], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
         groupConfiguration.maximumGracefulShutdownDuration = .seconds(shutdownDeadline)

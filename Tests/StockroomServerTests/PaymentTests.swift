@@ -1,5 +1,6 @@
 import Foundation
 import LibPQ
+import Logging
 import Prometheus
 import Stockroom
 import StockroomDelivery
@@ -11,12 +12,15 @@ import Testing
 /// the outbox writes.
 @Suite struct PaymentTests {
     /// A server with a payment processor, the webhook route, and retries in milliseconds.
-    static func withPayments(_ processor: StandInProcessor, _ body: (TestServer) async throws -> Void) async throws {
+    static func withPayments(_ processor: StandInProcessor, mailRelay: Int? = nil, _ body: (TestServer) async throws -> Void) async throws {
         let operations = TestServer.Operations(registry: PrometheusCollectorRegistry())
         try await TestServer.with(configure: { configuration in
             configuration.payments = processor.configuration
             configuration.jobs?.retrySchedule = RetrySchedule(delays: [.milliseconds(100), .milliseconds(200), .milliseconds(300)], jitter: 0)
-        }, operations: operations, body)
+        }, operations: operations, jobHandlers: { stockroom in
+            guard let mailRelay else { return [] }
+            return [try MailJobHandler(stockroom: stockroom, url: "smtp://127.0.0.1:\(mailRelay)", from: "Shop <shop@example.com>", logger: Logger(label: "test.mail"))]
+        }, body)
     }
 
     static func order(_ server: TestServer, _ customer: TestClient, quantity: Int = 2) async throws -> Int {
@@ -193,6 +197,36 @@ import Testing
                 #expect(try await Self.status(server, orderID) == "cancelled")
                 #expect(try await Self.eventTypes(server, orderID) == ["order.placed", "order.cancelled"], "never paid")
                 #expect(processor.refundCount == 1)
+            }
+        }
+    }
+
+    @Test func aPaymentThroughTheProcessorMailsTheConfirmationAndShippingMailsTheNotice() async throws {
+        let processor = try await StandInProcessor.start()
+        defer { Task { await processor.stop() } }
+        try await SMTPSink.with { sink, _ in
+            try await Self.withPayments(processor, mailRelay: sink.port) { server in
+                let http = try #require(server.operationsPort)
+                try await server.client { (customer: TestClient) async throws -> Void in
+                    let me = try await server.logIn(customer)
+                    let orderID = try await Self.order(server, customer)
+                    let intentID = try await customer.call("ORDER.CHECKOUT", "\(orderID)").json()["payment_intent"] as! String
+                    #expect(sink.messages.isEmpty, "nothing before the money arrives")
+                    #expect(try await StandInProcessor.deliver(processor.succeededEvent(intentID), to: http) == 200)
+                    try await Self.eventually("the confirmation") { sink.messages.count == 1 }
+                    #expect(sink.messages.first?["rcpt_tos"] as? [String] == [me.email])
+                    #expect(sink.messages.first?["subject"] as? String == "Order \(orderID) confirmed")
+                    #expect((sink.messages.first?["body"] as? String)?.contains("Total: EUR 25.00") == true)
+                    try await server.client { (admin: TestClient) async throws -> Void in
+                        try await server.logIn(admin, admin: true)
+                        #expect(try await admin.call("ORDER.SHIP", "\(orderID)").json()["status"] as? String == "shipped")
+                    }
+                    try await Self.eventually("the shipping notice") { sink.messages.count == 2 }
+                    #expect(sink.messages.last?["subject"] as? String == "Order \(orderID) has shipped")
+                    let jobs = JobRepository(pool: server.stockroom.pool)
+                    #expect(try await jobs.job(kind: .orderConfirmation, orderID: Int64(orderID))?.state == .done)
+                    #expect(try await jobs.job(kind: .shippingNotice, orderID: Int64(orderID))?.state == .done)
+                }
             }
         }
     }

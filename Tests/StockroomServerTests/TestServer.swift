@@ -7,6 +7,7 @@ import NIOPosix
 import Prometheus
 import ServiceLifecycle
 import Stockroom
+import StockroomDelivery
 import StockroomServer
 
 /// A server on a free port over a database of its own (migrated from migrations/), for
@@ -39,6 +40,7 @@ struct TestServer: Sendable {
         database: (inout PostgresPool.Configuration) -> Void = { _ in },
         poolSize: Int = 8,
         operations: Operations? = nil,
+        jobHandlers: (Stockroom) throws -> [any JobHandler] = { _ in [] },
         isolation actor: isolated (any Actor)? = #isolation,
         _ body: (TestServer) async throws -> T
     ) async throws -> T {
@@ -60,6 +62,7 @@ struct TestServer: Sendable {
         // pool; the tests that deliver turn it on (WebhookTests).
         configuration.webhooks = nil
         configure(&configuration)
+        configuration.jobHandlers += try jobHandlers(stockroom)
         let server = StockroomServer(stockroom: stockroom, configuration: configuration, group: eventLoops, logger: logger)
         var services: [ServiceGroupConfiguration.ServiceConfiguration] = [.init(service: server)]
         var operationsServer: OperationsServer?
