@@ -262,6 +262,8 @@ class WebhookReceiver:
         self.lock = threading.Lock()
         self.key = None
         self.refusing = False
+        self.hold = 0.0      # seconds to sit on a request before answering it
+        self.arrived = 0     # requests read, answered or not
         self.requests = []   # (sequence, monotonic time, event id or None, signature valid, status, why invalid)
         receiver = self
 
@@ -275,6 +277,11 @@ class WebhookReceiver:
                 body = self.read_body()
                 now = time.monotonic()
                 event_id, valid, why = receiver.verify(self.headers, body)
+                with receiver.lock:
+                    hold = receiver.hold
+                    receiver.arrived += 1
+                if hold:
+                    time.sleep(hold)
                 with receiver.lock:
                     # As a receiver should, it takes nothing it cannot verify.
                     status = 401 if not valid else 503 if receiver.refusing else 200
@@ -823,10 +830,28 @@ def summary(storm, stored, title):
             f"(restart {t['restart']:.2f} s), outage for clients {outage}; {t['elapsed']:.1f} s")
 
 
-def shutdown_with_frozen_database(args, service, database, product_id, customers):
-    """D: SIGTERM while PostgreSQL hangs and orders wait on it; the service must exit
-    within its --shutdown-deadline. Its clients get -SHUTDOWN, -TIMEOUT or a closed
-    connection; no invariant of orders is checked (nothing can be committed while frozen)."""
+def shutdown_with_frozen_database(args, service, database, product_id, customers, receiver):
+    """D: SIGTERM while PostgreSQL hangs, orders wait on it and a webhook request is in
+    flight (the receiver sits on it); the service must exit within its
+    --shutdown-deadline. Its clients get -SHUTDOWN, -TIMEOUT or a closed connection; no
+    invariant of orders is checked (nothing can be committed while frozen). The webhook
+    delivery cannot be recorded with the database frozen: it is abandoned to its lease."""
+    # A webhook request in flight: an order whose event the receiver sits on.
+    with receiver.lock:
+        receiver.hold = 30.0
+        arrived = receiver.arrived
+    placer = connect(args, service.port)
+    placer.execute_command("AUTH", customers[0][2])
+    placer.execute_command("ORDER.PLACE", json.dumps({"lines": [{"product_id": product_id, "quantity": 1}], "idempotency_key": "D-webhook"}))
+    placer.close()
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        with receiver.lock:
+            if receiver.arrived > arrived:
+                break
+        time.sleep(0.01)
+    else:
+        raise Failure("D: the order's webhook request did not reach the receiver within 5 s")
     clients = []
     for _, _, token in customers:
         client = connect(args, service.port)
@@ -861,7 +886,7 @@ def shutdown_with_frozen_database(args, service, database, product_id, customers
             pass
     limit = args.shutdown_deadline + 0.5
     if exited and took <= limit:
-        log(f"ok   D (SIGTERM with PostgreSQL frozen, {len(clients)} orders waiting): exited with {service.process.returncode} in {took:.2f} s (--shutdown-deadline {args.shutdown_deadline})")
+        log(f"ok   D (SIGTERM with PostgreSQL frozen, {len(clients)} orders waiting, a webhook request in flight): exited with {service.process.returncode} in {took:.2f} s (--shutdown-deadline {args.shutdown_deadline})")
         return True
     log(f"FAIL D (SIGTERM with PostgreSQL frozen): {'exited' if exited else 'still running'} after {took:.2f} s, more than {limit:g} s")
     if not exited:
@@ -971,7 +996,7 @@ def main():
             else:
                 log(f"ok   {line}")
         if args.scenario in ("D", "all"):
-            if not shutdown_with_frozen_database(args, service, database, products["D"], customers):
+            if not shutdown_with_frozen_database(args, service, database, products["D"], customers, receiver):
                 failed = True
     except Failure as error:
         failed = True
