@@ -149,17 +149,6 @@ public final class JobWorker: Sendable {
     }
 
     private func listen() async {
-        while !Task.isCancelled {
-            do {
-                let listener = try await PostgresConnection.connect(stockroom.pool.configuration.connection, logger: logger)
-                defer { Task { await listener.close() } }
-                let notifications = try await listener.notifications(on: JobRepository.channel)
-                wakeup.signal()
-                for try await _ in notifications { wakeup.signal() }
-            } catch {
-                logger.debug("jobs: listening failed; reconnecting", metadata: ["error": "\(error)"])
-            }
-            try? await Task.sleep(for: .seconds(1))
-        }
+        await StockroomDelivery.listen(on: [JobRepository.channel], connection: stockroom.pool.configuration.connection, wakeup: wakeup, logger: logger)
     }
 }

@@ -249,24 +249,7 @@ public final class WebhookWorker: Sendable {
 
     /// Wakes the worker when events were numbered or deliveries queued, on any instance.
     private func listen() async {
-        while !Task.isCancelled {
-            do {
-                let listener = try await PostgresConnection.connect(stockroom.pool.configuration.connection, logger: logger)
-                defer { Task { await listener.close() } }
-                let events = try await listener.notifications(on: EventRepository.channel)
-                let queued = try await listener.notifications(on: WebhookRepository.channel)
-                wakeup.signal()  // whatever happened while not listening
-                try await withThrowingTaskGroup(of: Void.self) { group in
-                    group.addTask { for try await _ in events { self.wakeup.signal() } }
-                    group.addTask { for try await _ in queued { self.wakeup.signal() } }
-                    try await group.next()
-                    group.cancelAll()
-                }
-            } catch {
-                logger.debug("webhooks: listening failed; reconnecting", metadata: ["error": "\(error)"])
-            }
-            try? await Task.sleep(for: .seconds(1))
-        }
+        await StockroomDelivery.listen(on: [EventRepository.channel, WebhookRepository.channel], connection: stockroom.pool.configuration.connection, wakeup: wakeup, logger: logger)
     }
 
     static func timeAmount(_ duration: Duration) -> TimeAmount {
