@@ -12,7 +12,9 @@ import Testing
 /// the outbox writes.
 @Suite struct PaymentTests {
     /// A server with a payment processor, the webhook route, and retries in milliseconds.
-    static func withPayments(_ processor: StandInProcessor, mailRelay: Int? = nil, _ body: (TestServer) async throws -> Void) async throws {
+    static func withPayments(mailRelay: Int? = nil, _ body: (TestServer, StandInProcessor) async throws -> Void) async throws {
+        let processor = try await StandInProcessor.start()
+        defer { Task { await processor.stop() } }
         let operations = TestServer.Operations(registry: PrometheusCollectorRegistry())
         try await TestServer.with(configure: { configuration in
             configuration.payments = processor.configuration
@@ -20,7 +22,7 @@ import Testing
         }, operations: operations, jobHandlers: { stockroom in
             guard let mailRelay else { return [] }
             return [try MailJobHandler(stockroom: stockroom, url: "smtp://127.0.0.1:\(mailRelay)", from: "Shop <shop@example.com>", logger: Logger(label: "test.mail"))]
-        }, body)
+        }) { server in try await body(server, processor) }
     }
 
     static func order(_ server: TestServer, _ customer: TestClient, quantity: Int = 2) async throws -> Int {
@@ -48,9 +50,7 @@ import Testing
     }
 
     @Test func checkoutAsksTheProcessorOnceAndReturnsTheClientSecret() async throws {
-        let processor = try await StandInProcessor.start()
-        defer { Task { await processor.stop() } }
-        try await Self.withPayments(processor) { server in
+        try await Self.withPayments { server, processor in
             try await server.client { (customer: TestClient) async throws -> Void in
                 try await server.logIn(customer)
                 let orderID = try await Self.order(server, customer)
@@ -88,9 +88,7 @@ import Testing
     }
 
     @Test func aCheckoutWhoseAnswerWasLostGetsTheSameIntentWhenRetried() async throws {
-        let processor = try await StandInProcessor.start()
-        defer { Task { await processor.stop() } }
-        try await Self.withPayments(processor) { server in
+        try await Self.withPayments { server, processor in
             try await server.client { (customer: TestClient) async throws -> Void in
                 try await server.logIn(customer)
                 let orderID = try await Self.order(server, customer)
@@ -108,9 +106,7 @@ import Testing
     }
 
     @Test func theProcessorsWebhookPaysTheOrderExactlyOnce() async throws {
-        let processor = try await StandInProcessor.start()
-        defer { Task { await processor.stop() } }
-        try await Self.withPayments(processor) { server in
+        try await Self.withPayments { server, processor in
             let http = try #require(server.operationsPort)
             try await server.client { (customer: TestClient) async throws -> Void in
                 try await server.logIn(customer)
@@ -157,9 +153,7 @@ import Testing
     }
 
     @Test func cancellingAPaidOrderRefundsItThroughTheOutbox() async throws {
-        let processor = try await StandInProcessor.start()
-        defer { Task { await processor.stop() } }
-        try await Self.withPayments(processor) { server in
+        try await Self.withPayments { server, processor in
             let http = try #require(server.operationsPort)
             try await server.client { (customer: TestClient) async throws -> Void in
                 try await server.logIn(customer)
@@ -183,9 +177,7 @@ import Testing
     }
 
     @Test func aPaymentThatArrivesAfterTheOrderWasCancelledIsRefunded() async throws {
-        let processor = try await StandInProcessor.start()
-        defer { Task { await processor.stop() } }
-        try await Self.withPayments(processor) { server in
+        try await Self.withPayments { server, processor in
             let http = try #require(server.operationsPort)
             try await server.client { (customer: TestClient) async throws -> Void in
                 try await server.logIn(customer)
@@ -202,10 +194,8 @@ import Testing
     }
 
     @Test func aPaymentThroughTheProcessorMailsTheConfirmationAndShippingMailsTheNotice() async throws {
-        let processor = try await StandInProcessor.start()
-        defer { Task { await processor.stop() } }
         try await SMTPSink.with { sink, _ in
-            try await Self.withPayments(processor, mailRelay: sink.port) { server in
+            try await Self.withPayments(mailRelay: sink.port) { server, processor in
                 let http = try #require(server.operationsPort)
                 try await server.client { (customer: TestClient) async throws -> Void in
                     let me = try await server.logIn(customer)
@@ -232,9 +222,7 @@ import Testing
     }
 
     @Test func aManualPaymentIsNotRefundedThroughTheProcessor() async throws {
-        let processor = try await StandInProcessor.start()
-        defer { Task { await processor.stop() } }
-        try await Self.withPayments(processor) { server in
+        try await Self.withPayments { server, processor in
             try await server.client { (customer: TestClient) async throws -> Void in
                 try await server.logIn(customer)
                 let orderID = try await Self.order(server, customer)
