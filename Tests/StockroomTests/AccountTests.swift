@@ -123,8 +123,12 @@ struct AccountTests {
         }
     }
 
-    /// Unknown emails verify a dummy hash so the answer takes as long: the medians of
-    /// 20 logins each must be within a factor of 1.5.
+    /// Unknown emails verify a dummy hash so the answer takes as long: the fastest of 21
+    /// logins each must be within a factor of 1.5. The fastest, not the median: the
+    /// intrinsic cost is what leaks, and the minimum is what load from tests running
+    /// alongside disturbs least (a fresh-clone run on a loaded machine once saw medians
+    /// 2.1 apart with the code unchanged). Skipping the dummy hash would make one side
+    /// a hundred times faster, far outside the bound.
     @Test func loginTakesAsLongForUnknownEmails() async throws {
         try await TestStockroom.withStockroom(hasher: .interactive) { stockroom, _ in
             _ = try await stockroom.accounts.register(email: "ann@example.com", name: "Ann", password: "correct horse")
@@ -140,8 +144,8 @@ struct AccountTests {
                 unknownTimes.append(await time("nobody@example.com"))
                 wrongPasswordTimes.append(await time("ann@example.com"))
             }
-            let unknown = unknownTimes.sorted()[10]
-            let wrongPassword = wrongPasswordTimes.sorted()[10]
+            let unknown = unknownTimes.min()!
+            let wrongPassword = wrongPasswordTimes.min()!
             let ratio = max(unknown, wrongPassword) / min(unknown, wrongPassword)
             #expect(ratio < 1.5, "unknown \(unknown), wrong password \(wrongPassword)")
         }
