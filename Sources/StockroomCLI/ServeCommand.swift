@@ -35,6 +35,9 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(name: .customLong("database-url"), help: "PostgreSQL URL or connection string (default: $DATABASE_URL, else the local database).")
     var databaseURL: String?
 
+    @Option(name: .customLong("read-url"), help: "PostgreSQL URL of standbys for product reads (PRODUCT.GET, LIST, SEARCH), e.g. with target_session_attrs=prefer-standby (default: $STOCKROOM_READ_URL; none: everything is read from --database-url). A connection reads its own writes: after it writes, its reads go to the primary until the standbys have replayed past the write.")
+    var readURL: String?
+
     @Flag(help: "Apply pending migrations before serving.")
     var migrate = false
 
@@ -147,8 +150,15 @@ struct ServeCommand: AsyncParsableCommand {
         poolConfiguration.connection.parameters["stockroom.low_stock_threshold"] = String(lowStockThreshold)
         let pool = PostgresPool(configuration: poolConfiguration, logger: logger)
         let stockroom = Stockroom(pool: pool)
+        var readPool: PostgresPool?
+        if let readURL = readURL ?? environment["STOCKROOM_READ_URL"].flatMap({ $0.isEmpty ? nil : $0 }) {
+            var readConfiguration = poolConfiguration
+            readConfiguration.connection = .init(readURL)
+            readConfiguration.connection.parameters = poolConfiguration.connection.parameters
+            readPool = PostgresPool(configuration: readConfiguration, logger: logger)
+        }
         if let mail = try integrations.mail(environment, stockroom: stockroom, logger: logger) { configuration.jobHandlers.append(mail) }
-        let server = StockroomServer(stockroom: stockroom, configuration: configuration, logger: logger)
+        let server = StockroomServer(stockroom: stockroom, readPool: readPool, configuration: configuration, logger: logger)
         var operations: OperationsServer?
         if !noHTTP {
             var operationsConfiguration = OperationsServer.Configuration()
@@ -189,6 +199,7 @@ struct ServeCommand: AsyncParsableCommand {
             await pool.close(within: .milliseconds(500))
             fail("serve", "\(error)")
         }
+        if let readPool { _ = await readPool.close(within: .milliseconds(200)) }
         if !(await pool.close(within: .milliseconds(500))) {
             logger.warning("exiting with database connections still busy: the database did not answer in time")
             // Without the exit handlers: OpenSSL's would free what those connections'

@@ -19,14 +19,15 @@ extension CommandDispatcher {
         Command(name: "PRODUCT.LIST", arity: -1, access: .anyone) { dispatcher, session, arguments in
             let options = try arguments.options(from: 0, allowed: ["AFTER", "LIMIT"])
             let limit = try limit(arguments, options)
-            let products = try await dispatcher.stockroom.products.list(after: try after(arguments, options), limit: limit, includeInactive: session.user?.role == .admin)
+            let after = try after(arguments, options)
+            let products = try await dispatcher.readProducts(session) { try await $0.list(after: after, limit: limit, includeInactive: session.user?.role == .admin) }
             return page(products, limit: limit, id: \.id)
         },
         Command(name: "PRODUCT.SEARCH", arity: -2, access: .anyone) { dispatcher, session, arguments in
             let text = try arguments.string(0, field: "text")
             let options = try arguments.options(from: 1, allowed: ["LIMIT"])
             let limit = options["LIMIT"] == nil ? 20 : try limit(arguments, options)
-            let products = try await dispatcher.stockroom.products.search(text, limit: limit, includeInactive: session.user?.role == .admin)
+            let products = try await dispatcher.readProducts(session) { try await $0.search(text, limit: limit, includeInactive: session.user?.role == .admin) }
             struct Results: Encodable { let items: [Product] }
             return json(Results(items: products))
         },

@@ -1,4 +1,5 @@
 import Foundation
+import LibPQ
 import Logging
 import Metrics
 import NIOCore
@@ -14,6 +15,13 @@ final class CommandDispatcher: Sendable {
     let throttle: LoginThrottle
     let liveSessions: LiveSessions
     let lookups: ProductLookupBatcher
+    /// With a read pool: product reads from the standbys, and what decides when a
+    /// connection may use them.
+    let standbyProducts: ProductRepository?
+    let standbyLookups: ProductLookupBatcher?
+    let replicas: ReplicaTracker?
+    /// Product reads by where they went (made once: a metric per request costs).
+    private let readCounters: (standby: Counter, primary: Counter, fellBack: Counter)
     let feed: EventFeed
     let webhooks: WebhookRepository
     /// nil when no payment processor is configured.
@@ -25,7 +33,7 @@ final class CommandDispatcher: Sendable {
     /// factory); error outcomes are rare and made as they come.
     private let metrics: [String: CommandMetrics]
 
-    init(stockroom: Stockroom, configuration: ServerConfiguration, stats: ServerStats, version: String, logger: Logger) {
+    init(stockroom: Stockroom, readPool: PostgresPool? = nil, configuration: ServerConfiguration, stats: ServerStats, version: String, logger: Logger) {
         self.stockroom = stockroom
         self.configuration = configuration
         self.stats = stats
@@ -41,6 +49,18 @@ final class CommandDispatcher: Sendable {
         // Half the pool at most for batched lookups, so writes always find a connection.
         let inFlight = min(configuration.maxLookupStatementsInFlight, (stockroom.pool.configuration.maxConnections + 1) / 2)
         self.lookups = ProductLookupBatcher(products: stockroom.products, pool: stockroom.pool, maxInFlight: inFlight)
+        if let readPool {
+            let products = ProductRepository(pool: readPool)
+            standbyProducts = products
+            standbyLookups = ProductLookupBatcher(products: products, pool: readPool, maxInFlight: min(configuration.maxLookupStatementsInFlight, (readPool.configuration.maxConnections + 1) / 2))
+            replicas = ReplicaTracker(primary: stockroom.pool, standbys: readPool, interval: configuration.replicaPollInterval, logger: logger)
+        } else {
+            (standbyProducts, standbyLookups, replicas) = (nil, nil, nil)
+        }
+        readCounters = (
+            Counter(label: "stockroom.reads", dimensions: [("from", "standby")]), Counter(label: "stockroom.reads", dimensions: [("from", "primary")]),
+            Counter(label: "stockroom.reads", dimensions: [("from", "primary_after_standby_failed")])
+        )
         self.webhooks = WebhookRepository(pool: stockroom.pool)
         self.checkout = configuration.payments.map { Checkout(payments: stockroom.payments, processor: PaymentProcessor(configuration: $0)) }
         self.feed = EventFeed(events: stockroom.events, connection: stockroom.pool.configuration.connection, retention: configuration.eventRetention, logger: logger)
@@ -157,7 +177,46 @@ final class CommandDispatcher: Sendable {
     func runDeferred(_ run: Command.Run, _ invocation: Invocation, session: inout Session) async -> Reply {
         let reply: Reply
         do { reply = try await run(self, &session, invocation.arguments) } catch { reply = self.reply(for: error, invocation) }
+        // Whatever may have written (a failed command too: it may have committed before
+        // its connection broke) fences this connection's reads from standbys.
+        if replicas != nil, !Self.readOnlyCommands.contains(invocation.name) { session.lastWriteAt = .now }
         return finish(invocation, reply)
+    }
+
+    /// Deferred commands that never write: they leave a connection's reads where they were.
+    static let readOnlyCommands: Set<String> = [
+        "PRODUCT.LIST", "PRODUCT.SEARCH", "ORDER.GET", "ORDER.LIST", "EVENTS.READ", "WHOAMI", "USER.LIST",
+        "WEBHOOK.LIST", "WEBHOOK.DELIVERIES",
+    ]
+
+    /// Where this connection's product reads go now: the standbys when there are some,
+    /// they answer, and they have replayed its last write; otherwise the primary.
+    func readsFromStandbys(_ session: Session) -> Bool {
+        guard let replicas else { return false }
+        let standby = replicas.standbysMayServe(lastWrite: session.lastWriteAt)
+        (standby ? readCounters.standby : readCounters.primary).increment()
+        return standby
+    }
+
+    /// A product read (PRODUCT.LIST, PRODUCT.SEARCH) for this connection: on the standbys
+    /// when it may, and on the primary when they fail it — a standby away, or behind a
+    /// migration that made a table, costs a retry, never an error.
+    func readProducts<T>(_ session: Session, _ read: (ProductRepository) async throws -> T) async throws -> T {
+        if let standbyProducts, readsFromStandbys(session) {
+            do {
+                return try await read(standbyProducts)
+            } catch let error as StockroomError where error.code == .invalidInput || error.code == .notFound {
+                throw error  // the request's own fault: the primary would say the same
+            } catch {
+                standbyFellBack()
+            }
+        }
+        return try await read(stockroom.products)
+    }
+
+    /// Counts a standby read answered by the primary after all.
+    func standbyFellBack() {
+        readCounters.fellBack.increment()
     }
 
     /// The lookup's reply, written: a simple string whose text is the product's JSON,

@@ -20,6 +20,9 @@ struct Session: Sendable {
     /// Event types (SUBSCRIBE) and patterns (PSUBSCRIBE) this connection listens to.
     var channels: Set<String> = []
     var patterns: Set<String> = []
+    /// When this connection's last command that may have written was answered: its
+    /// product reads go to the standbys only once they have replayed past it.
+    var lastWriteAt: ContinuousClock.Instant?
 
     init(id: Int, address: String? = nil) {
         self.id = id

@@ -52,6 +52,8 @@ final class ConnectionHandler: ChannelDuplexHandler {
     /// Lookups started during the current read, handed to the batcher together when it
     /// completes: the pipelined commands of one read share a statement.
     private var pendingLookups: [ProductLookupBatcher.Waiter] = []
+    /// Lookups for the standbys (with a read pool), submitted beside `pendingLookups`.
+    private var pendingStandbyLookups: [ProductLookupBatcher.Waiter] = []
     private var reading = false
     private let allocator = ByteBufferAllocator()
     /// Joined to the event feed (the session has a subscription).
@@ -164,9 +166,14 @@ final class ConnectionHandler: ChannelDuplexHandler {
     }
 
     private func submitLookups() {
-        guard !pendingLookups.isEmpty else { return }
-        dispatcher.lookups.products(pendingLookups)
-        pendingLookups.removeAll(keepingCapacity: true)
+        if !pendingLookups.isEmpty {
+            dispatcher.lookups.products(pendingLookups)
+            pendingLookups.removeAll(keepingCapacity: true)
+        }
+        if !pendingStandbyLookups.isEmpty, let standbyLookups = dispatcher.standbyLookups {
+            standbyLookups.products(pendingStandbyLookups)
+            pendingStandbyLookups.removeAll(keepingCapacity: true)
+        }
     }
 
     private func start(_ arguments: [ByteBuffer], context: ChannelHandlerContext) {
@@ -182,11 +189,23 @@ final class ConnectionHandler: ChannelDuplexHandler {
             let dispatcher = self.dispatcher
             let allocator = self.allocator
             let loop = NIOLoopBound((self, context), eventLoop: context.eventLoop)
-            pendingLookups.append(ProductLookupBatcher.Waiter(key: key, connection: snapshot.id, loop: context.eventLoop) { result in
+            let finish: ProductLookupBatcher.Completion = { result in
                 let buffer = dispatcher.finishLookup(result, invocation, session: snapshot, protocolVersion: version, allocator: allocator)
                 let (handler, context) = loop.value
                 handler.complete(number, buffer, context: context)
-            })
+            }
+            if dispatcher.readsFromStandbys(snapshot) {
+                // A standby that fails the lookup (away, or behind a migration that made a
+                // table) leaves it to the primary, with the same reply slot.
+                let eventLoop = context.eventLoop
+                pendingStandbyLookups.append(ProductLookupBatcher.Waiter(key: key, connection: snapshot.id, loop: eventLoop) { result in
+                    guard case .failure = result else { return finish(result) }
+                    dispatcher.standbyFellBack()
+                    dispatcher.lookups.products([ProductLookupBatcher.Waiter(key: key, connection: snapshot.id, loop: eventLoop, completion: finish)])
+                })
+            } else {
+                pendingLookups.append(ProductLookupBatcher.Waiter(key: key, connection: snapshot.id, loop: context.eventLoop, completion: finish))
+            }
         case .deferred(let run, let invocation):
             blocked = true
             held = Held(run: run, invocation: invocation)

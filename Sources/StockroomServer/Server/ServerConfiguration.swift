@@ -50,6 +50,10 @@ public struct ServerConfiguration: Sendable {
     public var payments: PaymentProcessor.Configuration?
     /// Refunds and e-mails inside the service; nil leaves them to `stockroom worker`.
     public var jobs: JobWorker.Configuration? = JobWorker.Configuration()
+    /// How often the primary's WAL position and the standbys' replay position are read,
+    /// with a read pool (`StockroomServer(stockroom:readPool:…)`): how long after a write a
+    /// client's reads go back to the standbys, at best.
+    public var replicaPollInterval: Duration = .milliseconds(10)
     /// Handlers of jobs besides refunds (which come with `payments`): the e-mails.
     public var jobHandlers: [any JobHandler] = []
     public init() {}

@@ -1,3 +1,4 @@
+public import LibPQ
 public import Logging
 import Metrics
 import NIOCore
@@ -26,11 +27,14 @@ public final class StockroomServer: Service, Sendable {
     private let group: MultiThreadedEventLoopGroup
     private let boundPort = Mutex<(port: Int?, waiters: [CheckedContinuation<Int, any Error>], failure: (any Error)?)>((nil, [], nil))
 
-    public init(stockroom: Stockroom, configuration: ServerConfiguration = ServerConfiguration(), group: MultiThreadedEventLoopGroup = .singleton, logger: Logger = Logger(label: "stockroom.server")) {
+    /// - Parameter readPool: connections to standbys (`target_session_attrs=prefer-standby`)
+    ///   for product reads — PRODUCT.GET, LIST, SEARCH — with read-your-writes per
+    ///   connection (see `ReplicaProgress`); nil reads everything from `stockroom`'s pool.
+    public init(stockroom: Stockroom, readPool: PostgresPool? = nil, configuration: ServerConfiguration = ServerConfiguration(), group: MultiThreadedEventLoopGroup = .singleton, logger: Logger = Logger(label: "stockroom.server")) {
         self.configuration = configuration
         self.group = group
         self.logger = logger
-        self.dispatcher = CommandDispatcher(stockroom: stockroom, configuration: configuration, stats: stats, version: Self.version, logger: logger)
+        self.dispatcher = CommandDispatcher(stockroom: stockroom, readPool: readPool, configuration: configuration, stats: stats, version: Self.version, logger: logger)
     }
 
     /// Every command's name and arity (Redis's convention), for tests and COMMAND.
@@ -91,6 +95,8 @@ public final class StockroomServer: Service, Sendable {
         defer { purging.cancel() }
         let feeding = Task { await dispatcher.feed.run() }
         defer { feeding.cancel() }
+        let tracking = dispatcher.replicas.map { replicas in Task { await replicas.run() } }
+        defer { tracking?.cancel() }
         // Webhooks go out from here too unless configured off; the feed numbers events
         // and its NOTIFY wakes the worker.
         let worker = configuration.webhooks.map {
@@ -140,6 +146,7 @@ public final class StockroomServer: Service, Sendable {
         // No client is left to look anything up: the lookup worker that waits for one
         // gives its connection back, so the pool can close.
         dispatcher.lookups.shutDown()
+        dispatcher.standbyLookups?.shutDown()
         logger.info("stopped")
     }
 
