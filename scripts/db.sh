@@ -40,7 +40,7 @@ missing_packages() {
     command -v redis-cli >/dev/null 2>&1 || missing+=(redis-tools)
     command -v nc >/dev/null 2>&1 || missing+=(netcat-openbsd)
     python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || missing+=(python3-venv)
-    # The mail tests make a throwaway CA and server certificate with it.
+    # The mail and TLS tests make a throwaway CA and certificates with it.
     command -v openssl >/dev/null 2>&1 || missing+=(openssl)
     echo "${missing[*]}"
 }

@@ -14,14 +14,29 @@ struct ServeCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "serve",
         abstract: "Serve Stockroom's queries over TCP (a line protocol compatible with Redis clients).",
-        discussion: "Listens on 127.0.0.1:7379 unless --host/--port or STOCKROOM_LISTEN=host:port say otherwise, and for operations (/healthz, /readyz, /metrics) on HTTP at 127.0.0.1:7380 unless --http-host/--http-port or --no-http. See docs/PROTOCOL.md and docs/OPERATIONS.md."
+        discussion: "Listens on 127.0.0.1:7379 unless --host/--port or STOCKROOM_LISTEN=host:port say otherwise — on an address other than loopback only with TLS (--tls-cert, --tls-key) or --insecure-no-tls — and for operations (/healthz, /readyz, /metrics) on HTTP at 127.0.0.1:7380 unless --http-host/--http-port or --no-http. See docs/PROTOCOL.md and docs/OPERATIONS.md."
     )
 
-    @Option(help: "Address to listen on (default 127.0.0.1; the service has no TLS, so think before exposing it).")
+    @Option(help: "Address to listen on (default 127.0.0.1). Any address but loopback needs --tls-cert and --tls-key, or --insecure-no-tls.")
     var host: String?
 
     @Option(help: "Port to listen on (default 7379).")
     var port: Int?
+
+    @Option(name: .customLong("tls-cert"), help: "Serve the protocol over TLS only: the server's certificate chain (PEM file; the certificate first, then intermediates). Needs --tls-key.")
+    var tlsCert: String?
+
+    @Option(name: .customLong("tls-key"), help: "The private key of --tls-cert (unencrypted PEM file).")
+    var tlsKey: String?
+
+    @Option(name: .customLong("tls-ca"), help: "Require a client certificate signed by this CA (PEM file) on every connection.")
+    var tlsCA: String?
+
+    @Option(name: .customLong("tls-handshake-timeout"), help: "Seconds a client has to complete the TLS handshake before its connection is closed.")
+    var tlsHandshakeTimeout = 10
+
+    @Flag(name: .customLong("insecure-no-tls"), help: "Allow plaintext on an address other than loopback (behind a TLS-terminating proxy on a private network): logins and session tokens cross the network in the clear.")
+    var insecureNoTLS = false
 
     @Option(name: .customLong("http-host"), help: "Address of the operations HTTP listener (default 127.0.0.1: /metrics tells a lot about the service).")
     var httpHost: String?
@@ -88,6 +103,9 @@ struct ServeCommand: AsyncParsableCommand {
     func validate() throws {
         if let port, !(0...65535).contains(port) { throw ValidationError("--port must be 0 to 65535") }
         if let httpPort, !(0...65535).contains(httpPort) { throw ValidationError("--http-port must be 0 to 65535") }
+        if (tlsCert == nil) != (tlsKey == nil) { throw ValidationError("--tls-cert and --tls-key go together") }
+        if tlsCA != nil, tlsCert == nil { throw ValidationError("--tls-ca needs --tls-cert and --tls-key: client certificates are checked over TLS") }
+        if tlsHandshakeTimeout < 1 { throw ValidationError("--tls-handshake-timeout must be at least 1 second") }
         if noHTTP, httpPort != nil || httpHost != nil { throw ValidationError("--no-http leaves nothing for --http-host or --http-port to set") }
         if poolSize < 1 { throw ValidationError("--pool-size must be at least 1") }
         if maxClients < 1 { throw ValidationError("--max-clients must be at least 1") }
@@ -122,6 +140,18 @@ struct ServeCommand: AsyncParsableCommand {
         }
         if let host { configuration.host = host }
         if let port { configuration.port = port }
+        if let tlsCert, let tlsKey {
+            configuration.tls = .init(certificateChainFile: tlsCert, privateKeyFile: tlsKey, clientCAFile: tlsCA)
+        }
+        configuration.tlsHandshakeTimeout = .seconds(tlsHandshakeTimeout)
+        configuration.allowsPlaintextBeyondLoopback = insecureNoTLS
+        // Before the database is touched: an address it must not listen on, or TLS files
+        // it cannot use, end the command here, with the reason.
+        do {
+            try configuration.validateListening()
+        } catch {
+            fail("serve", "\(error)")
+        }
         configuration.maxClients = maxClients
         configuration.idleTimeout = .seconds(idleTimeout)
         configuration.limits.maxRequestLength = maxRequestBytes
@@ -186,7 +216,10 @@ struct ServeCommand: AsyncParsableCommand {
             let port = try await server.listeningPort()
             // Straight to the file descriptor: print's buffer would hold it back when
             // standard output is a pipe.
-            FileHandle.standardOutput.write(Data("stockroom \(StockroomServer.version) serving on \(configuration.host):\(port) — try: redis-cli -p \(port) PRODUCT.LIST, or: nc \(configuration.host) \(port)\n".utf8))
+            let greeting = configuration.tls == nil
+                ? "stockroom \(StockroomServer.version) serving on \(configuration.host):\(port) — try: redis-cli -p \(port) PRODUCT.LIST, or: nc \(configuration.host) \(port)\n"
+                : "stockroom \(StockroomServer.version) serving TLS on \(configuration.host):\(port) — try: redis-cli --tls --cacert CA.pem -p \(port) PRODUCT.LIST\n"
+            FileHandle.standardOutput.write(Data(greeting.utf8))
             if let operations {
                 let httpPort = try await operations.listeningPort()
                 FileHandle.standardOutput.write(Data("operations on http://\(operations.configuration.host):\(httpPort)/ — /healthz, /readyz, /metrics\n".utf8))

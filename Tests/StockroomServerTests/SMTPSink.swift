@@ -18,27 +18,10 @@ struct SMTPSink {
     }
 
     /// A throwaway CA, and a certificate it signed for localhost and 127.0.0.1.
-    struct Certificates {
-        let ca: String
-        let certificate: String
-        let key: String
-    }
+    typealias Certificates = TestCertificates
 
     static func certificates(in folder: URL) async throws -> Certificates {
-        let dir = folder.path
-        let ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
-        try await openssl(["req", "-x509"] + ec + ["-keyout", "\(dir)/ca.key", "-out", "\(dir)/ca.pem", "-days", "2", "-subj", "/CN=Stockroom test CA"])
-        try await openssl(["req"] + ec + ["-keyout", "\(dir)/server.key", "-out", "\(dir)/server.csr", "-subj", "/CN=localhost"])
-        try "subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n"
-            .write(toFile: "\(dir)/ext.cnf", atomically: true, encoding: .utf8)
-        try await openssl(["x509", "-req", "-in", "\(dir)/server.csr", "-CA", "\(dir)/ca.pem", "-CAkey", "\(dir)/ca.key", "-CAcreateserial",
-                           "-out", "\(dir)/server.pem", "-days", "2", "-extfile", "\(dir)/ext.cnf"])
-        return Certificates(ca: "\(dir)/ca.pem", certificate: "\(dir)/server.pem", key: "\(dir)/server.key")
-    }
-
-    private static func openssl(_ arguments: [String]) async throws {
-        let result = try await run("openssl", arguments)
-        try #require(result.status == 0, "openssl \(arguments.first ?? ""): \(result.output)")
+        try await TestCertificates.make(in: folder)
     }
 
     static func with<T>(

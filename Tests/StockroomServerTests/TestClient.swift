@@ -1,6 +1,7 @@
 import Foundation
 import NIOCore
 import NIOPosix
+import NIOSSL
 
 /// A reply as the test client reads it.
 indirect enum TestReply: Equatable, CustomStringConvertible {
@@ -60,11 +61,15 @@ final class TestClient {
         self.outbound = outbound
     }
 
-    static func connect<T>(port: Int, isolation actor: isolated (any Actor)? = #isolation, _ body: (TestClient) async throws -> T) async throws -> T {
+    /// With `tls`, over TLS to the server named localhost (TLSTests).
+    static func connect<T>(port: Int, tls: NIOSSLContext? = nil, isolation actor: isolated (any Actor)? = #isolation, _ body: (TestClient) async throws -> T) async throws -> T {
         let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .connect(host: "127.0.0.1", port: port) { channel in
                 channel.eventLoop.makeCompletedFuture {
-                    try NIOAsyncChannel<ByteBuffer, ByteBuffer>(wrappingChannelSynchronously: channel)
+                    if let tls {
+                        try channel.pipeline.syncOperations.addHandler(NIOSSLClientHandler(context: tls, serverHostname: "localhost"))
+                    }
+                    return try NIOAsyncChannel<ByteBuffer, ByteBuffer>(wrappingChannelSynchronously: channel)
                 }
             }
         return try await channel.executeThenClose { inbound, outbound in
@@ -117,6 +122,17 @@ final class TestClient {
             guard var more = chunk else { return nil }
             buffer.writeBuffer(&more)
         }
+    }
+
+    /// Every byte the server sends until it closes the connection, unparsed; a reset
+    /// or a TLS failure ends it too.
+    func bytesUntilClosed() async -> [UInt8] {
+        var bytes = Array(buffer.readableBytesView)
+        buffer.clear()
+        while let chunk = try? await inbound.next() {
+            bytes += chunk.readableBytesView
+        }
+        return bytes
     }
 
     /// True when the server closes the connection without sending anything more.

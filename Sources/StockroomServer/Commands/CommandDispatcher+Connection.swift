@@ -220,7 +220,7 @@ extension CommandDispatcher {
         let uptime = (ContinuousClock.now - stats.startedAt).components.seconds
         var text = ""
         if wanted.contains("server") {
-            text += "# Server\r\nstockroom_version:\(version)\r\nredis_mode:standalone\r\nprocess_id:\(ProcessInfo.processInfo.processIdentifier)\r\ntcp_port:\(configuration.port)\r\nuptime_in_seconds:\(uptime)\r\n\r\n"
+            text += "# Server\r\nstockroom_version:\(version)\r\nredis_mode:standalone\r\nprocess_id:\(ProcessInfo.processInfo.processIdentifier)\r\ntcp_port:\(configuration.port)\r\ntls:\(configuration.tls == nil ? "no" : "yes")\r\nuptime_in_seconds:\(uptime)\r\n\r\n"
         }
         if wanted.contains("clients") {
             text += "# Clients\r\nconnected_clients:\(stats.connectedClients.load(ordering: .relaxed))\r\nmaxclients:\(configuration.maxClients)\r\n\r\n"

@@ -3,12 +3,21 @@ public import StockroomDelivery
 
 /// Everything `stockroom serve` can be told.
 public struct ServerConfiguration: Sendable {
-    /// Loopback unless told otherwise: the service has no TLS of its own.
+    /// Loopback unless told otherwise. Any other address needs `tls`, or
+    /// `allowsPlaintextBeyondLoopback` (see `validateListening()`).
     public var host = "127.0.0.1"
     /// 7379: Redis's port with a 7 in front. 0 picks a free port (tests).
     public var port = 7379
     /// Connections beyond this get `-ERR max number of clients reached` and are closed.
     public var maxClients = 10_000
+    /// The protocol over TLS (docs/OPERATIONS.md#tls); nil: plaintext.
+    public var tls: TLS?
+    /// Plaintext on an address other than loopback (`--insecure-no-tls`), for a service
+    /// behind a proxy that terminates TLS on a private network.
+    public var allowsPlaintextBeyondLoopback = false
+    /// A TLS handshake not finished this long after the connection opened ends it: a
+    /// client that connects and says nothing, or nothing TLS, holds its slot no longer.
+    public var tlsHandshakeTimeout: Duration = .seconds(10)
     /// A connection with no request read and no reply written for this long is closed —
     /// never in the middle of a command. Counted from the last reply too: a command that
     /// ran nearly as long still leaves the client the whole timeout for its next.

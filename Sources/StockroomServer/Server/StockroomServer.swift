@@ -3,6 +3,7 @@ public import Logging
 import Metrics
 import NIOCore
 public import NIOPosix
+import NIOSSL
 public import ServiceLifecycle
 public import Stockroom
 import StockroomDelivery
@@ -11,7 +12,8 @@ import Synchronization
 /// The TCP service: a line protocol a person can type into `nc` that is also RESP, so
 /// redis-cli, redis-benchmark and every Redis client work with it. See docs/PROTOCOL.md.
 ///
-/// Each connection is served on its event loop (`RequestDecoder`, then
+/// Each connection is served on its event loop (with TLS, `NIOSSLServerHandler` and
+/// `TLSHandshakeDeadline` first; then `RequestDecoder`, `ConnectionGuard` and
 /// `ConnectionHandler`): replies come back in request order however deeply a client
 /// pipelines. A `Service`: on graceful shutdown it stops accepting, lets the command in
 /// progress on each connection finish, answers newer ones with `-SHUTDOWN`, and returns
@@ -73,6 +75,10 @@ public final class StockroomServer: Service, Sendable {
     public func run() async throws {
         let serverChannel: any Channel
         do {
+            // Before binding: no plaintext beyond loopback unless allowed, and TLS files
+            // that do not make a server stop it here rather than fail every handshake.
+            try configuration.validateListening()
+            let tls = try configuration.tls?.makeContext()
             serverChannel = try await ServerBootstrap(group: group)
                 .serverChannelOption(.backlog, value: 1024)
                 .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
@@ -80,7 +86,7 @@ public final class StockroomServer: Service, Sendable {
                 .childChannelOption(.writeBufferWaterMark, value: .init(low: configuration.maxPendingReplyBytes / 2, high: configuration.maxPendingReplyBytes))
                 .childChannelOption(.allowRemoteHalfClosure, value: true)
                 .childChannelInitializer { channel in
-                    channel.eventLoop.makeCompletedFuture { try self.setUp(channel) }
+                    channel.eventLoop.makeCompletedFuture { try self.setUp(channel, tls: tls) }
                 }
                 .bind(host: configuration.host, port: configuration.port)
                 .get()
@@ -90,7 +96,7 @@ public final class StockroomServer: Service, Sendable {
         }
         let port = serverChannel.localAddress?.port ?? configuration.port
         announce(.success(port))
-        logger.info("listening", metadata: ["server.address": "\(configuration.host):\(port)"])
+        logger.info("listening", metadata: ["server.address": "\(configuration.host):\(port)", "server.tls": "\(configuration.tls != nil)"])
         let purging = Task { await purgeSessionsPeriodically() }
         defer { purging.cancel() }
         let feeding = Task { await dispatcher.feed.run() }
@@ -202,9 +208,10 @@ public final class StockroomServer: Service, Sendable {
         }
     }
 
-    /// Sets up an accepted connection, on its event loop: counts it, refuses it when the
-    /// server is full or shutting down, and otherwise installs the handlers that serve it.
-    private func setUp(_ channel: any Channel) throws {
+    /// Sets up an accepted connection, on its event loop: counts it, puts TLS in front
+    /// when configured (refusals, too, go out over TLS), refuses it when the server is full
+    /// or shutting down, and otherwise installs the handlers that serve it.
+    private func setUp(_ channel: any Channel, tls: NIOSSLContext?) throws {
         let id = stats.newClientID()
         stats.connectionsReceived.add(1, ordering: .relaxed)
         let current = stats.connectedClients.add(1, ordering: .relaxed).newValue
@@ -219,6 +226,12 @@ public final class StockroomServer: Service, Sendable {
         var logger = self.logger
         logger[metadataKey: "client.id"] = "\(id)"
         let pipeline = channel.pipeline.syncOperations
+        if let tls {
+            // A plaintext client fails the handshake and is closed without a byte of
+            // protocol; one that never finishes it is closed at the deadline.
+            try pipeline.addHandler(NIOSSLServerHandler(context: tls))
+            try pipeline.addHandler(TLSHandshakeDeadline(timeout: .nanoseconds(CommandDispatcher.nanoseconds(configuration.tlsHandshakeTimeout))))
+        }
         guard current <= configuration.maxClients else {
             stats.rejectedConnections.add(1, ordering: .relaxed)
             logger.warning("refused a connection: max number of clients reached", metadata: ["client.address": "\(channel.remoteAddress?.description ?? "unknown")"])
