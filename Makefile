@@ -12,7 +12,7 @@ BIN = .build/$(CONFIGURATION)/stockroom
 EXAMPLES = Examples/LowStockAlert
 VENV = .build/venv
 
-.PHONY: help deps db db-stop db-reset psql build migrate demo-data run test test-examples test-faults pyclients bench bench-nio fuzz clean
+.PHONY: help deps db db-stop db-reset psql build migrate demo-data run test test-examples test-faults test-ha pyclients bench bench-nio fuzz clean ha ha-stop ha-status ha-failover ha-kill-primary
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  make %-14s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -72,6 +72,27 @@ FAULT_FLAGS ?= --strict
 
 test-faults: pyclients ## Kill the service, then crash PostgreSQL, mid-storm of orders: none lost or doubled, every webhook delivered
 	@scripts/test-faults.sh $(FAULT_FLAGS)
+
+# A replicated PostgreSQL (pg_auto_failover): a monitor on HA_PORT, nodes on HA_PORT+1…,
+# data in .ha/ (scripts/ha.sh; docs/SCALING.md).
+HA_PORT ?= 54340
+HA_NODES ?= 2
+export HA_PORT HA_NODES
+
+ha: ## A monitor, a primary and HA_NODES-1 synchronous standbys (127.0.0.1:54340…); prints the DATABASE_URL
+	@scripts/ha.sh start
+
+ha-stop: ## Stop the HA cluster (data is kept in .ha/)
+	@scripts/ha.sh stop
+
+ha-status: ## The monitor's view of the HA nodes, their replication settings, and the DATABASE_URL
+	@scripts/ha.sh status
+
+ha-failover: ## A planned switchover: the primary becomes a standby and a standby the primary
+	@scripts/ha.sh failover
+
+ha-kill-primary: ## The primary's host dies (pg_autoctl SIGKILLed, PostgreSQL stopped -m immediate); make ha brings it back
+	@scripts/ha.sh kill-primary
 
 clean: ## Remove build products (not the database)
 	rm -rf .build .build-* Benchmarks/.build Fuzz/.build $(addsuffix /.build,$(EXAMPLES))
