@@ -86,7 +86,12 @@ extension PostgresConnection {
                 let checker = try await connect(configuration, logger: logger)
                 do {
                     while ContinuousClock.now < deadline {
-                        let rows = try await checker.query("SELECT txid_status(\(id)), extract(epoch FROM pg_postmaster_start_time())::float8")
+                        // After a failover the new primary may not have seen the id at all:
+                        // txid_status would fail ("in the future"); call it that instead.
+                        let rows = try await checker.query("""
+                            SELECT CASE WHEN \(id) < txid_snapshot_xmax(txid_current_snapshot()) THEN txid_status(\(id)) ELSE 'future' END,
+                                   extract(epoch FROM pg_postmaster_start_time())::float8
+                            """)
                         let status = try rows.first?[0, as: String?.self]
                         let restarted = try rows.first?[1, as: Double.self] != transaction.serverStart
                         switch status {

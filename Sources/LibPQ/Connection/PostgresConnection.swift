@@ -118,6 +118,7 @@ public final class PostgresConnection: @unchecked Sendable {
     let watch = OperationWatch()
     private let noticeSink: Unmanaged<NoticeSink>
     private let idleFlag = Atomic<Bool>(true)
+    private let readOnlyServerFlag = Atomic<Bool>(false)
     /// How deep `withTransaction` calls are nested, to name their savepoints.
     let transactionDepth = Atomic<Int>(0)
     public let logger: Logger
@@ -260,6 +261,13 @@ public final class PostgresConnection: @unchecked Sendable {
     /// connections returned in the middle of a transaction.
     public var isIdle: Bool { idleFlag.load(ordering: .relaxed) }
 
+    /// True once a statement failed because the server takes no writes: it is a standby
+    /// (`in_hot_standby`) or read-only (`default_transaction_read_only`). After a
+    /// failover the old primary may come back as a standby, and a session that reaches
+    /// it must not be kept for writes: a pool closes such a connection, so the next one
+    /// finds the primary again (`target_session_attrs=read-write`).
+    public var isOnReadOnlyServer: Bool { readOnlyServerFlag.load(ordering: .relaxed) }
+
     /// Closes the connection after whatever is running on it finishes.
     public func close() async {
         await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
@@ -358,7 +366,23 @@ public final class PostgresConnection: @unchecked Sendable {
         if let reason, case .failure(let error) = result {
             result = .failure(OperationControl.error(for: reason, underlying: error))
         }
+        if case .failure(let failure) = result, var error = failure as? PostgresError,
+           error.sqlState == .readOnlySQLTransaction, !isClosed, serverIsReadOnly {
+            // Not a bug of the caller's but a server that stopped being the primary.
+            error.code = .readOnlyServer
+            readOnlyServerFlag.store(true, ordering: .relaxed)
+            result = .failure(error)
+        }
         return result
+    }
+
+    /// What the server last reported (ParameterStatus, PostgreSQL 14+): a standby, or
+    /// writes refused to every transaction of the session.
+    private var serverIsReadOnly: Bool {
+        func reported(_ name: String) -> String? {
+            PQparameterStatus(raw, name).map { String(cString: $0) }
+        }
+        return reported("in_hot_standby") == "on" || reported("default_transaction_read_only") == "on"
     }
 
     /// libpq's number for UTF8 (`pg_char_to_encoding("UTF8")`), found once.
