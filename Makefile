@@ -94,6 +94,13 @@ ha-failover: ## A planned switchover: the primary becomes a standby and a standb
 ha-kill-primary: ## The primary's host dies (pg_autoctl SIGKILLed, PostgreSQL stopped -m immediate); make ha brings it back
 	@scripts/ha.sh kill-primary
 
+# A cluster of its own (.build/test-ha, monitor on HA_TEST_PORT=54350 and nodes above it),
+# never make ha's. --strict: -INTERNAL replies fail the test.
+HA_TEST_FLAGS ?= --strict
+
+test-ha: pyclients ## Three instances behind HAProxy over pg_auto_failover: migrate at once, SIGTERM one, kill the primary, switch over, mid-storm
+	@scripts/test-ha.sh $(HA_TEST_FLAGS)
+
 clean: ## Remove build products (not the database)
 	rm -rf .build .build-* Benchmarks/.build Fuzz/.build $(addsuffix /.build,$(EXAMPLES))
 
