@@ -86,14 +86,16 @@ extension PostgresConnection {
                 let checker = try await connect(configuration, logger: logger)
                 do {
                     while ContinuousClock.now < deadline {
-                        // After a failover the new primary may not have seen the id at all:
-                        // txid_status would fail ("in the future"); call it that instead.
-                        let rows = try await checker.query("""
-                            SELECT CASE WHEN \(id) < txid_snapshot_xmax(txid_current_snapshot()) THEN txid_status(\(id)) ELSE 'future' END,
-                                   extract(epoch FROM pg_postmaster_start_time())::float8
-                            """)
-                        let status = try rows.first?[0, as: String?.self]
-                        let restarted = try rows.first?[1, as: Double.self] != transaction.serverStart
+                        let started = try await checker.query("SELECT extract(epoch FROM pg_postmaster_start_time())::float8")
+                        let restarted = try started.first?[0, as: Double.self] != transaction.serverStart
+                        let status: String?
+                        do {
+                            status = try await checker.query("SELECT txid_status(\(id))").first?[0, as: String?.self]
+                        } catch let error as PostgresError where error.sqlState == .invalidParameterValue {
+                            // "in the future": after a failover, a new primary that never
+                            // saw the id (its WAL did not reach the standby).
+                            status = "future"
+                        }
                         switch status {
                         case "aborted"?:
                             await checker.close()
