@@ -205,10 +205,20 @@ create_node() {   # create_node <n>
     port="$(node_port "$n")"
     say "creating node$n on 127.0.0.1:$port"
     # --dbname: pg_autoctl creates the database; its owner and the role come after.
-    autoctl create postgres --pgdata "$data" --pgport "$port" --pghost 127.0.0.1 --listen 127.0.0.1 \
-        --hostname 127.0.0.1 --name "node$n" --dbname stockroom --monitor "$MONITOR_URL" \
-        --auth trust --no-ssl --replication-quorum true --pgctl "$PG15/pg_ctl" >>"$REAL/create.log" 2>&1 ||
-        die "pg_autoctl create postgres for node$n failed (log: $REAL/create.log)"
+    local attempt
+    for attempt in 1 2; do
+        if autoctl create postgres --pgdata "$data" --pgport "$port" --pghost 127.0.0.1 --listen 127.0.0.1 \
+            --hostname 127.0.0.1 --name "node$n" --dbname stockroom --monitor "$MONITOR_URL" \
+            --auth trust --no-ssl --replication-quorum true --pgctl "$PG15/pg_ctl" >>"$REAL/create.log" 2>&1; then
+            break
+        fi
+        # pg_autoctl 2.0 once lost track of a standby's freshly started PostgreSQL (no
+        # postmaster.pid where it looked, then its retries found the port taken), about
+        # one standby in ten here. Undo that node and make it once more.
+        [[ "$attempt" == 1 && "$n" != 1 ]] || die "pg_autoctl create postgres for node$n failed (log: $REAL/create.log)"
+        say "creating node$n failed; removing what was made and trying once more (log: $REAL/create.log)"
+        undo_node "$n"
+    done
     autoctl config set --pgdata "$data" timeout.network_partition_timeout "$HA_PARTITION_TIMEOUT" >/dev/null
     if [[ "$n" == 1 ]]; then
         # The primary's files are what the standbys copy (pg_basebackup): settings and
@@ -233,6 +243,24 @@ EOF
         local hba="$data/pg_hba.conf"
         as_server sh -c "{ echo 'host all stockroom 127.0.0.1/32 scram-sha-256 # scripts/ha.sh'; cat '$hba'; } > '$hba.new' && mv '$hba.new' '$hba'"
     fi
+}
+
+undo_node() {   # undo_node <n>: a node whose creation failed, gone from this machine and the monitor
+    local n="$1" data port pid
+    data="$(node_data "$n")"
+    port="$(node_port "$n")"
+    as_server "$PG15/pg_ctl" stop -D "$data" -m immediate -w >/dev/null 2>&1 || true
+    # A PostgreSQL of that node still holding the port: by its pid, after checking it is
+    # one of this node's (its command line names the node's folder or its backup's).
+    for pid in $(ss -ltnpH "sport = :$port" 2>/dev/null | grep -o 'pid=[0-9]*' | cut -d= -f2 | sort -u); do
+        if tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -qE "$data|$REAL/backup/node_$n"; then
+            kill -QUIT "$pid" 2>/dev/null || true
+        fi
+    done
+    local deadline=$((SECONDS + 15))
+    while ss -ltnH "sport = :$port" 2>/dev/null | grep -q . && (( SECONDS < deadline )); do sleep 0.3; done
+    monitor_sql "SELECT pgautofailover.remove_node('127.0.0.1', $port, true)" >/dev/null 2>&1 || true
+    as_server rm -rf "$data" "$REAL/backup/node_$n" "$REAL/xdg/config/pg_autoctl$data" "$REAL/xdg/data/pg_autoctl$data" "$REAL/xdg/run/pg_autoctl$data"
 }
 
 ensure_role_and_database_ha() {
