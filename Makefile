@@ -50,12 +50,13 @@ run: demo-data ## Start the database, migrate it, add demo products, serve on 12
 # knob; a toolchain without it runs them unbounded.
 TEST_WIDTH ?= 24
 
-test: db pyclients ## The whole suite against the local PostgreSQL, then the example programs and the fault storm
+test: db pyclients ## The whole suite against the local PostgreSQL, then the example programs, the fault storm and the HA storm
 	$(SWIFT) build --build-tests
 	SWT_EXPERIMENTAL_MAXIMUM_PARALLELIZATION_WIDTH=$(TEST_WIDTH) $(SWIFT) test --skip-build
 	@scripts/test-cli-migrate.sh
 	@$(MAKE) --no-print-directory test-examples
 	@$(MAKE) --no-print-directory test-faults
+	@$(MAKE) --no-print-directory test-ha
 
 pyclients: deps ## redis-py and aiosmtpd in .build/venv, for the tests that drive the service and receive its mail
 	@test -x $(VENV)/bin/python || python3 -m venv $(VENV)
