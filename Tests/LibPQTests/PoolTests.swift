@@ -144,6 +144,28 @@ struct PoolTests {
         }
     }
 
+    /// The same through `write` (a pipeline whose errors come back as values): the
+    /// refusal is known to be the server's only once the pipeline has been read to its
+    /// end, where the server reports a setting changed by a reload.
+    @Test func aWriteRefusedByAReadOnlyServerIsReadOnlyServerAndReplaced() async throws {
+        try await TestDatabase.withSchema { _, conninfo in
+            let pool = PostgresPool(configuration: .init(connection: .init(conninfo), maxConnections: 1))
+            try await pool.query("CREATE TABLE writes (n int)")
+            let firstPID = try await pool.withConnection { connection in
+                try await connection.query("SET default_transaction_read_only = on")
+                return connection.backendPID
+            }
+            let error = await #expect(throws: PostgresError.self) {
+                try await pool.write("INSERT INTO writes VALUES (1)")
+            }
+            #expect(error?.code == .readOnlyServer)
+            try await pool.write("INSERT INTO writes VALUES (2)")
+            #expect(try await pool.withConnection { $0.backendPID } != firstPID)
+            #expect(try await pool.query("SELECT n FROM writes").scalar(Int.self) == 2)
+            await pool.close()
+        }
+    }
+
     /// A read-only transaction the caller asked for is the caller's business: the same
     /// SQLSTATE, on a server that takes writes, stays a plain server error and the
     /// connection is kept.

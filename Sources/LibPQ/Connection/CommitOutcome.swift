@@ -20,7 +20,7 @@ enum CommitAttempt<Value: Sendable>: Sendable {
         case .committed(let value):
             return value
         case .failed(let error):
-            throw error
+            throw connection.refinedReadOnlyRefusal(error)
         case .unknown(let transaction, let value, let error):
             connection.logger.info("connection lost during COMMIT; asking the server whether it committed", metadata: ["postgres.txid": "\(transaction.id)"])
             if try await PostgresConnection.didCommit(transaction, configuration: connection.configuration, logger: connection.logger) {

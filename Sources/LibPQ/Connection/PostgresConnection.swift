@@ -110,6 +110,11 @@ public final class PostgresConnection: @unchecked Sendable {
     /// checks the connection needlessly — one `poll`, next to a statement that long.
     var lastActive = ContinuousClock.now
     var wasIdle = false
+    /// Set when a statement of the running operation was refused with SQLSTATE 25006:
+    /// whether the server itself is read-only is known only once the operation has read
+    /// everything up to its ReadyForQuery, before which the server reports a setting
+    /// changed by a reload (see `run`).
+    var sawReadOnlyRefusal = false
 
     let cancelToken: CancelToken
     /// The socket as other threads see it: broken or not, and a way to cut it off.
@@ -366,14 +371,25 @@ public final class PostgresConnection: @unchecked Sendable {
         if let reason, case .failure(let error) = result {
             result = .failure(OperationControl.error(for: reason, underlying: error))
         }
-        if case .failure(let failure) = result, var error = failure as? PostgresError,
-           error.sqlState == .readOnlySQLTransaction, !isClosed, serverIsReadOnly {
-            // Not a bug of the caller's but a server that stopped being the primary.
-            error.code = .readOnlyServer
-            readOnlyServerFlag.store(true, ordering: .relaxed)
-            result = .failure(error)
+        if sawReadOnlyRefusal {
+            sawReadOnlyRefusal = false
+            if !isClosed, serverIsReadOnly { readOnlyServerFlag.store(true, ordering: .relaxed) }
+        }
+        if case .failure(let failure) = result, let error = failure as? PostgresError {
+            result = .failure(refinedReadOnlyRefusal(error))
         }
         return result
+    }
+
+    /// A refusal to write (25006) from a server that is read-only, rather than in a
+    /// read-only transaction the caller asked for: `.readOnlyServer`, not a bug of the
+    /// caller's but a server that stopped being the primary. For errors returned as
+    /// values by an operation (a pipeline's), once it has ended.
+    func refinedReadOnlyRefusal(_ error: PostgresError) -> PostgresError {
+        guard error.code == .server, error.sqlState == .readOnlySQLTransaction, isOnReadOnlyServer else { return error }
+        var refined = error
+        refined.code = .readOnlyServer
+        return refined
     }
 
     /// What the server last reported (ParameterStatus, PostgreSQL 14+): a standby, or
