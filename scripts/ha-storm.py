@@ -15,6 +15,10 @@ initial.
      migration applied exactly once (the runner's advisory lock), every instance serving.
   T. One instance gets SIGTERM mid-storm and drains; its clients come back through HAProxy
      to the others (HAProxy's /readyz check takes it out of rotation), then it restarts.
+  R. The primary turns read-only for --read-only seconds mid-storm (ALTER SYSTEM SET
+     default_transaction_read_only, reloaded): pooled sessions meet SQLSTATE 25006, as
+     they would on an old primary come back as a standby. Clients must get -UNAVAILABLE
+     (never -INTERNAL) and the orders resume by themselves once it takes writes again.
   K. The primary's host dies mid-storm (scripts/ha.sh kill-primary: pg_autoctl SIGKILLed,
      PostgreSQL stopped -m immediate); pg_auto_failover promotes the synchronous standby and
      the instances follow without a restart. Reported: the time from the kill to the first
@@ -64,8 +68,9 @@ def parse_args():
     parser.add_argument("--fault-at", type=float, default=0.33, help="the fault once this fraction of the stock is sold (0.33)")
     parser.add_argument("--deadline", type=float, default=60.0, help="seconds a scenario's clients may take in all (60)")
     parser.add_argument("--reply-timeout", type=float, default=5.0, help="seconds a client waits for one reply (5)")
-    parser.add_argument("--scenario", choices=["T", "K", "S", "all"], default="all", help="all: T, K and S (M always runs)")
+    parser.add_argument("--scenario", choices=["T", "R", "K", "S", "all"], default="all", help="all: T, R, K and S (M always runs)")
     parser.add_argument("--strict", action="store_true", help="-INTERNAL replies fail the test")
+    parser.add_argument("--read-only", type=float, default=2.0, help="seconds the primary refuses writes in R (2)")
     parser.add_argument("--statement-timeout", default="1s", help="the instances' --statement-timeout (1s)")
     parser.add_argument("--shutdown-deadline", type=int, default=3, help="the instances' --shutdown-deadline (3)")
     parser.add_argument("--webhook-deadline", type=float, default=75.0, help="seconds the webhook deliveries may take after the storms (75)")
@@ -258,8 +263,23 @@ def main():
             killed["switchover"] = took
             killed["done"] = time.time()
 
+        def primary_sql(sql):
+            node, _ = ha(args, "primary")
+            port = int(os.environ["HA_PORT"]) + int(node)
+            result = subprocess.run(["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-h", "127.0.0.1", "-p", str(port),
+                                     "-U", "postgres", "-d", "postgres", "-c", sql, "-c", "SELECT pg_reload_conf()"],
+                                    capture_output=True, text=True, timeout=30)
+            if result.returncode != 0:
+                raise Failure(f"psql on the primary failed: {result.stderr.strip()}")
+
+        def turn_read_only():
+            primary_sql("ALTER SYSTEM SET default_transaction_read_only = on")
+            time.sleep(args.read_only)
+
         scenarios = [
             ("T", "SIGTERM to one of the instances, restarted", products["A"], victim.stop, victim.start),
+            ("R", f"the primary read-only for {args.read_only:g} s", products["D"], turn_read_only,
+             lambda: primary_sql("ALTER SYSTEM RESET default_transaction_read_only")),
             ("K", "the primary killed: pg_autoctl SIGKILL, pg_ctl stop -m immediate", products["B"], kill_primary, lambda: None),
             ("S", "a planned switchover", products["C"], switchover, lambda: None),
         ]
@@ -271,6 +291,8 @@ def main():
                 _, took = ha(args, "start")
                 log(f"     the killed node rejoined as a standby in {took:.1f} s (scripts/ha.sh start)")
             storm, failures, line = run_storm(args, name, title, proxy_port, product_id, customers, fault, recover)
+            if name == "R" and not storm.errors.get("-UNAVAILABLE"):
+                failures.append("no client saw -UNAVAILABLE while the primary refused writes: the scenario proved nothing")
             if name in ("K", "S"):
                 gap = longest_gap(args, product_id)
                 if name == "K":
