@@ -151,12 +151,14 @@ wait_for() {   # wait_for <seconds> <what> <command…>
 
 monitor_up() { monitor_sql "SELECT 1" | grep -qx 1; }
 
-# True when one node is primary and every other one is a secondary, as the monitor wants.
+# True when one node is primary and every other one is a secondary, as the monitor wants,
+# each reporting now and found healthy (not states left from before a stop).
 healthy() {
     local counts
     counts="$(monitor_sql "SELECT count(*) FILTER (WHERE reportedstate = 'primary' AND goalstate = 'primary') || ' ' ||
                                   count(*) FILTER (WHERE reportedstate = 'secondary' AND goalstate = 'secondary')
-                           FROM pgautofailover.node")"
+                           FROM pgautofailover.node
+                           WHERE health = 1 AND reportedpgisrunning AND reporttime > now() - interval '3 seconds'")"
     [[ "$counts" == "1 $((HA_NODES - 1))" ]]
 }
 
@@ -283,9 +285,14 @@ cmd_start() {
         (exec 3<>"/dev/tcp/127.0.0.1/$HA_PORT") 2>/dev/null && die "port $HA_PORT on 127.0.0.1 is taken; use another with HA_PORT=<port>"
         create_monitor
     fi
+    # Nodes made before start ahead of the monitor, which must find them running: a
+    # monitor that comes up to nodes still down (or last seen stopping) fails over at once.
+    local n fresh=0
+    for ((n = 1; n <= HA_NODES; n++)); do
+        [[ -f "$(node_data "$n")/PG_VERSION" ]] && run_service "$(node_data "$n")" "$REAL/node$n.log"
+    done
     run_service "$MONITOR_DATA" "$REAL/monitor.log"
     wait_for 60 "the monitor did not answer" monitor_up
-    local n fresh=0
     for ((n = 1; n <= HA_NODES; n++)); do
         if [[ ! -f "$(node_data "$n")/PG_VERSION" ]]; then
             fresh=1
@@ -309,11 +316,13 @@ cmd_start() {
 
 cmd_stop() {
     resolve
-    local n pid stopped=0
+    local n stopped=0
+    # The monitor first: one that watches its nodes stop would fail over to whichever
+    # stopped last, and remember it for the next start.
+    stop_service "$MONITOR_DATA" && stopped=1
     for ((n = HA_NODES; n >= 1; n--)); do
         stop_service "$(node_data "$n")" && stopped=1
     done
-    stop_service "$MONITOR_DATA" && stopped=1
     if [[ "$stopped" == 1 ]]; then say "stopped"; else say "not running"; fi
 }
 
