@@ -187,7 +187,7 @@ class Service:
             url = self.args.database_url + ("&" if "?" in self.args.database_url else "?") + "connect_timeout=2"
             env = dict(os.environ, DATABASE_URL=url)
             self.process = subprocess.Popen(
-                # --http-port 0: a free port, so storms in other checkouts never compete for 7380.
+                # --http-port 0 (unless given): a free port, so storms in other checkouts never compete for 7380.
                 [self.args.stockroom, "serve", "--host", "127.0.0.1", "--port", str(self.port), "--http-port", str(self.http_port),
                  "--database-url", url, "--statement-timeout", self.args.statement_timeout,
                  "--shutdown-deadline", str(self.args.shutdown_deadline)] + self.extra_args,
