@@ -82,7 +82,8 @@ def parse_args():
 
 class HAProxy:
     """HAProxy in TCP mode on 127.0.0.1, round robin over the instances; an instance is in
-    rotation while its /readyz answers 200, so a draining one (503) is taken out."""
+    rotation while its /readyz answers 200, so a draining one (503) is taken out — unless
+    none answers 200 (the database is away): then all of them take clients."""
 
     def __init__(self, args, port, backends):
         self.args = args
@@ -90,8 +91,13 @@ class HAProxy:
         self.config = os.path.join(args.state, "haproxy.cfg")
         self.log_path = os.path.join(args.state, "haproxy.log")
         self.pid_path = os.path.join(args.state, "haproxy.pid")
+        # Each instance twice: checked on /readyz, so a draining one leaves the rotation;
+        # and as an unchecked backup, used only when every check fails — the database is
+        # away, and /readyz says so on every instance — so that clients still reach an
+        # instance and hear -UNAVAILABLE from it, not a connection HAProxy closes.
         servers = "\n".join(
-            f"    server s{n} 127.0.0.1:{port_} check port {http} inter 300 fall 1 rise 2"
+            f"    server s{n} 127.0.0.1:{port_} check port {http} inter 300 fall 1 rise 2\n"
+            f"    server s{n}-when-all-down 127.0.0.1:{port_} backup"
             for n, (port_, http) in enumerate(backends, 1))
         with open(self.config, "w") as f:
             f.write(f"""# Written by scripts/ha-storm.py: thrown away after the test.
@@ -114,6 +120,7 @@ frontend stockroom
 backend instances
     balance roundrobin
     option httpchk GET /readyz
+    option allbackups
 {servers}
 """)
         self.process = None
