@@ -12,7 +12,7 @@ BIN = .build/$(CONFIGURATION)/stockroom
 EXAMPLES = Examples/LowStockAlert
 VENV = .build/venv
 
-.PHONY: help deps db db-stop db-reset psql build migrate demo-data run test test-examples test-faults pyclients bench bench-nio fuzz clean
+.PHONY: help deps db db-stop db-reset psql build migrate demo-data run test test-examples test-faults test-ha pyclients bench bench-nio fuzz clean ha ha-stop ha-status ha-failover ha-kill-primary
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  make %-14s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -50,12 +50,13 @@ run: demo-data ## Start the database, migrate it, add demo products, serve on 12
 # knob; a toolchain without it runs them unbounded.
 TEST_WIDTH ?= 24
 
-test: db pyclients ## The whole suite against the local PostgreSQL, then the example programs and the fault storm
+test: db pyclients ## The whole suite against the local PostgreSQL, then the example programs, the fault storm and the HA storm
 	$(SWIFT) build --build-tests
 	SWT_EXPERIMENTAL_MAXIMUM_PARALLELIZATION_WIDTH=$(TEST_WIDTH) $(SWIFT) test --skip-build
 	@scripts/test-cli-migrate.sh
 	@$(MAKE) --no-print-directory test-examples
 	@$(MAKE) --no-print-directory test-faults
+	@$(MAKE) --no-print-directory test-ha
 
 pyclients: deps ## redis-py and aiosmtpd in .build/venv, for the tests that drive the service and receive its mail
 	@test -x $(VENV)/bin/python || python3 -m venv $(VENV)
@@ -72,6 +73,34 @@ FAULT_FLAGS ?= --strict
 
 test-faults: pyclients ## Kill the service, then crash PostgreSQL, mid-storm of orders: none lost or doubled, every webhook delivered
 	@scripts/test-faults.sh $(FAULT_FLAGS)
+
+# A replicated PostgreSQL (pg_auto_failover): a monitor on HA_PORT, nodes on HA_PORT+1…,
+# data in .ha/ (scripts/ha.sh; docs/SCALING.md).
+HA_PORT ?= 54340
+HA_NODES ?= 2
+export HA_PORT HA_NODES
+
+ha: ## A monitor, a primary and HA_NODES-1 synchronous standbys (127.0.0.1:54340…); prints the DATABASE_URL
+	@scripts/ha.sh start
+
+ha-stop: ## Stop the HA cluster (data is kept in .ha/)
+	@scripts/ha.sh stop
+
+ha-status: ## The monitor's view of the HA nodes, their replication settings, and the DATABASE_URL
+	@scripts/ha.sh status
+
+ha-failover: ## A planned switchover: the primary becomes a standby and a standby the primary
+	@scripts/ha.sh failover
+
+ha-kill-primary: ## The primary's host dies (pg_autoctl SIGKILLed, PostgreSQL stopped -m immediate); make ha brings it back
+	@scripts/ha.sh kill-primary
+
+# A cluster of its own (.build/test-ha, monitor on HA_TEST_PORT=54350 and nodes above it),
+# never make ha's. --strict: -INTERNAL replies fail the test.
+HA_TEST_FLAGS ?= --strict
+
+test-ha: pyclients ## Three instances behind HAProxy over pg_auto_failover: migrate at once, SIGTERM one, kill the primary, switch over, mid-storm
+	@scripts/test-ha.sh $(HA_TEST_FLAGS)
 
 clean: ## Remove build products (not the database)
 	rm -rf .build .build-* Benchmarks/.build Fuzz/.build $(addsuffix /.build,$(EXAMPLES))

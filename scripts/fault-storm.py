@@ -167,12 +167,15 @@ def error_code(error):
 class Service:
     """`stockroom serve` on a fixed port, as a child process that can be killed."""
 
-    def __init__(self, args, port):
+    def __init__(self, args, port, name="stockroom", extra_args=(), http_port=0):
         self.args = args
         self.port = port
         self.process = None
-        self.log_path = os.path.join(args.state, "stockroom.log")
-        self.pid_path = os.path.join(args.state, "stockroom.pid")
+        # Several services (scripts/ha-storm.py) keep logs and pid files of their own names.
+        self.log_path = os.path.join(args.state, f"{name}.log")
+        self.pid_path = os.path.join(args.state, f"{name}.pid")
+        self.extra_args = list(extra_args)
+        self.http_port = http_port
         self.starts = 0
 
     def start(self, timeout=20.0):
@@ -184,10 +187,10 @@ class Service:
             url = self.args.database_url + ("&" if "?" in self.args.database_url else "?") + "connect_timeout=2"
             env = dict(os.environ, DATABASE_URL=url)
             self.process = subprocess.Popen(
-                # --http-port 0: a free port, so storms in other checkouts never compete for 7380.
-                [self.args.stockroom, "serve", "--host", "127.0.0.1", "--port", str(self.port), "--http-port", "0",
+                # --http-port 0 (unless given): a free port, so storms in other checkouts never compete for 7380.
+                [self.args.stockroom, "serve", "--host", "127.0.0.1", "--port", str(self.port), "--http-port", str(self.http_port),
                  "--database-url", url, "--statement-timeout", self.args.statement_timeout,
-                 "--shutdown-deadline", str(self.args.shutdown_deadline)],
+                 "--shutdown-deadline", str(self.args.shutdown_deadline)] + self.extra_args,
                 stdout=log_file, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
             )
         with open(self.pid_path, "w") as pid_file:
@@ -462,7 +465,12 @@ class Storm:
                 drop()  # not logged in: the next attempt starts over on a new connection
                 raise
 
-        for key in self.keys[index]:
+        # Seconds between one key's answer and the next key (ha-storm.py: a storm that lasts
+        # through a failover); none here.
+        pace = getattr(self.args, "pace", 0.0)
+        for number, key in enumerate(self.keys[index]):
+            if pace and number:
+                time.sleep(pace)
             payload = json.dumps({"lines": [{"product_id": self.product_id, "quantity": 1}], "idempotency_key": key},
                                  separators=(",", ":"))
             tries = 0

@@ -113,6 +113,75 @@ struct PoolTests {
         await pool.close()
     }
 
+    /// After a failover the old primary may come back as a standby; a session that lands
+    /// there refuses writes with SQLSTATE 25006. Here the session turns read-only under
+    /// the pool (as `default_transaction_read_only` or a hot standby reports it): the
+    /// write fails as `.readOnlyServer`, and the pool replaces the connection rather than
+    /// lend it again, so the next write goes through on a new session.
+    @Test func aConnectionToAServerThatTurnedReadOnlyIsReplaced() async throws {
+        try await TestDatabase.withSchema { _, conninfo in
+            let pool = PostgresPool(configuration: .init(connection: .init(conninfo), maxConnections: 1))
+            try await pool.query("CREATE TABLE writes (n int)")
+            let firstPID = try await pool.withConnection { connection in
+                try await connection.query("SET default_transaction_read_only = on")
+                return connection.backendPID
+            }
+            let error = await #expect(throws: PostgresError.self) {
+                try await pool.withConnection { connection in
+                    #expect(connection.backendPID == firstPID, "the same session, still read-only")
+                    try await connection.query("INSERT INTO writes VALUES (1)")
+                }
+            }
+            #expect(error?.code == .readOnlyServer)
+            #expect(error?.sqlState == .readOnlySQLTransaction)
+            let secondPID = try await pool.withConnection { connection in
+                try await connection.query("INSERT INTO writes VALUES (2)")
+                return connection.backendPID
+            }
+            #expect(secondPID != firstPID)
+            #expect(try await pool.query("SELECT n FROM writes").scalar(Int.self) == 2)
+            await pool.close()
+        }
+    }
+
+    /// The same through `write` (a pipeline whose errors come back as values): the
+    /// refusal is known to be the server's only once the pipeline has been read to its
+    /// end, where the server reports a setting changed by a reload.
+    @Test func aWriteRefusedByAReadOnlyServerIsReadOnlyServerAndReplaced() async throws {
+        try await TestDatabase.withSchema { _, conninfo in
+            let pool = PostgresPool(configuration: .init(connection: .init(conninfo), maxConnections: 1))
+            try await pool.query("CREATE TABLE writes (n int)")
+            let firstPID = try await pool.withConnection { connection in
+                try await connection.query("SET default_transaction_read_only = on")
+                return connection.backendPID
+            }
+            let error = await #expect(throws: PostgresError.self) {
+                try await pool.write("INSERT INTO writes VALUES (1)")
+            }
+            #expect(error?.code == .readOnlyServer)
+            try await pool.write("INSERT INTO writes VALUES (2)")
+            #expect(try await pool.withConnection { $0.backendPID } != firstPID)
+            #expect(try await pool.query("SELECT n FROM writes").scalar(Int.self) == 2)
+            await pool.close()
+        }
+    }
+
+    /// A read-only transaction the caller asked for is the caller's business: the same
+    /// SQLSTATE, on a server that takes writes, stays a plain server error and the
+    /// connection is kept.
+    @Test func aWriteInAReadOnlyTransactionIsNotTakenForAReadOnlyServer() async throws {
+        try await TestDatabase.withSchema { _, conninfo in
+            let pool = PostgresPool(configuration: .init(connection: .init(conninfo), maxConnections: 1))
+            try await pool.query("CREATE TABLE writes (n int)")
+            let error = await #expect(throws: PostgresError.self) {
+                try await pool.withTransaction(readOnly: true) { try await $0.query("INSERT INTO writes VALUES (1)") }
+            }
+            #expect(error?.code == .server)
+            #expect(error?.sqlState == .readOnlySQLTransaction)
+            await pool.close()
+        }
+    }
+
     @Test func connectFailuresReachTheCallerAndThePoolRecovers() async throws {
         let pool = PostgresPool(configuration: .init(connection: .init("postgres://stockroom:secret-pw@127.0.0.1:1/nowhere?connect_timeout=2"), maxConnections: 2))
         let error = await #expect(throws: PostgresError.self) { try await pool.query("SELECT 1") }

@@ -291,6 +291,26 @@ struct TimeLimitTests {
             #expect(value == 42)
         }
     }
+
+    /// After a failover the new primary may never have seen the id of a transaction whose
+    /// COMMIT broke on the old one: `txid_status` fails for an id "in the future". That is
+    /// an answer, not an outage to wait out: the transaction is over and unknown at once
+    /// (the caller then looks its keyed order up), not after the 15 s deadline.
+    @Test func aTransactionIDTheNewServerNeverGaveIsOverAndUnknownAtOnce() async throws {
+        let connection = try await PostgresConnection.connect(TestDatabase.url)
+        // An id far past this server's counter, from a server that started at another time.
+        let rows = try await connection.query("SELECT txid_current() + 1000000000, 0::float8")
+        await connection.close()
+        let transaction = try #require(Transaction(rows, backendPID: 0))
+        let clock = ContinuousClock()
+        let start = clock.now
+        let error = await #expect(throws: PostgresError.self) {
+            _ = try await PostgresConnection.didCommit(transaction, configuration: .init(TestDatabase.url), logger: TestDatabase.logger)
+        }
+        #expect(error?.code == .commitOutcomeUnknown)
+        #expect(error?.transactionIsOver == true)
+        #expect(clock.now - start < .seconds(5))
+    }
 }
 
 /// Runs `body` while the server process `pid` is stopped (SIGSTOP), and always resumes it.
@@ -303,6 +323,7 @@ func withFrozenBackend(_ pid: Int32, isolation actor: isolated (any Actor)? = #i
         throw error
     }
     kill(pid, SIGCONT)
+
 }
 
 func PQsocketOf(_ connection: PostgresConnection) -> Int32 { connection.socketDescriptor }

@@ -20,7 +20,7 @@ enum CommitAttempt<Value: Sendable>: Sendable {
         case .committed(let value):
             return value
         case .failed(let error):
-            throw error
+            throw connection.refinedReadOnlyRefusal(error)
         case .unknown(let transaction, let value, let error):
             connection.logger.info("connection lost during COMMIT; asking the server whether it committed", metadata: ["postgres.txid": "\(transaction.id)"])
             if try await PostgresConnection.didCommit(transaction, configuration: connection.configuration, logger: connection.logger) {
@@ -86,9 +86,16 @@ extension PostgresConnection {
                 let checker = try await connect(configuration, logger: logger)
                 do {
                     while ContinuousClock.now < deadline {
-                        let rows = try await checker.query("SELECT txid_status(\(id)), extract(epoch FROM pg_postmaster_start_time())::float8")
-                        let status = try rows.first?[0, as: String?.self]
-                        let restarted = try rows.first?[1, as: Double.self] != transaction.serverStart
+                        let started = try await checker.query("SELECT extract(epoch FROM pg_postmaster_start_time())::float8")
+                        let restarted = try started.first?[0, as: Double.self] != transaction.serverStart
+                        let status: String?
+                        do {
+                            status = try await checker.query("SELECT txid_status(\(id))").first?[0, as: String?.self]
+                        } catch let error as PostgresError where error.sqlState == .invalidParameterValue {
+                            // "in the future": after a failover, a new primary that never
+                            // saw the id (its WAL did not reach the standby).
+                            status = "future"
+                        }
                         switch status {
                         case "aborted"?:
                             await checker.close()

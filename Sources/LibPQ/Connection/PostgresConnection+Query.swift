@@ -196,6 +196,7 @@ extension PostgresError {
             return
         }
         self.init(code: .server, message: field("M") ?? "", sqlState: SQLState(state))
+        if sqlState == .readOnlySQLTransaction { connection.sawReadOnlyRefusal = true }
         detail = field("D")
         hint = field("H")
         constraint = field("n")

@@ -110,6 +110,11 @@ public final class PostgresConnection: @unchecked Sendable {
     /// checks the connection needlessly — one `poll`, next to a statement that long.
     var lastActive = ContinuousClock.now
     var wasIdle = false
+    /// Set when a statement of the running operation was refused with SQLSTATE 25006:
+    /// whether the server itself is read-only is known only once the operation has read
+    /// everything up to its ReadyForQuery, before which the server reports a setting
+    /// changed by a reload (see `run`).
+    var sawReadOnlyRefusal = false
 
     let cancelToken: CancelToken
     /// The socket as other threads see it: broken or not, and a way to cut it off.
@@ -118,6 +123,7 @@ public final class PostgresConnection: @unchecked Sendable {
     let watch = OperationWatch()
     private let noticeSink: Unmanaged<NoticeSink>
     private let idleFlag = Atomic<Bool>(true)
+    private let readOnlyServerFlag = Atomic<Bool>(false)
     /// How deep `withTransaction` calls are nested, to name their savepoints.
     let transactionDepth = Atomic<Int>(0)
     public let logger: Logger
@@ -260,6 +266,13 @@ public final class PostgresConnection: @unchecked Sendable {
     /// connections returned in the middle of a transaction.
     public var isIdle: Bool { idleFlag.load(ordering: .relaxed) }
 
+    /// True once a statement failed because the server takes no writes: it is a standby
+    /// (`in_hot_standby`) or read-only (`default_transaction_read_only`). After a
+    /// failover the old primary may come back as a standby, and a session that reaches
+    /// it must not be kept for writes: a pool closes such a connection, so the next one
+    /// finds the primary again (`target_session_attrs=read-write`).
+    public var isOnReadOnlyServer: Bool { readOnlyServerFlag.load(ordering: .relaxed) }
+
     /// Closes the connection after whatever is running on it finishes.
     public func close() async {
         await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
@@ -358,7 +371,34 @@ public final class PostgresConnection: @unchecked Sendable {
         if let reason, case .failure(let error) = result {
             result = .failure(OperationControl.error(for: reason, underlying: error))
         }
+        if sawReadOnlyRefusal {
+            sawReadOnlyRefusal = false
+            if !isClosed, serverIsReadOnly { readOnlyServerFlag.store(true, ordering: .relaxed) }
+        }
+        if case .failure(let failure) = result, let error = failure as? PostgresError {
+            result = .failure(refinedReadOnlyRefusal(error))
+        }
         return result
+    }
+
+    /// A refusal to write (25006) from a server that is read-only, rather than in a
+    /// read-only transaction the caller asked for: `.readOnlyServer`, not a bug of the
+    /// caller's but a server that stopped being the primary. For errors returned as
+    /// values by an operation (a pipeline's), once it has ended.
+    func refinedReadOnlyRefusal(_ error: PostgresError) -> PostgresError {
+        guard error.code == .server, error.sqlState == .readOnlySQLTransaction, isOnReadOnlyServer else { return error }
+        var refined = error
+        refined.code = .readOnlyServer
+        return refined
+    }
+
+    /// What the server last reported (ParameterStatus, PostgreSQL 14+): a standby, or
+    /// writes refused to every transaction of the session.
+    private var serverIsReadOnly: Bool {
+        func reported(_ name: String) -> String? {
+            PQparameterStatus(raw, name).map { String(cString: $0) }
+        }
+        return reported("in_hot_standby") == "on" || reported("default_transaction_read_only") == "on"
     }
 
     /// libpq's number for UTF8 (`pg_char_to_encoding("UTF8")`), found once.

@@ -39,6 +39,11 @@ public struct PostgresError: Error, Sendable, CustomStringConvertible, CustomDeb
         /// could not be found out before the deadline (the database stayed unreachable).
         /// The transaction may or may not have committed: retry only what is idempotent.
         public static let commitOutcomeUnknown = Code(rawValue: "commit_outcome_unknown")
+        /// A write reached a server that takes none (SQLSTATE 25006 from a standby or a
+        /// read-only server): after a failover, the old primary. Nothing was written; the
+        /// connection is not reused by a pool, and a retry on a new connection reaches
+        /// the primary when the connection string asks for `target_session_attrs=read-write`.
+        public static let readOnlyServer = Code(rawValue: "read_only_server")
         /// A call that is not valid in the connection's state, such as an isolation level
         /// for a transaction nested in another.
         public static let misuse = Code(rawValue: "misuse")

@@ -26,6 +26,7 @@ public struct SQLState: RawRepresentable, Hashable, Sendable, CustomStringConver
     public static let stringDataRightTruncation = SQLState("22001")
     public static let numericValueOutOfRange = SQLState("22003")
     public static let invalidDatetimeFormat = SQLState("22007")
+    public static let invalidParameterValue = SQLState("22023")
     public static let divisionByZero = SQLState("22012")
     public static let invalidTextRepresentation = SQLState("22P02")
     // Class 23 — integrity constraint violation
@@ -69,7 +70,7 @@ public struct SQLState: RawRepresentable, Hashable, Sendable, CustomStringConver
         .featureNotSupported: "feature_not_supported", .dataException: "data_exception",
         .stringDataRightTruncation: "string_data_right_truncation",
         .numericValueOutOfRange: "numeric_value_out_of_range",
-        .invalidDatetimeFormat: "invalid_datetime_format", .divisionByZero: "division_by_zero",
+        .invalidDatetimeFormat: "invalid_datetime_format", .invalidParameterValue: "invalid_parameter_value", .divisionByZero: "division_by_zero",
         .invalidTextRepresentation: "invalid_text_representation",
         .notNullViolation: "not_null_violation", .foreignKeyViolation: "foreign_key_violation",
         .uniqueViolation: "unique_violation", .checkViolation: "check_violation",

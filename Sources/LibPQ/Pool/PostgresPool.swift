@@ -9,7 +9,8 @@ import Synchronization
 /// ```
 ///
 /// - `acquireTimeout` bounds the wait for a free connection; then `.poolExhausted`.
-/// - A connection that broke, or came back inside a transaction, is closed and replaced.
+/// - A connection that broke, or came back inside a transaction, is closed and replaced;
+///   so is one whose server refused a write as read-only (a standby since a failover).
 ///   Idle connections that the server dropped (restart, `pg_terminate_backend`) reconnect
 ///   before their next statement, so a database restart never leaves the pool broken.
 /// - `close()` refuses new work, waits for leased connections to come back, closes all.
@@ -206,8 +207,10 @@ public final class PostgresPool: Sendable {
     }
 
     func release(_ connection: PostgresConnection) {
-        let reusable = !connection.isBroken && connection.isIdle
-        if !reusable && !connection.isBroken {
+        let reusable = !connection.isBroken && connection.isIdle && !connection.isOnReadOnlyServer
+        if connection.isOnReadOnlyServer {
+            logger.debug("closing a connection to a server that takes no writes (a standby since a failover?)")
+        } else if !reusable && !connection.isBroken {
             logger.debug("closing a connection returned inside a transaction")
         }
         let action = state.withLock { $0.machine.release(connection, reusable: reusable) }

@@ -78,7 +78,7 @@ extension StockroomError {
     public static func mapping(_ error: any Error) -> any Error {
         guard let error = error as? PostgresError else { return error }
         switch error.code {
-        case .connection, .poolExhausted, .closed:
+        case .connection, .poolExhausted, .closed, .readOnlyServer:
             return StockroomError(.unavailable, "the database is unavailable, try again")
         case .timeout:
             return StockroomError(.timeout, "the database did not answer in time")
