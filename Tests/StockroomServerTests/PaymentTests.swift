@@ -213,9 +213,13 @@ import Testing
                     }
                     try await Self.eventually("the shipping notice") { sink.messages.count == 2 }
                     #expect(sink.messages.last?["subject"] as? String == "Order \(orderID) has shipped")
+                    // Recorded just after the relay's answer, which the sink saw first.
                     let jobs = JobRepository(pool: server.stockroom.pool)
-                    #expect(try await jobs.job(kind: .orderConfirmation, orderID: Int64(orderID))?.state == .done)
-                    #expect(try await jobs.job(kind: .shippingNotice, orderID: Int64(orderID))?.state == .done)
+                    try await Self.eventually("both jobs done") {
+                        let confirmation = try await jobs.job(kind: .orderConfirmation, orderID: Int64(orderID))?.state
+                        let notice = try await jobs.job(kind: .shippingNotice, orderID: Int64(orderID))?.state
+                        return confirmation == .done && notice == .done
+                    }
                 }
             }
         }
