@@ -20,6 +20,13 @@ struct LoginThrottleTests {
         #expect(throttle.failures(email: "ann@example.com") == 0)
     }
 
+    @Test func theLargerOfTheSharedAndTheLocalCountDecides() {
+        let throttle = LoginThrottle()
+        #expect(delay(throttle.attempt(email: "ann@example.com", address: nil, sharedFailures: 3)) == .milliseconds(250), "other instances' failures")
+        #expect(delay(throttle.attempt(email: "ann@example.com", address: nil, sharedFailures: 0)) == .zero, "this instance's one failure")
+        #expect(delay(throttle.attempt(email: "ann@example.com", address: nil, sharedFailures: 99)) == .seconds(4), "capped")
+    }
+
     @Test func everySpellingOfOneEmailIsOneCounter() {
         let throttle = LoginThrottle()
         for spelling in ["ann@example.com", " ann@example.com", "ann@example.com ", "ANN@Example.COM", "\tAnn@example.com\n"] {

@@ -112,6 +112,40 @@ public struct AccountRepository: Sendable {
         return ActiveSession(user: user, expiresAt: row.expiresAt)
     }
 
+    // MARK: - Failed logins, shared by every instance (migration 0011)
+
+    /// Counts a login attempt for `email` as a failure from now on, across every instance,
+    /// and returns how many failures it had before this one; a count idle for longer than
+    /// `forgetAfter` starts over. One statement, so parallel attempts count too.
+    public func countLoginAttempt(email: String, forgetAfter: Duration) async throws -> Int {
+        let seconds = Double(forgetAfter.components.seconds)
+        return Int(try await mappingErrors {
+            try await pool.write("""
+                INSERT INTO login_failures AS f (email_hash, failures) VALUES (sha256(convert_to(\(Email.normalized(email)), 'UTF8')), 1)
+                ON CONFLICT (email_hash) DO UPDATE SET
+                    failures = CASE WHEN f.last_failed_at < now() - make_interval(secs => \(seconds)) THEN 1 ELSE f.failures + 1 END,
+                    last_failed_at = now()
+                RETURNING failures - 1
+                """)[0][0, as: Int32.self]
+        })
+    }
+
+    /// A login for `email` succeeded: its failures are forgotten everywhere.
+    public func clearLoginFailures(email: String) async throws {
+        _ = try await mappingErrors {
+            try await pool.write("DELETE FROM login_failures WHERE email_hash = sha256(convert_to(\(Email.normalized(email)), 'UTF8'))")
+        }
+    }
+
+    /// Deletes failure counts idle for longer than `idle`; returns how many.
+    @discardableResult
+    public func pruneLoginFailures(idle: Duration) async throws -> Int {
+        let seconds = Double(idle.components.seconds)
+        return try await mappingErrors {
+            try await pool.write("DELETE FROM login_failures WHERE last_failed_at < now() - make_interval(secs => \(seconds))").affectedRows
+        }
+    }
+
     /// Deletes sessions that expired or were revoked more than `grace` ago, at most
     /// `limit` of them (so a backlog is worked off in short statements); returns how
     /// many. A server calls this periodically.

@@ -67,7 +67,13 @@ extension CommandDispatcher {
     /// Email and password: a new session, as SESSION.LOGIN makes.
     @discardableResult
     func login(_ session: inout Session, email: String, password: String) async throws -> LoginResult {
-        switch throttle.attempt(email: email, address: session.address) {
+        // Every instance's failures for this email, counted in the database, so that
+        // guesses spread over instances are slowed as if they all came to one. When the
+        // database cannot say, this instance's count alone (the login itself will then
+        // most likely fail for the same reason).
+        let shared = email.utf8.count <= 1024
+            ? ((try? await stockroom.accounts.countLoginAttempt(email: email, forgetAfter: throttle.limits.forgetAfter)) ?? 0) : 0
+        switch throttle.attempt(email: email, address: session.address, sharedFailures: shared) {
         case .refused:
             try failedLogin(&session)
             throw CommandError("WRONGPASS", "too many failed logins from this address; try again later")
@@ -77,6 +83,7 @@ extension CommandDispatcher {
         do {
             let result = try await stockroom.accounts.login(email: email, password: password)
             throttle.succeeded(email: email, address: session.address)
+            try? await stockroom.accounts.clearLoginFailures(email: email)
             session.user = result.user
             session.token = result.token
             session.failedLogins = 0

@@ -54,8 +54,10 @@ final class LoginThrottle: Sendable {
     }
 
     /// Called before a login checks its password: counts the attempt against the email
-    /// and the address, and says whether and when to go on.
-    func attempt(email: String, address: String?, now: ContinuousClock.Instant = .now) -> Decision {
+    /// and the address, and says whether and when to go on. `sharedFailures`: the email's
+    /// failures as every instance counted them (the database's count, migration 0011);
+    /// the slowdown follows the larger of it and this instance's own count.
+    func attempt(email: String, address: String?, sharedFailures: Int = 0, now: ContinuousClock.Instant = .now) -> Decision {
         if let address {
             let allowed = failedLogins.withLock { table in
                 var bucket = table.get(address) ?? TokenBucket(burst: limits.failedLoginBurst, refill: limits.failedLoginRefill, now: now)
@@ -74,8 +76,9 @@ final class LoginThrottle: Sendable {
             table.set(key, entry)
             return before
         }
-        guard before >= limits.freeFailures else { return .proceed(after: .zero) }
-        let steps = min(before - limits.freeFailures, 4)
+        let failures = max(before, sharedFailures)
+        guard failures >= limits.freeFailures else { return .proceed(after: .zero) }
+        let steps = min(failures - limits.freeFailures, 4)
         return .proceed(after: .milliseconds(250 << steps))  // 250 ms, 500 ms, … 4 s
     }
 

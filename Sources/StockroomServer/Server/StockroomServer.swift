@@ -201,6 +201,7 @@ public final class StockroomServer: Service, Sendable {
                     if batch < 10_000 { break }
                 }
                 if purged > 0 { logger.info("purged expired sessions", metadata: ["sessions.purged": "\(purged)"]) }
+                try await dispatcher.stockroom.accounts.pruneLoginFailures(idle: dispatcher.throttle.limits.forgetAfter)
             } catch {
                 logger.debug("session purge failed; trying again later", metadata: ["error": "\(error)"])
             }
