@@ -186,7 +186,11 @@ struct TLSTests {
 
                 let held = try await attack.value
                 #expect(held.count == 60)
-                #expect(held.allSatisfy { $0 < .seconds(6) }, "longest held: \(held.max() ?? .zero)")
+                // Closed by the 1 s handshake deadline, not by the 300 s idle timeout. The
+                // clock starts when the kernel accepted the connection, before the server
+                // did: under the whole suite on a fresh clone the slowest took 9.8 s while
+                // the bystander stayed under 2 s, hence a bound far from both.
+                #expect(held.allSatisfy { $0 < .seconds(30) }, "longest held: \(held.max() ?? .zero)")
                 // Only the bystander is left.
                 var connected = ""
                 for _ in 0..<50 {
