@@ -155,7 +155,9 @@ struct ConnectionTests {
                 let clock = ContinuousClock()
                 let start = clock.now
                 #expect(try await c.isClosed())
-                #expect(clock.now - start < .seconds(7))
+                // 3 s idle timeout; a fresh clone under the whole suite once took 11.5 s.
+                // What this guards against is a connection never closed.
+                #expect(clock.now - start < .seconds(30))
             }
         }
     }

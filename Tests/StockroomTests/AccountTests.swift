@@ -124,11 +124,11 @@ struct AccountTests {
     }
 
     /// Unknown emails verify a dummy hash so the answer takes as long: the fastest of 21
-    /// logins each must be within a factor of 1.5. The fastest, not the median: the
+    /// logins each must be within a factor of 2. The fastest, not the median: the
     /// intrinsic cost is what leaks, and the minimum is what load from tests running
-    /// alongside disturbs least (a fresh-clone run on a loaded machine once saw medians
-    /// 2.1 apart with the code unchanged). Skipping the dummy hash would make one side
-    /// a hundred times faster, far outside the bound.
+    /// alongside disturbs least (fresh-clone runs on a loaded machine saw medians 2.1
+    /// apart, and minimums 1.64, with the code unchanged). Skipping the dummy hash would
+    /// make one side a hundred times faster, far outside the bound.
     @Test func loginTakesAsLongForUnknownEmails() async throws {
         try await TestStockroom.withStockroom(hasher: .interactive) { stockroom, _ in
             _ = try await stockroom.accounts.register(email: "ann@example.com", name: "Ann", password: "correct horse")
@@ -147,7 +147,7 @@ struct AccountTests {
             let unknown = unknownTimes.min()!
             let wrongPassword = wrongPasswordTimes.min()!
             let ratio = max(unknown, wrongPassword) / min(unknown, wrongPassword)
-            #expect(ratio < 1.5, "unknown \(unknown), wrong password \(wrongPassword)")
+            #expect(ratio < 2, "unknown \(unknown), wrong password \(wrongPassword)")
         }
     }
 
