@@ -47,28 +47,20 @@ final class StandInProcessor: Sendable {
     }
 
     private let state = Mutex(State())
-    private let channel: any Channel
-    let port: Int
+    private let server: LoopbackHTTPServer
+    var port: Int { server.port }
 
-    private init(channel: any Channel) {
-        self.channel = channel
-        self.port = channel.localAddress?.port ?? 0
-    }
+    private init(server: LoopbackHTTPServer) { self.server = server }
 
     static func start() async throws -> StandInProcessor {
         let box = Mutex<StandInProcessor?>(nil)
-        let channel = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
-            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
-            .childChannelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.configureHTTPServerPipeline()
-                    try channel.pipeline.syncOperations.addHandler(Handler { head, body in
-                        box.withLock { $0 }?.handle(head, body) ?? (503, "{}")
-                    })
-                }
+        let server = try await LoopbackHTTPServer.start { head, body in
+            box.withLock { $0 }.map { processor in
+                let (status, text) = processor.handle(head, body)
+                return LoopbackHTTPServer.Answer(status: status, body: text, contentType: "application/json")
             }
-            .bind(host: "127.0.0.1", port: 0).get()
-        let processor = StandInProcessor(channel: channel)
+        }
+        let processor = StandInProcessor(server: server)
         box.withLock { $0 = processor }
         return processor
     }
@@ -89,7 +81,7 @@ final class StandInProcessor: Sendable {
     /// The next `count` requests are carried out, but answered 500: the answer is lost.
     func loseAnswers(_ count: Int) { state.withLock { $0.loseAnswers += count } }
 
-    func stop() async { try? await channel.close() }
+    func stop() async { await server.stop() }
 
     /// The signed `payment_intent.succeeded` for `intentID`, as the processor sends it.
     func succeededEvent(_ intentID: String, eventID: String = "evt_\(UUID().uuidString.prefix(12))", amount: Int64? = nil) -> [UInt8] {
@@ -177,35 +169,5 @@ final class StandInProcessor: Sendable {
             if parts.count == 2 { form[parts[0]] = parts[1] }
         }
         return form
-    }
-
-    private final class Handler: ChannelInboundHandler {
-        typealias InboundIn = HTTPServerRequestPart
-        typealias OutboundOut = HTTPServerResponsePart
-
-        private let handle: @Sendable (HTTPRequestHead, [UInt8]) -> (Int, String)
-        private var head: HTTPRequestHead?
-        private var body: [UInt8] = []
-
-        init(_ handle: @escaping @Sendable (HTTPRequestHead, [UInt8]) -> (Int, String)) { self.handle = handle }
-
-        func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-            switch unwrapInboundIn(data) {
-            case .head(let head):
-                self.head = head
-                body = []
-            case .body(let buffer):
-                body += buffer.readableBytesView
-            case .end:
-                guard let head else { return }
-                let (status, text) = handle(head, body)
-                var headers = HTTPHeaders()
-                headers.add(name: "content-type", value: "application/json")
-                headers.add(name: "content-length", value: "\(text.utf8.count)")
-                context.write(wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: HTTPResponseStatus(statusCode: status), headers: headers))), promise: nil)
-                context.write(wrapOutboundOut(.body(.byteBuffer(ByteBuffer(string: text)))), promise: nil)
-                context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
-            }
-        }
     }
 }

@@ -32,30 +32,20 @@ final class WebhookReceiver: Sendable {
     }
 
     private let state = Mutex(State())
-    private let channel: any Channel
-    let port: Int
+    private let server: LoopbackHTTPServer
+    var port: Int { server.port }
 
-    private init(channel: any Channel) {
-        self.channel = channel
-        self.port = channel.localAddress?.port ?? 0
-    }
+    private init(server: LoopbackHTTPServer) { self.server = server }
 
     static func start() async throws -> WebhookReceiver {
         let box = Mutex<WebhookReceiver?>(nil)
-        let channel = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
-            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
-            .childChannelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.configureHTTPServerPipeline()
-                    try channel.pipeline.syncOperations.addHandler(Handler(receive: { head, body in
-                        box.withLock { $0 }?.receive(head, body) ?? (503, .zero)
-                    }, answered: {
-                        box.withLock { $0 }?.answered()
-                    }))
-                }
+        let server = try await LoopbackHTTPServer.start(answered: { box.withLock { $0 }?.answered() }) { head, body in
+            box.withLock { $0 }.map { receiver in
+                let (status, delay) = receiver.receive(head, body)
+                return LoopbackHTTPServer.Answer(status: status, body: "ok", delay: delay)
             }
-            .bind(host: "127.0.0.1", port: 0).get()
-        let receiver = WebhookReceiver(channel: channel)
+        }
+        let receiver = WebhookReceiver(server: server)
         box.withLock { $0 = receiver }
         return receiver
     }
@@ -75,7 +65,7 @@ final class WebhookReceiver: Sendable {
     /// The most requests it was answering at one time.
     var maxInFlight: Int { state.withLock { $0.maxInFlight } }
 
-    func stop() async { try? await channel.close() }
+    func stop() async { await server.stop() }
 
     /// Waits until `count` requests arrived, for at most `timeout`.
     @discardableResult
@@ -106,45 +96,6 @@ final class WebhookReceiver: Sendable {
             state.inFlight += 1
             state.maxInFlight = max(state.maxInFlight, state.inFlight)
             return (status, state.delay)
-        }
-    }
-
-    private final class Handler: ChannelInboundHandler {
-        typealias InboundIn = HTTPServerRequestPart
-        typealias OutboundOut = HTTPServerResponsePart
-
-        private let receive: @Sendable (HTTPRequestHead, [UInt8]) -> (Int, TimeAmount)
-        private let answered: @Sendable () -> Void
-        private var head: HTTPRequestHead?
-        private var body: [UInt8] = []
-
-        init(receive: @escaping @Sendable (HTTPRequestHead, [UInt8]) -> (Int, TimeAmount), answered: @escaping @Sendable () -> Void) {
-            self.receive = receive
-            self.answered = answered
-        }
-
-        func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-            switch unwrapInboundIn(data) {
-            case .head(let head):
-                self.head = head
-                body = []
-            case .body(let buffer):
-                body += buffer.readableBytesView
-            case .end:
-                guard let head else { return }
-                let (status, delay) = receive(head, body)
-                let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
-                let version = head.version
-                context.eventLoop.scheduleTask(in: delay) {
-                    let (handler, context) = bound.value
-                    var headers = HTTPHeaders()
-                    headers.add(name: "content-length", value: "2")
-                    handler.answered()
-                    context.write(handler.wrapOutboundOut(.head(HTTPResponseHead(version: version, status: HTTPResponseStatus(statusCode: status), headers: headers))), promise: nil)
-                    context.write(handler.wrapOutboundOut(.body(.byteBuffer(ByteBuffer(string: "ok")))), promise: nil)
-                    context.writeAndFlush(handler.wrapOutboundOut(.end(nil)), promise: nil)
-                }
-            }
         }
     }
 }
