@@ -142,11 +142,14 @@ public final class StockroomServer: Service, Sendable {
         // this task: abandoned work must not hold the process past it.
         worker?.stop()
         jobWorker?.stop()
-        if let worker, let delivering {
+        // Both at once: the longest patience bounds the whole wait, not their sum.
+        async let webhooksDone: Void = {
+            guard let worker, let delivering else { return }
             let patience = worker.requestsInFlight > 0 ? worker.configuration.requestTimeout + .seconds(1) : .milliseconds(500)
             await Self.wait(for: delivering, atMost: patience)
-        }
-        if let performing { await Self.wait(for: performing, atMost: .seconds(3)) }
+        }()
+        async let jobsDone: Void = { if let performing { await Self.wait(for: performing, atMost: .seconds(3)) } }()
+        _ = await (webhooksDone, jobsDone)
         delivering?.cancel()
         performing?.cancel()
         // No client is left to look anything up: the lookup worker that waits for one
