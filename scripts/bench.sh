@@ -1,20 +1,80 @@
 #!/usr/bin/env bash
 # make bench: Stockroom against pgbench and redis-benchmark on this machine, in one run,
 # printing each figure, each ratio, and the exact commands. Ratios measured in one run
-# hold on a noisy machine; absolute numbers do not.
+# hold on a noisy machine; absolute numbers do not. The reference anchors (PgBouncer in
+# front of PostgreSQL, redis-server) are started by this script on ports of their own,
+# never the system's instances (6432, 6379) that Debian's packages may have started.
+#
+#   scripts/bench.sh deps   install pgbouncer and redis-server (and try linux-perf), as root
+#   scripts/bench.sh        the benchmark
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 BASE_URL="${DATABASE_URL:-postgres://stockroom:stockroom@127.0.0.1:54320/stockroom}"
-DB=stockroom_bench
+# Dropped and re-created on each run; BENCH_DB for another name when a second bench
+# (another checkout) runs on the same PostgreSQL at the same time.
+DB="${BENCH_DB:-stockroom_bench}"
 URL="${BASE_URL%/*}/$DB"
 SECONDS_EACH="${BENCH_SECONDS:-5}"
 ROUNDS="${BENCH_ROUNDS:-3}"
 PORT="${BENCH_PORT:-7399}"
-BIN="$ROOT/.build/release/stockroom"
+BIN="${STOCKROOM_BIN:-$ROOT/.build/release/stockroom}"
 OUT="$ROOT/.build/bench"
-mkdir -p "$OUT"
+PGBOUNCER_PORT="${BENCH_PGBOUNCER_PORT:-6499}"
+REDIS_PORT="${BENCH_REDIS_PORT:-6498}"
 THREADS="$(nproc)"
+
+die() { echo "bench: $*" >&2; exit 1; }
+# pgbouncer and redis-server live in /usr/sbin and /usr/bin on Debian; /usr/sbin is not
+# on every user's PATH.
+tool() { command -v "$1" 2>/dev/null || { [[ -x /usr/sbin/$1 ]] && echo "/usr/sbin/$1"; } || true; }
+missing_tools() {
+    local missing=()
+    [[ -n "$(tool pgbouncer)" ]] || missing+=(pgbouncer)
+    [[ -n "$(tool redis-server)" ]] || missing+=(redis-server)
+    echo "${missing[*]}"
+}
+
+# Like scripts/db.sh deps: apt-get, as root only, its output in a log, one line on failure.
+# perf is tried too, but a machine without it still benchmarks (no instruction counts).
+cmd_deps() {
+    local missing aptlog="$ROOT/.build/apt-bench.log"
+    missing="$(missing_tools)"
+    local want_perf=""
+    # Tried once per checkout: linux-perf is often not installable (a kernel without
+    # its perf package), and make bench should not run apt-get every time for it.
+    command -v perf >/dev/null 2>&1 || [[ -e "$ROOT/.build/apt-bench-perf-tried" ]] || want_perf=linux-perf
+    [[ -z "$missing" && -z "$want_perf" ]] && return 0
+    if [[ "$(id -u)" -ne 0 ]]; then
+        [[ -z "$missing" ]] && return 0
+        die "missing $missing; install them with: sudo apt-get install pgbouncer redis-server (and linux-perf for instruction counts)"
+    fi
+    command -v apt-get >/dev/null 2>&1 || { [[ -z "$missing" ]] && return 0; die "missing $missing and there is no apt-get here; install PgBouncer and redis-server by hand"; }
+    mkdir -p "$ROOT/.build"
+    : >"$aptlog"
+    [[ -n "$want_perf" ]] && touch "$ROOT/.build/apt-bench-perf-tried"
+    # The packages' scripts try to start their services (PgBouncer on 6432, Redis on
+    # 6379); that may fail without an init system and must not fail the install.
+    DEBIAN_FRONTEND=noninteractive apt-get update -q >>"$aptlog" 2>&1 ||
+        { [[ -z "$missing" ]] && return 0; die "apt-get update failed: $(grep -E '^(E|W):' "$aptlog" | head -n 1 || tail -n 1 "$aptlog") (full log: $aptlog)"; }
+    if [[ -n "$missing" ]]; then
+        echo "bench: installing $missing (apt-get)"
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $missing >>"$aptlog" 2>&1 ||
+            die "apt-get could not install $missing: $(grep -E '^(E|W):' "$aptlog" | head -n 1 || tail -n 1 "$aptlog") (full log: $aptlog)"
+        missing="$(missing_tools)"
+        [[ -z "$missing" ]] || die "still missing after apt-get: $missing (log: $aptlog)"
+    fi
+    if [[ -n "$want_perf" ]]; then
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends linux-perf >>"$aptlog" 2>&1 ||
+            echo "bench: linux-perf could not be installed (see $aptlog); the bench runs without instruction counts"
+    fi
+    return 0
+}
+if [[ "${1:-}" == deps ]]; then cmd_deps; exit 0; fi
+[[ $# -eq 0 ]] || die "usage: scripts/bench.sh [deps]"
+[[ -z "$(missing_tools)" ]] || die "missing $(missing_tools); run scripts/bench.sh deps (as root) or install them with apt-get"
+[[ -x "$BIN" ]] || die "no $BIN; build it with swift build -c release --product stockroom, or point STOCKROOM_BIN at one"
+mkdir -p "$OUT"
 
 exec 3>&2  # the commands are shown on the terminal even when their own stderr is not
 say() { echo "bench: $*" >&3; }
