@@ -102,10 +102,13 @@ pgbench -i -s 1 -q "$URL" >/dev/null 2>&1
 
 # --- the service ------------------------------------------------------------------------
 SERVER_LOG="$OUT/server.log"
-"$BIN" serve --port "$PORT" --database-url "$URL" --pool-size 16 >"$SERVER_LOG" 2>&1 &
+# --no-http: the operations listener's port (7380) is the same for every server on the
+# machine, a `make run` or another bench; the bench does not use it.
+"$BIN" serve --port "$PORT" --no-http --database-url "$URL" --pool-size 16 >"$SERVER_LOG" 2>&1 &
 SERVER_PID=$!
 trap 'kill $SERVER_PID 2>/dev/null; wait $SERVER_PID 2>/dev/null' EXIT
 for _ in $(seq 100); do redis-cli -p "$PORT" PING >/dev/null 2>&1 && break; sleep 0.1; done
+redis-cli -p "$PORT" PING >/dev/null 2>&1 || die "the service on port $PORT does not answer: $(tail -n 1 "$SERVER_LOG") (log: $SERVER_LOG)"
 
 whole() { awk 'NF { printf "%.0f", $1 }'; }
 # Runs a command under scripts/cpu-split.py, printing it and its output, and leaves in
