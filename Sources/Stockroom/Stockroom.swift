@@ -16,11 +16,17 @@ public struct Stockroom: Sendable {
     public let events: EventRepository
     public let payments: PaymentRepository
 
-    public init(pool: PostgresPool, passwordHasher: PasswordHasher = .interactive, sessionLifetime: Duration = .seconds(7 * 24 * 3600)) {
+    /// `orderConcurrency`: order transactions (placing, and moving between states) that
+    /// run at once, the rest waiting in a short line (`AdmissionGate`); nil for no limit
+    /// beyond the pool's.
+    public init(
+        pool: PostgresPool, passwordHasher: PasswordHasher = .interactive, sessionLifetime: Duration = .seconds(7 * 24 * 3600),
+        orderConcurrency: Int? = AdmissionGate.defaultLimit
+    ) {
         self.pool = pool
         self.accounts = AccountRepository(pool: pool, hasher: passwordHasher, sessionLifetime: sessionLifetime)
         self.products = ProductRepository(pool: pool)
-        self.orders = OrderRepository(pool: pool)
+        self.orders = OrderRepository(pool: pool, admission: orderConcurrency.map { AdmissionGate(limit: $0, timeout: pool.configuration.acquireTimeout) })
         self.events = EventRepository(pool: pool)
         self.payments = PaymentRepository(pool: pool)
     }

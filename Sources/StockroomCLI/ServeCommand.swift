@@ -62,6 +62,9 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(name: .customLong("pool-size"), help: "Database connections.")
     var poolSize = 16
 
+    @Option(name: .customLong("order-concurrency"), help: "Order transactions run at once, the rest waiting in a short line (default: two per core; 0: as many as the pool allows). Fewer keep each one's latency short.")
+    var orderConcurrency: Int?
+
     @Option(name: .customLong("max-clients"), help: "Most simultaneous client connections.")
     var maxClients = 10_000
 
@@ -108,6 +111,7 @@ struct ServeCommand: AsyncParsableCommand {
         if tlsHandshakeTimeout < 1 { throw ValidationError("--tls-handshake-timeout must be at least 1 second") }
         if noHTTP, httpPort != nil || httpHost != nil { throw ValidationError("--no-http leaves nothing for --http-host or --http-port to set") }
         if poolSize < 1 { throw ValidationError("--pool-size must be at least 1") }
+        if let orderConcurrency, orderConcurrency < 0 { throw ValidationError("--order-concurrency must be 0 or more") }
         if maxClients < 1 { throw ValidationError("--max-clients must be at least 1") }
         if idleTimeout < 1 { throw ValidationError("--idle-timeout must be at least 1 second") }
         if shutdownDeadline < 1 { throw ValidationError("--shutdown-deadline must be at least 1 second") }
@@ -179,7 +183,7 @@ struct ServeCommand: AsyncParsableCommand {
         // Read by the outbox's trigger (migration 0008) in this service's transactions.
         poolConfiguration.connection.parameters["stockroom.low_stock_threshold"] = String(lowStockThreshold)
         let pool = PostgresPool(configuration: poolConfiguration, logger: logger)
-        let stockroom = Stockroom(pool: pool)
+        let stockroom = Stockroom(pool: pool, orderConcurrency: orderConcurrency.map { $0 == 0 ? nil : $0 } ?? AdmissionGate.defaultLimit)
         var readPool: PostgresPool?
         if let readURL = readURL ?? environment["STOCKROOM_READ_URL"].flatMap({ $0.isEmpty ? nil : $0 }) {
             var readConfiguration = poolConfiguration

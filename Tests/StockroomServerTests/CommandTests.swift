@@ -1,4 +1,5 @@
 import Foundation
+import Stockroom
 import Testing
 @testable import StockroomServer
 
@@ -22,6 +23,7 @@ struct CommandTests {
                 #expect(try await c.call("CONFIG", "GET", "nothing*") == .array([]))
                 guard case .bulk(let info?) = try await c.call("INFO") else { Issue.record("INFO"); return }
                 #expect(info.contains("# Server") && info.contains("connected_clients:") && info.contains("total_commands_processed:") && info.contains("pool_max_connections:8"))
+                #expect(info.contains("order_transactions_running:0\r\norder_transactions_waiting:0\r\norder_transactions_limit:\(AdmissionGate.defaultLimit)\r\n"))
                 guard case .array(let commands) = try await c.call("COMMAND") else { Issue.record("COMMAND"); return }
                 #expect(commands.count >= 30)
                 #expect(try await c.call("COMMAND", "DOCS") == .array([]))

@@ -8,8 +8,20 @@ public import LibPQ
 /// between two transitions has exactly one winner.
 public struct OrderRepository: Sendable {
     let pool: PostgresPool
+    /// Order transactions running at once (see `AdmissionGate`); nil for no limit
+    /// beyond the pool's.
+    public let admission: AdmissionGate?
 
-    public init(pool: PostgresPool) { self.pool = pool }
+    public init(pool: PostgresPool, admission: AdmissionGate? = nil) {
+        self.pool = pool
+        self.admission = admission
+    }
+
+    /// Runs an order transaction through `admission`.
+    private func admitted<T>(_ body: () async throws -> T) async throws -> T {
+        guard let admission else { return try await body() }
+        return try await admission.run(body)
+    }
 
     public static let maxLines = 100
     public static let maxQuantity = 1_000_000
@@ -37,17 +49,19 @@ public struct OrderRepository: Sendable {
             // lock them in id order, so they queue instead of deadlocking; a deadlock or
             // serialization failure from elsewhere is retried.
             let statement = Self.placeStatement(owner: owner, lines: lines, key: request.idempotencyKey, requestHash: requestHash, actor: principal.userID)
-            let rows = try await withTransactionRetry(maxAttempts: 3) {
-                try await pool.withConnection { connection in
-                    // Left to choose, PostgreSQL re-plans this statement on every call
-                    // (its custom plans look cheaper than the generic one), and planning
-                    // nine CTEs costs more than running them: about a third of the
-                    // throughput. Its plan does not depend on the values, so force the
-                    // generic plan for this statement alone: a setting local to the
-                    // transaction, in the same round trip, that ends with it.
-                    try await connection.pipelineTransaction([
-                        "SELECT set_config('plan_cache_mode', 'force_generic_plan', true)", statement,
-                    ])[1]
+            let rows = try await admitted {
+                try await withTransactionRetry(maxAttempts: 3) {
+                    try await pool.withConnection { connection in
+                        // Left to choose, PostgreSQL re-plans this statement on every call
+                        // (its custom plans look cheaper than the generic one), and planning
+                        // nine CTEs costs more than running them: about a third of the
+                        // throughput. Its plan does not depend on the values, so force the
+                        // generic plan for this statement alone: a setting local to the
+                        // transaction, in the same round trip, that ends with it.
+                        try await connection.pipelineTransaction([
+                            "SELECT set_config('plan_cache_mode', 'force_generic_plan', true)", statement,
+                        ])[1]
+                    }
                 }
             }
             return try await outcome(of: rows, owner: owner, actor: principal.userID, key: request.idempotencyKey, requestHash: requestHash)
@@ -334,31 +348,33 @@ public struct OrderRepository: Sendable {
         let owner: Int64? = principal.isAdmin ? nil : principal.userID
         let restock = target == .cancelled
         let changed = try await mappingErrors {
-            try await withTransactionRetry(maxAttempts: 3) {
-                try await pool.write("""
-                    WITH target AS (
-                        UPDATE orders SET status = \(target.rawValue), updated_at = now()
-                        WHERE id = \(id) AND status = ANY(\(allowed.map(\.rawValue))::text[])
-                          AND (\(owner)::int8 IS NULL OR user_id = \(owner))
-                        RETURNING id
-                    ),
-                    locked AS MATERIALIZED (
-                        SELECT p.id, l.quantity FROM products p
-                        JOIN order_lines l ON l.product_id = p.id JOIN target t ON l.order_id = t.id
-                        WHERE \(restock)
-                        ORDER BY p.id
-                        FOR UPDATE OF p
-                    ),
-                    restocked AS (
-                        UPDATE products p SET stock = p.stock + k.quantity, updated_at = now()
-                        FROM locked k WHERE p.id = k.id
-                    ),
-                    history AS (
-                        INSERT INTO order_status_history (order_id, status, changed_by)
-                        SELECT id, \(target.rawValue), \(principal.userID) FROM target
-                    )
-                    SELECT id FROM target
-                    """)
+            try await admitted {
+                try await withTransactionRetry(maxAttempts: 3) {
+                    try await pool.write("""
+                        WITH target AS (
+                            UPDATE orders SET status = \(target.rawValue), updated_at = now()
+                            WHERE id = \(id) AND status = ANY(\(allowed.map(\.rawValue))::text[])
+                              AND (\(owner)::int8 IS NULL OR user_id = \(owner))
+                            RETURNING id
+                        ),
+                        locked AS MATERIALIZED (
+                            SELECT p.id, l.quantity FROM products p
+                            JOIN order_lines l ON l.product_id = p.id JOIN target t ON l.order_id = t.id
+                            WHERE \(restock)
+                            ORDER BY p.id
+                            FOR UPDATE OF p
+                        ),
+                        restocked AS (
+                            UPDATE products p SET stock = p.stock + k.quantity, updated_at = now()
+                            FROM locked k WHERE p.id = k.id
+                        ),
+                        history AS (
+                            INSERT INTO order_status_history (order_id, status, changed_by)
+                            SELECT id, \(target.rawValue), \(principal.userID) FROM target
+                        )
+                        SELECT id FROM target
+                        """)
+                }
             }
         }
         if changed.isEmpty {

@@ -233,7 +233,12 @@ extension CommandDispatcher {
             text += "# Clients\r\nconnected_clients:\(stats.connectedClients.load(ordering: .relaxed))\r\nmaxclients:\(configuration.maxClients)\r\n\r\n"
         }
         if wanted.contains("stats") {
-            text += "# Stats\r\ntotal_connections_received:\(stats.connectionsReceived.load(ordering: .relaxed))\r\ntotal_commands_processed:\(stats.commandsProcessed.load(ordering: .relaxed))\r\nrejected_connections:\(stats.rejectedConnections.load(ordering: .relaxed))\r\ntotal_error_replies:\(stats.errorReplies.load(ordering: .relaxed))\r\nproduct_lookups:\(lookups.lookups.load(ordering: .relaxed))\r\nproduct_lookup_statements:\(lookups.batches.load(ordering: .relaxed))\r\nproduct_lookups_waiting:\(lookups.waiting)\r\nproduct_lookup_workers:\(lookups.workers)\r\n\r\n"
+            text += "# Stats\r\ntotal_connections_received:\(stats.connectionsReceived.load(ordering: .relaxed))\r\ntotal_commands_processed:\(stats.commandsProcessed.load(ordering: .relaxed))\r\nrejected_connections:\(stats.rejectedConnections.load(ordering: .relaxed))\r\ntotal_error_replies:\(stats.errorReplies.load(ordering: .relaxed))\r\nproduct_lookups:\(lookups.lookups.load(ordering: .relaxed))\r\nproduct_lookup_statements:\(lookups.batches.load(ordering: .relaxed))\r\nproduct_lookups_waiting:\(lookups.waiting)\r\nproduct_lookup_workers:\(lookups.workers)\r\n"
+            if let admission = stockroom.orders.admission {
+                let (inside, waiting) = admission.statistics
+                text += "order_transactions_running:\(inside)\r\norder_transactions_waiting:\(waiting)\r\norder_transactions_limit:\(admission.limit)\r\n"
+            }
+            text += "\r\n"
         }
         if wanted.contains("database") {
             let pool = stockroom.pool.statistics
