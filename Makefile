@@ -110,7 +110,7 @@ test-ha: pyclients ## Three instances behind HAProxy over pg_auto_failover: migr
 clean: ## Remove build products (not the database)
 	rm -rf .build .build-* Benchmarks/.build Fuzz/.build $(addsuffix /.build,$(EXAMPLES))
 
-bench: db ## Stockroom against pgbench (direct and through PgBouncer) and redis-server in one run (release build; three rounds, about 8–10 minutes)
+bench: db ## Stockroom against pgbench (direct and through PgBouncer) and redis-server in one run (release build; three rounds, about 15 minutes)
 	@scripts/bench.sh deps
 	$(SWIFT) build -c release --product stockroom
 	@scripts/bench.sh

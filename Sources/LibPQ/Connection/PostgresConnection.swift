@@ -306,7 +306,7 @@ public final class PostgresConnection: @unchecked Sendable {
     /// LibPQ's CPU per point query). The public calls on top of it do not carry the
     /// attribute yet: with Swift 6.3.1, `query` marked so crashes at its entry when
     /// `PostgresPool.query`, a plain async method, calls it — a trigger not understood
-    /// (docs/BENCHMARKS.md, 2026-12-03).
+    /// (narrowed down on 2026-12-03: the commit that added this note).
     ///
     /// With `abandonable` false, the task waits for the thread even past the hard stop
     /// (which shuts the socket, so libpq returns at once): for a COMMIT, whose result

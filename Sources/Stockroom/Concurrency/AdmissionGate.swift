@@ -34,9 +34,10 @@ public final class AdmissionGate: Sendable {
     }
 
     /// Two per core. Measured on two cores (`stockroom bench orders`, docs/BENCHMARKS.md):
-    /// one per core lost a third of the orders a second, since the cores idle while a
-    /// statement's answer travels; two per core kept the throughput and cut p99 by
-    /// three; more let the tail grow back.
+    /// one per core lost a third of the orders a second at 8 clients, since the cores
+    /// idle while a statement's answer travels; two per core cost 5–15% there and
+    /// nothing at 64 clients, and halved p99 at both; three or four per core left the
+    /// tail where it was.
     public static let defaultLimit = max(2, 2 * ProcessInfo.processInfo.activeProcessorCount)
 
     /// Work running now, and waiting: for metrics and INFO.
