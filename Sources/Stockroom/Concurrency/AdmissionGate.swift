@@ -71,7 +71,9 @@ public final class AdmissionGate: Sendable {
                 switch entry {
                 case .admitted: continuation.resume()
                 case .refused: continuation.resume(throwing: StockroomError(.unavailable, "too many orders waiting for the database; try again"))
-                case .queued: break
+                case .queued:
+                    // Cancelled before it queued: the handler below found nothing to take out.
+                    if Task.isCancelled { state.withLock { $0.queue.abandon(id) }?.resume(throwing: CancellationError()) }
                 }
                 if startSweeping { sweep() }
             }
