@@ -99,6 +99,12 @@ psql -X -q "$URL" -c "UPDATE users SET role = 'customer' WHERE email = 'bench-1@
     -c "INSERT INTO users (email, name, role, password_hash) SELECT 'bench-' || n || '@example.com', 'Bench ' || n, 'customer', (SELECT password_hash FROM users WHERE email = 'bench-1@example.com') FROM generate_series(2, 2000) AS n" \
     -c "VACUUM ANALYZE products" -c "VACUUM ANALYZE users" >/dev/null
 pgbench -i -s 1 -q "$URL" >/dev/null 2>&1
+# Nothing else may work on the bench database meanwhile: a service left running from an
+# earlier comparison reconnects to the new database within seconds, and its event
+# sequencer halved ORDER.PLACE in one run (2026-12-05T06:44Z) without a word.
+OTHERS=$(psql -X -Atc "SELECT string_agg(DISTINCT coalesce(nullif(application_name, ''), 'unnamed') || ' (pid ' || pid || ')', ', ')
+    FROM pg_stat_activity WHERE datname = current_database() AND backend_type = 'client backend' AND pid <> pg_backend_pid()" "$URL")
+[[ -z "$OTHERS" ]] || die "other clients are connected to $DB: $OTHERS; their work would be measured too (stop them, or set BENCH_DB to another name)"
 
 # --- the service and the reference servers --------------------------------------------
 # Everything started here is stopped on exit, however the script ends, and waited for:
