@@ -169,7 +169,11 @@ import Testing
                 #expect(refunds.last?.form == ["payment_intent": intentID, "metadata[order_id]": "\(orderID)"])
                 #expect(Set(refunds.compactMap { $0.headers["idempotency-key"] }).count == 1, "one key across retries")
                 #expect(processor.refundCount == 1)
-                let job = try await JobRepository(pool: server.stockroom.pool).job(kind: .refund, orderID: Int64(orderID))
+                // The payment is marked refunded by the job's handler; the job is marked
+                // done by the worker after it, in a statement of its own.
+                let jobs = JobRepository(pool: server.stockroom.pool)
+                try await Self.eventually("the refund job done") { try await jobs.job(kind: .refund, orderID: Int64(orderID))?.state == .done }
+                let job = try await jobs.job(kind: .refund, orderID: Int64(orderID))
                 #expect(job?.state == .done && job?.attempts == 3)
                 #expect(try await server.stockroom.payments.payment(orderID: Int64(orderID))?.refundID?.hasPrefix("re_") == true)
             }
