@@ -42,6 +42,25 @@ struct ProductTests {
         }
     }
 
+    /// The service checks SKUs byte by byte; the database's `product_sku` domain holds the
+    /// rule as a regular expression. Both must agree on the edges.
+    @Test func skuRuleMatchesTheDatabaseDomain() async throws {
+        let cases = [
+            "A", "z9", "0", "a.b_c-d", String(repeating: "x", count: 64), String(repeating: "x", count: 65),
+            "", ".a", "_a", "-a", "a b", "a/", "a@", "a[", "a`", "a{", "@a", "`a", "ä", "aé", "Å1", "a\n", "a\u{7F}", "a\r",
+        ]
+        try await TestStockroom.withStockroom { stockroom, _ in
+            for sku in cases {
+                let database = try await stockroom.pool.query("SELECT \(sku) ~ '^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$'")[0][0, as: Bool.self]
+                let service = (try? Product.validSKU(sku)) != nil
+                #expect(service == database, "\(sku.debugDescription): the service says \(service), the domain \(database)")
+            }
+            let domain = try await stockroom.pool.query(
+                "SELECT pg_get_constraintdef(c.oid) FROM pg_constraint c JOIN pg_type t ON t.oid = c.contypid WHERE t.typname = 'product_sku'")
+            #expect(try domain[0][0, as: String.self].contains("^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"))
+        }
+    }
+
     @Test func everyBadInputNamesItsField() async throws {
         try await TestStockroom.withStockroom { stockroom, fixtures in
             let admin = try await fixtures.admin()

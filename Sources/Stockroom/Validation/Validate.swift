@@ -34,13 +34,21 @@ enum Validate {
         }
     }
 
+    /// The `product_sku` domain's rule (`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`), on bytes:
+    /// every PRODUCT.GET checks its key here, and Unicode property lookups took a
+    /// twelfth of the service's CPU under pipelined lookups.
     static func sku(_ value: String) throws -> String {
-        let sku = value
-        guard (1...64).contains(sku.utf8.count),
-              sku.unicodeScalars.allSatisfy({ $0.isASCII && ($0.properties.isAlphabetic || ("0"..."9").contains($0) || $0 == "." || $0 == "_" || $0 == "-") }),
-              let first = sku.unicodeScalars.first, first != ".", first != "_", first != "-"
-        else { throw StockroomError.invalid("sku", "must be 1 to 64 letters, digits, '.', '_' or '-', starting with a letter or digit") }
-        return sku
+        func isLetterOrDigit(_ byte: UInt8) -> Bool {
+            (UInt8(ascii: "a")...UInt8(ascii: "z")).contains(byte | 0x20) || (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(byte)
+        }
+        func isValid(_ bytes: some Collection<UInt8>) -> Bool {
+            guard (1...64).contains(bytes.count), let first = bytes.first, isLetterOrDigit(first) else { return false }
+            return bytes.allSatisfy { isLetterOrDigit($0) || $0 == UInt8(ascii: ".") || $0 == UInt8(ascii: "_") || $0 == UInt8(ascii: "-") }
+        }
+        guard value.utf8.withContiguousStorageIfAvailable(isValid) ?? isValid(value.utf8) else {
+            throw StockroomError.invalid("sku", "must be 1 to 64 letters, digits, '.', '_' or '-', starting with a letter or digit")
+        }
+        return value
     }
 
     static func description(_ value: String) throws -> String {
