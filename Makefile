@@ -55,6 +55,7 @@ TEST_WIDTH ?= 24
 OWN_CLUSTER_TESTS = StandbyReadTests|PostgresTLSTests
 
 test: db pyclients ## The whole suite against the local PostgreSQL, then the example programs, the fault storm and the HA storm
+	@scripts/check-imports.sh
 	$(SWIFT) build --build-tests
 	SWT_EXPERIMENTAL_MAXIMUM_PARALLELIZATION_WIDTH=$(TEST_WIDTH) $(SWIFT) test --skip-build --skip '$(OWN_CLUSTER_TESTS)'
 	$(SWIFT) test --skip-build --filter '$(OWN_CLUSTER_TESTS)'

@@ -75,10 +75,14 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
+        // Every module a target imports is named here, even one that comes along with
+        // another: SwiftPM recompiles a target only when a module it names changes, so a
+        // change to one reached only through another leaves stale code behind
+        // (docs/NONSENDING-CRASH.md). scripts/check-imports.sh holds this.
         .executableTarget(
             name: "StockroomCLI",
             dependencies: [
-                "StockroomServer", "StockroomDelivery", "Migrations", logging,
+                "StockroomServer", "StockroomDelivery", "Stockroom", "Migrations", "LibPQ", logging,
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
