@@ -303,10 +303,9 @@ public final class PostgresConnection: @unchecked Sendable {
     /// `nonisolated(nonsending)`: it runs on its caller's executor, where a plain
     /// nonisolated async function first asks the runtime to switch to the task's
     /// preferred executor (`swift_task_switch` and `getPreferredTaskExecutor` were 8% of
-    /// LibPQ's CPU per point query). The public calls on top of it do not carry the
-    /// attribute yet: with Swift 6.3.1, `query` marked so crashes at its entry when
-    /// `PostgresPool.query`, a plain async method, calls it — a trigger not understood
-    /// (narrowed down on 2026-12-03: the commit that added this note).
+    /// LibPQ's CPU per point query). The public calls on top of it stay plain `async`:
+    /// marked too, they measured no cheaper (docs/NONSENDING-CRASH.md, which also explains
+    /// the crash once blamed on the attribute: a caller SwiftPM had not recompiled).
     ///
     /// With `abandonable` false, the task waits for the thread even past the hard stop
     /// (which shuts the socket, so libpq returns at once): for a COMMIT, whose result
