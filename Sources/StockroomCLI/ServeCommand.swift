@@ -72,7 +72,7 @@ struct ServeCommand: AsyncParsableCommand {
     /// A second loop on two cores mostly adds wake-ups between threads that take turns.
     static var defaultEventLoops: Int { max(1, ProcessInfo.processInfo.activeProcessorCount / 2) }
 
-    @Option(name: .customLong("order-concurrency"), help: "Order transactions run at once, the rest waiting in a short line (default: two per core; 0: as many as the pool allows). Fewer keep each one's latency short.")
+    @Option(name: .customLong("order-concurrency"), help: "Order transactions run at once, the rest waiting in a short line (default: one per core and one more; 0: as many as the pool allows). Fewer keep each one's latency short.")
     var orderConcurrency: Int?
 
     @Option(name: .customLong("max-clients"), help: "Most simultaneous client connections.")

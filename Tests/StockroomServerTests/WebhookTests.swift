@@ -190,7 +190,13 @@ struct WebhookTests {
                 for delivery in deliveries {
                     let attempts = delivery["attempts"] as! [[String: Any]]
                     #expect(attempts.count == 3, "the first try and two retries")
-                    #expect(attempts.allSatisfy { $0["status_code"] is NSNull && ($0["error"] as? String)?.contains("Connection refused") == true })
+                    // Refused, as a rule; "timed out" when, on a machine busy with the
+                    // rest of the suite, the 300 ms deadline passed before the refusal
+                    // came back. Either way no response, and the cause is recorded.
+                    #expect(attempts.allSatisfy { attempt in
+                        let error = attempt["error"] as? String ?? ""
+                        return attempt["status_code"] is NSNull && (error.contains("Connection refused") || error == "timed out")
+                    }, "\(attempts.map { $0["error"] ?? "none" })")
                 }
                 #expect(!(try await admin.call("WEBHOOK.DELIVERIES", "\(endpointID)").description.contains(secret)))
             }

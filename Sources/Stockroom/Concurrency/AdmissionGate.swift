@@ -33,12 +33,12 @@ public final class AdmissionGate: Sendable {
         state = Mutex(State(queue: Queue(limit: max(1, limit), maxWaiting: max(0, maxWaiting))))
     }
 
-    /// Two per core. Measured on two cores (`stockroom bench orders`, docs/BENCHMARKS.md):
-    /// one per core lost a third of the orders a second at 8 clients, since the cores
-    /// idle while a statement's answer travels; two per core cost 5–15% there and
-    /// nothing at 64 clients, and halved p99 at both; three or four per core left the
-    /// tail where it was.
-    public static let defaultLimit = max(2, 2 * ProcessInfo.processInfo.activeProcessorCount)
+    /// One per core, and one more: the cores stay busy while one transaction's answer
+    /// travels. Measured on two cores (`stockroom bench orders`, docs/BENCHMARKS.md), with
+    /// events numbered at most every 20 ms: 8 clients placed 2,700–2,880 orders/s with a
+    /// p99.9 of 15–16 ms through a limit of 3, against 3,030–3,080/s and 27–39 ms through
+    /// 4 (2,520–2,600/s and 11–13 ms through 2); at 64 clients 3 did as well as 4.
+    public static let defaultLimit = max(2, ProcessInfo.processInfo.activeProcessorCount + 1)
 
     /// Work running now, and waiting: for metrics and INFO.
     public var statistics: (inside: Int, waiting: Int) {

@@ -39,6 +39,9 @@ final class EventFeed: Sendable {
         var waiterIDs = 0
     }
 
+    /// The shortest time from the start of one numbering run to the start of the next.
+    static let runInterval: Duration = .milliseconds(20)
+
     init(events: EventRepository, connection: PostgresConnection.Configuration, retention: Duration, logger: Logger) {
         self.events = events
         self.connection = connection
@@ -84,6 +87,9 @@ final class EventFeed: Sendable {
 
     var subscriberCount: Int { state.withLock { $0.subscribers.count } }
 
+    /// Numbering runs started so far.
+    var runs: Int { state.withLock { $0.runsStarted } }
+
     /// Runs until cancelled.
     func run() async {
         await withTaskGroup(of: Void.self) { group in
@@ -93,7 +99,11 @@ final class EventFeed: Sendable {
             group.addTask {
                 for await _ in self.wakes {
                     if Task.isCancelled { break }
+                    let started = ContinuousClock.now
                     await self.numberAndDeliver()
+                    // Pokes that come in meanwhile wait for the pause to end, and then
+                    // make one run.
+                    try? await Task.sleep(until: started + Self.runInterval)
                 }
             }
             await withTaskCancellationHandler {
