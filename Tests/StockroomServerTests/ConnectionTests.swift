@@ -162,6 +162,23 @@ struct ConnectionTests {
         }
     }
 
+    @Test(.timeLimit(.minutes(1))) func pipelinedRepliesEachCountAsAnswered() async throws {
+        try await TestServer.with(configure: { $0.idleTimeout = .seconds(1) }) { server in
+            let id = try await server.product(sku: "TOGETHER-1")
+            try await server.client { (c: TestClient) async throws -> Void in
+                // Sixteen lookups and a PING in one write: the lookups share a statement
+                // and come back together.
+                try await c.send(String(repeating: TestClient.resp(["PRODUCT.GET", "\(id)"]), count: 16) + TestClient.resp(["PING"]))
+                for _ in 0..<16 { #expect(try await c.reply().json()["sku"] as? String == "TOGETHER-1") }
+                #expect(try await c.reply() == .simple("PONG"))
+                // All answered, so idle: closed. Had ConnectionGuard missed a reply, the
+                // connection would look busy with a command, and stay open until the time
+                // limit failed the test.
+                #expect(try await c.isClosed())
+            }
+        }
+    }
+
     @Test func gracefulShutdownFinishesTheCommandInFlight() async throws {
         try await TestServer.with { server in
             let id = try await server.product(sku: "SLOW-1")
