@@ -5,6 +5,16 @@ import Testing
 
 @Suite("The connection's thread as a task executor")
 struct ConnectionThreadTests {
+    /// A program that exits right after closing its pool must not race OpenSSL's exit
+    /// handler (see `OpenSSLExitHandler`). What can be checked in-process: once a
+    /// connection opened, OpenSSL was found and took the request.
+    @Test func openSSLsExitHandlerIsOffOnceAConnectionOpened() async throws {
+        try await TestDatabase.withSchema { (connection: PostgresConnection) async throws -> Void in
+            #expect(try await connection.query("SELECT 1").scalar(Int32.self) == 1)
+            #expect(OpenSSLExitHandler.disabled)
+        }
+    }
+
     @Test func jobsOfATaskThatPrefersItRunOnIt() async {
         let thread = ConnectionThread(name: "test")
         defer { thread.stop() }

@@ -197,6 +197,7 @@ public final class PostgresConnection: @unchecked Sendable {
     }
 
     private static func openConnection(_ configuration: Configuration) throws -> OpaquePointer {
+        _ = OpenSSLExitHandler.disabled  // before libpq first uses OpenSSL
         let target = try ConnectionTarget(parsing: configuration.connectionString)
         // Defaults come first; expand_dbname=1 expands the string in place and its own
         // settings override those before it. Those after it override the string's.
