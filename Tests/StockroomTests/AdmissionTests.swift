@@ -92,13 +92,23 @@ struct AdmissionGateTests {
         #expect(gate.statistics.waiting == 0)
     }
 
+    /// Takes the gate's only place until the returned function is called; that function
+    /// returns once the holder has left.
+    static func occupy(_ gate: AdmissionGate) async throws -> @Sendable () async throws -> Void {
+        let release = AsyncStream<Void>.makeStream()
+        let holder = Task { try await gate.run { for await _ in release.stream { break } } }
+        while gate.statistics.inside == 0 { try await Task.sleep(for: .milliseconds(5)) }
+        return {
+            release.continuation.yield()
+            try await holder.value
+        }
+    }
+
     @Test func aFullLineIsRefusedAtOnceAndAWaitPastTheDeadlineFailsWithUnavailable() async throws {
         // A deadline far above the time anything takes here, even on a loaded machine:
         // "at once" is then told from "at the deadline" without a tight bound.
         let gate = AdmissionGate(limit: 1, maxWaiting: 1, timeout: .seconds(2))
-        let release = AsyncStream<Void>.makeStream()
-        let holder = Task { try await gate.run { for await _ in release.stream { break } } }
-        while gate.statistics.inside == 0 { try await Task.sleep(for: .milliseconds(5)) }
+        let free = try await Self.occupy(gate)
         let clock = ContinuousClock()
         let waiting = clock.now
         let waiter = Task { try await gate.run { "ran" } }
@@ -113,24 +123,20 @@ struct AdmissionGateTests {
         #expect(expired?.code == .unavailable)
         #expect(clock.now - waiting >= .seconds(2))
         #expect(clock.now - waiting < .seconds(10))
-        release.continuation.yield()
-        try await holder.value
+        try await free()
         #expect(try await gate.run { "ran" } == "ran", "the place is free again")
     }
 
     @Test func aCancelledWaiterLeavesWithoutRunning() async throws {
         let gate = AdmissionGate(limit: 1, maxWaiting: 4, timeout: .seconds(30))
-        let release = AsyncStream<Void>.makeStream()
-        let holder = Task { try await gate.run { for await _ in release.stream { break } } }
-        while gate.statistics.inside == 0 { try await Task.sleep(for: .milliseconds(5)) }
+        let free = try await Self.occupy(gate)
         let counts = Counts()
         let waiter = Task { try await gate.run { counts.state.withLock { $0.done += 1 } } }
         while gate.statistics.waiting == 0 { try await Task.sleep(for: .milliseconds(5)) }
         waiter.cancel()
         await #expect(throws: CancellationError.self) { try await waiter.value }
         #expect(gate.statistics.waiting == 0)
-        release.continuation.yield()
-        try await holder.value
+        try await free()
         let done = counts.state.withLock { $0.done }
         #expect(done == 0)
         #expect(gate.statistics.inside == 0)
