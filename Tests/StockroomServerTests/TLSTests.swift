@@ -143,11 +143,13 @@ struct TLSTests {
     /// Connections that open TCP and then say nothing, or start a ClientHello and stall,
     /// or send garbage: each holds a connection slot until the handshake deadline at most,
     /// and a client on another connection is served promptly meanwhile.
-    @Test(.timeLimit(.minutes(1)))
+    @Test(.timeLimit(.minutes(2)))
     func handshakesThatNeverFinishAreClosedAtTheDeadlineAndCostNobodyElse() async throws {
-        // 3 s: the deadline applies to the bystander and the newcomer too, and a fresh clone
-        // under the whole suite once took longer than 1 s for a legitimate handshake.
-        try await Self.serving(configure: { $0.tlsHandshakeTimeout = .seconds(3) }) { server, certificates in
+        // The bystander's bound must sit well below the handshake deadline: a bystander stuck
+        // behind the stalled handshakes would be served only once the deadline closed them.
+        // Under the whole suite on a fresh CI clone a PING took 3.1 s and a legitimate
+        // handshake over 1 s, so the deadline is 10 s and the bound 5 s.
+        try await Self.serving(configure: { $0.tlsHandshakeTimeout = .seconds(10) }) { server, certificates in
             let context = try Self.clientContext(certificates)
             let port = server.port
             try await TestClient.connect(port: port, tls: context) { bystander in
@@ -184,14 +186,14 @@ struct TLSTests {
                     #expect(try await newcomer.call("PING") == .simple("PONG"))
                 }
                 slowest = max(slowest, ContinuousClock.now - start)
-                #expect(slowest < .seconds(2), "the bystander waited \(slowest)")
+                #expect(slowest < .seconds(5), "the bystander waited \(slowest)")
 
                 let held = try await attack.value
                 #expect(held.count == 60)
-                // Closed by the 3 s handshake deadline, not by the 300 s idle timeout. The
+                // Closed by the 10 s handshake deadline, not by the 300 s idle timeout. The
                 // clock starts when the kernel accepted the connection, before the server
-                // did: under the whole suite on a fresh clone the slowest took 9.8 s while
-                // the bystander stayed under 2 s, hence a bound far from both.
+                // did: under the whole suite on a fresh clone the slowest took 6.8 s past
+                // its deadline, hence a bound far from both.
                 #expect(held.allSatisfy { $0 < .seconds(30) }, "longest held: \(held.max() ?? .zero)")
                 // Only the bystander is left.
                 var connected = ""
