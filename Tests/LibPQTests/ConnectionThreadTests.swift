@@ -76,6 +76,104 @@ struct ConnectionThreadTests {
         }
         #expect(ran)
     }
+
+    @Test func joinReturnsOnceTheThreadHasExited() async {
+        let thread = ConnectionThread(name: "test")
+        let probe = ThreadExitProbe()
+        await withCheckedContinuation { continuation in
+            thread.execute {
+                probe.attachToCurrentThread()
+                continuation.resume()
+            }
+        }
+        // Two at once, and one after: each returns, after the thread's destructors ran.
+        await withTaskGroup(of: Bool.self) { group in
+            for _ in 0..<2 { group.addTask { await thread.join(); return probe.hasRun } }
+            for await seen in group { #expect(seen) }
+        }
+        await thread.join()
+        #expect(probe.hasRun)
+    }
+}
+
+@Suite("Closing waits for the connection's thread")
+struct ThreadExitTests {
+    /// OpenSSL frees a thread's state in a thread-local destructor; a program that exits
+    /// while that runs can crash in it. So `close()` returns only once the thread is gone.
+    @Test func aClosedConnectionsThreadIsGone() async throws {
+        let connection = try await PostgresConnection.connect(TestDatabase.url, logger: TestDatabase.logger)
+        let probe = ThreadExitProbe()
+        await withCheckedContinuation { continuation in
+            connection.thread.execute {
+                probe.attachToCurrentThread()
+                continuation.resume()
+            }
+        }
+        #expect(try await connection.query("SELECT 1").scalar(Int32.self) == 1)
+        await connection.close()
+        #expect(probe.hasRun)
+        await connection.close()  // again: nothing left to wait for
+    }
+
+    /// The thread exits while the task waits for it, and the task resumes elsewhere.
+    @Test func closingFromATaskOnTheConnectionsOwnThreadDoesNotDeadlock() async throws {
+        let connection = try await PostgresConnection.connect(TestDatabase.url, logger: TestDatabase.logger)
+        let probe = ThreadExitProbe()
+        await withTaskExecutorPreference(connection.executor) {
+            #expect(connection.thread.isCurrent)
+            probe.attachToCurrentThread()
+            await connection.close()
+            #expect(!connection.thread.isCurrent)
+        }
+        #expect(probe.hasRun)
+    }
+
+    @Test func aClosedPoolLeavesNoConnectionThreadBehind() async throws {
+        let pool = PostgresPool(configuration: .init(connection: .init(TestDatabase.url), maxConnections: 3))
+        let probes = (0..<3).map { _ in ThreadExitProbe() }
+        final class Count: Sendable { let value = Atomic<Int>(0) }
+        let leased = Count()
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for probe in probes {
+                group.addTask {
+                    try await pool.withConnection { connection in
+                        precondition(connection.thread.isCurrent)
+                        probe.attachToCurrentThread()
+                        // Held until all three are out, so each probe marks a thread of its own.
+                        leased.value.add(1, ordering: .relaxed)
+                        while leased.value.load(ordering: .relaxed) < 3 { try await Task.sleep(for: .milliseconds(5)) }
+                    }
+                }
+            }
+            try await group.waitForAll()
+        }
+        await pool.close()
+        #expect(probes.allSatisfy { $0.hasRun })
+    }
+}
+
+/// A thread-local value whose destructor takes 100 ms and then records that it ran: the
+/// last thing a thread does as it exits, as OpenSSL's cleanup of its per-thread state is.
+/// Whoever sees `hasRun` true right after waiting for a thread did wait for its exit.
+final class ThreadExitProbe: Sendable {
+    private let ran = Atomic<Bool>(false)
+
+    var hasRun: Bool { ran.load(ordering: .acquiring) }
+
+    private static let key: pthread_key_t = {
+        var key = pthread_key_t()
+        let created = pthread_key_create(&key) { value in
+            usleep(100_000)
+            Unmanaged<ThreadExitProbe>.fromOpaque(value!).takeRetainedValue().ran.store(true, ordering: .releasing)
+        }
+        precondition(created == 0, "pthread_key_create failed")
+        return key
+    }()
+
+    /// Marks the calling thread.
+    func attachToCurrentThread() {
+        pthread_setspecific(Self.key, Unmanaged.passRetained(self).toOpaque())
+    }
 }
 
 @Suite("Statements inline on the connection's thread")

@@ -18,7 +18,8 @@ internal import Foundation
 ///
 /// Once stopped it finishes what is queued and exits; anything submitted after that is
 /// handed to the global executor (jobs) or to a Dispatch thread (closures), so a task that
-/// still prefers this executor never hangs.
+/// still prefers this executor never hangs. `join()` waits until it has exited, its
+/// thread-local destructors included; a thread nobody joins is detached when it is done.
 final class ConnectionThread: TaskExecutor, @unchecked Sendable {
     private enum Work {
         case job(UnownedJob)
@@ -32,14 +33,26 @@ final class ConnectionThread: TaskExecutor, @unchecked Sendable {
     private var isBlocking = false
     private var stopping = false
     private var exited = false
+    /// Guarded by `condition`: whether someone asked to join the thread, and who waits.
+    private var joining = Joining.no
     /// Written by the thread before `init` returns, read-only afterwards.
     private var threadID = pthread_self()
+    /// From `pthread_create`, before `init` returns; read-only afterwards.
+    private var handle = pthread_t()
+
+    private enum Joining {
+        case no
+        case underway([CheckedContinuation<Void, Never>])
+        case done
+    }
 
     /// `name` shows in `top -H` and profiles. Linux keeps at most 15 bytes of it.
     init(name: String) {
         assert(name.utf8.count <= 15, "Linux cuts thread names to 15 bytes")
         let started = DispatchSemaphore(value: 0)
-        let thread = Thread { [self] in
+        // A joinable POSIX thread rather than Foundation's `Thread`, which detaches: a
+        // closed connection's thread can then be waited for (`join`).
+        let entry = ThreadEntry { [self] in
             threadID = pthread_self()
             // Straight to the kernel, the thread naming itself (proc(5)): Foundation's
             // `Thread.name` reached it only now and then on Linux — a flaky test saw the
@@ -53,8 +66,19 @@ final class ConnectionThread: TaskExecutor, @unchecked Sendable {
             started.signal()
             runLoop()
         }
-        thread.start()
+        let context = Unmanaged.passRetained(entry).toOpaque()
+        let created = pthread_create(&handle, nil, { context in
+            Unmanaged<ThreadEntry>.fromOpaque(context!).takeRetainedValue().body()
+            return nil
+        }, context)
+        precondition(created == 0, "pthread_create failed: \(String(cString: strerror(created)))")
         started.wait()
+    }
+
+    deinit {
+        // The last reference goes once the thread's loop has returned (it holds one until
+        // then): a thread nobody joined releases its resources by itself.
+        if case .no = joining { pthread_detach(handle) }
     }
 
     /// Whether the caller is running on this thread.
@@ -105,6 +129,34 @@ final class ConnectionThread: TaskExecutor, @unchecked Sendable {
         condition.unlock()
     }
 
+    /// Stops the thread and returns once it has exited, after what was queued before.
+    /// Safe from a task running on this thread: the thread exits while the task waits, and
+    /// the task resumes elsewhere.
+    func join() async {
+        stop()
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            condition.lock()
+            switch joining {
+            case .done:
+                condition.unlock()
+                continuation.resume()
+            case .underway(let waiters):
+                joining = .underway(waiters + [continuation])
+                condition.unlock()
+            case .no:
+                joining = .underway([continuation])
+                condition.unlock()
+                ThreadReaper.shared.join(handle) { [self] in
+                    condition.lock()
+                    guard case .underway(let waiters) = joining else { preconditionFailure("joined twice") }
+                    joining = .done
+                    condition.unlock()
+                    for waiter in waiters { waiter.resume() }
+                }
+            }
+        }
+    }
+
     private func submit(_ work: Work) -> Bool {
         condition.lock()
         defer { condition.unlock() }
@@ -138,4 +190,10 @@ final class ConnectionThread: TaskExecutor, @unchecked Sendable {
             }
         }
     }
+}
+
+/// The body of a thread started with `pthread_create`, passed through its `void *`.
+private final class ThreadEntry {
+    let body: () -> Void
+    init(_ body: @escaping () -> Void) { self.body = body }
 }

@@ -274,7 +274,8 @@ public final class PostgresConnection: @unchecked Sendable {
     /// finds the primary again (`target_session_attrs=read-write`).
     public var isOnReadOnlyServer: Bool { readOnlyServerFlag.load(ordering: .relaxed) }
 
-    /// Closes the connection after whatever is running on it finishes.
+    /// Closes the connection after whatever is running on it finishes, and returns once
+    /// its thread has exited too: a program may exit right after.
     public func close() async {
         await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
             thread.execute {
@@ -290,6 +291,7 @@ public final class PostgresConnection: @unchecked Sendable {
                 continuation.resume()
             }
         }
+        await thread.join()
     }
 
     // MARK: - Running operations on the connection's thread

@@ -13,7 +13,8 @@ import Synchronization
 ///   so is one whose server refused a write as read-only (a standby since a failover).
 ///   Idle connections that the server dropped (restart, `pg_terminate_backend`) reconnect
 ///   before their next statement, so a database restart never leaves the pool broken.
-/// - `close()` refuses new work, waits for leased connections to come back, closes all.
+/// - `close()` refuses new work, waits for leased connections to come back, closes all,
+///   and returns once every connection is closed and its thread has exited.
 public final class PostgresPool: Sendable {
     public struct Configuration: Sendable {
         public var connection: PostgresConnection.Configuration
@@ -71,7 +72,17 @@ public final class PostgresPool: Sendable {
         var nextWaiter = 0
         var timers: [Int: Task<Void, any Error>] = [:]
         var closeWaiters: [CheckedContinuation<Void, Never>] = []
+        /// Connections the machine has let go of whose `close()` has not returned yet:
+        /// `close()` waits for them too, so that no connection or its thread outlives it.
+        var closing = 0
         var lastConnectError: (any Error)?
+
+        /// Everyone waiting in `close()`, once there is nothing left to wait for.
+        mutating func takeCloseWaitersIfClosed() -> [CheckedContinuation<Void, Never>] {
+            guard machine.isClosing, machine.total == 0, closing == 0 else { return [] }
+            defer { closeWaiters = [] }
+            return closeWaiters
+        }
     }
 
     public let configuration: Configuration
@@ -214,7 +225,7 @@ public final class PostgresPool: Sendable {
             logger.debug("closing a connection returned inside a transaction")
         }
         let action = state.withLock { $0.machine.release(connection, reusable: reusable) }
-        if !reusable { Task { await connection.close() } }
+        if !reusable { retire(connection) }
         perform(action)
     }
 
@@ -250,18 +261,26 @@ public final class PostgresPool: Sendable {
             continuation?.resume(throwing: error ?? PostgresError(code: .connection, message: "could not open a connection"))
             if thenOpen { openConnection() }
         case .close(let connection):
-            Task { await connection.close() }
+            retire(connection)
         case .shutDown(let connections, _):
-            for connection in connections { Task { await connection.close() } }
+            connections.forEach(retire)
         case .finishedClosing:
             break
         }
-        let finished = state.withLock { state -> [CheckedContinuation<Void, Never>] in
-            guard state.machine.isClosing, state.machine.total == 0 else { return [] }
-            defer { state.closeWaiters = [] }
-            return state.closeWaiters
+        state.withLock { $0.takeCloseWaitersIfClosed() }.forEach { $0.resume() }
+    }
+
+    /// Closes a connection the machine no longer counts, counted until it is closed.
+    private func retire(_ connection: PostgresConnection) {
+        state.withLock { $0.closing += 1 }
+        Task {
+            await connection.close()
+            let finished = state.withLock { state in
+                state.closing -= 1
+                return state.takeCloseWaitersIfClosed()
+            }
+            finished.forEach { $0.resume() }
         }
-        finished.forEach { $0.resume() }
     }
 
     /// `close()`, waiting at most `limit`: false if connections were still out then
