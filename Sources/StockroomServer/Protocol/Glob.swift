@@ -1,13 +1,14 @@
+import StockroomDelivery
+
 /// Redis-style glob patterns for CONFIG GET: `*` matches any run of bytes, `?` one byte,
 /// anything else itself, ASCII case-insensitively.
 ///
 /// The pattern comes from a client and may be a megabyte of `*`: a recursive matcher
 /// backtracks exponentially on `**…*#` and overflows the stack on a long one (Redis's
-/// `stringmatchlen` has a nesting limit for the same reason). This one is iterative and
-/// remembers only the last `*`: on a mismatch it retries from one byte further after
-/// that star, never from earlier ones, which is enough since a later star can absorb
-/// whatever an earlier one would have. Cost: at most pattern × text steps, and the texts
-/// are the server's own short key names, so linear in what the client sent.
+/// `stringmatchlen` has a nesting limit for the same reason). The matcher is PSUBSCRIBE's
+/// (`EventPattern`), iterative and remembering only the last `*`: at most pattern × text
+/// steps, and the texts are the server's own short key names, so linear in what the
+/// client sent.
 ///
 /// For matching one pattern against many keys, `Glob(pattern)` first collapses runs of
 /// `*` and counts the other bytes: a pattern with more of them than a key has bytes
@@ -41,31 +42,6 @@ struct Glob {
     }
 
     static func matches(_ pattern: some Collection<UInt8>, _ text: some Collection<UInt8>) -> Bool {
-        let p = Array(pattern), t = Array(text)
-        var i = 0, j = 0
-        var star: Int? = nil  // index in p just after the last `*` seen
-        var resume = 0        // where in t that star's match would end if we backtrack
-        while j < t.count {
-            if i < p.count, p[i] == UInt8(ascii: "*") {
-                while i < p.count, p[i] == UInt8(ascii: "*") { i += 1 }
-                star = i
-                resume = j
-            } else if i < p.count, p[i] == UInt8(ascii: "?") || lower(p[i]) == lower(t[j]) {
-                i += 1
-                j += 1
-            } else if let after = star {
-                resume += 1
-                i = after
-                j = resume
-            } else {
-                return false
-            }
-        }
-        while i < p.count, p[i] == UInt8(ascii: "*") { i += 1 }
-        return i == p.count
-    }
-
-    private static func lower(_ byte: UInt8) -> UInt8 {
-        (0x41...0x5A).contains(byte) ? byte | 0x20 : byte
+        EventPattern.matches(pattern, text, ignoringASCIICase: true)
     }
 }
