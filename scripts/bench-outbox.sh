@@ -20,7 +20,17 @@ CLIENTS="${CLIENTS:-8}"
 DIR="$ROOT/scripts/bench-outbox"
 
 psql -X -q "$BASE_URL" -c "DROP DATABASE IF EXISTS $DB WITH (FORCE)" -c "CREATE DATABASE $DB" >/dev/null 2>&1
-trap 'psql -X -q "$BASE_URL" -c "DROP DATABASE IF EXISTS $DB WITH (FORCE)" >/dev/null' EXIT
+# An autovacuum worker busy in the database (after eight seconds of orders it often is)
+# cannot be ended by a non-superuser's FORCE: it stops on its own, so try again.
+drop_database() {
+    for _ in 1 2 3 4 5; do
+        psql -X -q "$BASE_URL" -c "DROP DATABASE IF EXISTS $DB WITH (FORCE)" >/dev/null 2>&1 && return 0
+        sleep 1
+    done
+    psql -X -q "$BASE_URL" -c "DROP DATABASE IF EXISTS $DB WITH (FORCE)" >/dev/null
+}
+PLACE="$(mktemp)"
+trap 'rm -f "$PLACE"; drop_database' EXIT
 swift build --package-path "$ROOT" --product stockroom >/dev/null 2>&1
 "$ROOT/.build/debug/stockroom" migrate up --database-url "$URL" --dir "$ROOT/migrations" >/dev/null
 # 10,000 products with plenty of stock and 2,000 users, the ranges given to pgbench below.
@@ -33,17 +43,6 @@ triggers() {
         -c "ALTER TABLE products $1 TRIGGER products_low_stock_event"
 }
 tps() { awk '/^tps =/ { printf "%.0f", $3 }'; }
-PLACE="$(mktemp)"
-# An autovacuum worker busy in the database (after eight seconds of orders it often is)
-# cannot be ended by a non-superuser's FORCE: it stops on its own, so try again.
-drop_database() {
-    for _ in 1 2 3 4 5; do
-        psql -X -q "$BASE_URL" -c "DROP DATABASE IF EXISTS $DB WITH (FORCE)" >/dev/null 2>&1 && return 0
-        sleep 1
-    done
-    psql -X -q "$BASE_URL" -c "DROP DATABASE IF EXISTS $DB WITH (FORCE)" >/dev/null
-}
-trap 'rm -f "$PLACE"; drop_database' EXIT
 "$ROOT/scripts/order-statement.sh" >"$PLACE"
 place() {
     PGOPTIONS="-c plan_cache_mode=force_generic_plan" pgbench -n -f "$PLACE" -D products=10000 -D users=2000 \
