@@ -166,8 +166,8 @@ struct WebhookTests {
     }
 
     @Test func deadDeliveriesInARowDisableTheEndpoint() async throws {
-        let receiver = try await WebhookReceiver.start()
-        await receiver.stop()  // down: connections are refused
+        let refusing = try RefusingPort()
+        defer { withExtendedLifetime(refusing) {} }  // refusing until the test ends
         // AsyncHTTPClient retries a refused connection until the request's deadline, so
         // each attempt lasts the whole timeout: keep it short here.
         var delivery = Self.fastDelivery()
@@ -176,7 +176,7 @@ struct WebhookTests {
             let product = try await server.product(stock: 20)
             try await server.client { (admin: TestClient) async throws -> Void in
                 try await server.logIn(admin, admin: true)
-                let created = try await Self.create(admin, receiver)
+                let created = try await admin.call("WEBHOOK.CREATE", #"{"url":"http://127.0.0.1:\#(refusing.port)/hook","events":["order.*"]}"#).json()
                 let endpointID = try #require(created["id"] as? Int)
                 let secret = try #require(created["secret"] as? String)
                 _ = try await EventServerTests.place(admin, product)
