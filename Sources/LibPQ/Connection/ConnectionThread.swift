@@ -35,8 +35,6 @@ final class ConnectionThread: TaskExecutor, @unchecked Sendable {
     private var exited = false
     /// Guarded by `condition`: whether someone asked to join the thread, and who waits.
     private var joining = Joining.no
-    /// Written by the thread before `init` returns, read-only afterwards.
-    private var threadID = pthread_self()
     /// From `pthread_create`, before `init` returns; read-only afterwards.
     private var handle = pthread_t()
 
@@ -53,7 +51,6 @@ final class ConnectionThread: TaskExecutor, @unchecked Sendable {
         // A joinable POSIX thread rather than Foundation's `Thread`, which detaches: a
         // closed connection's thread can then be waited for (`join`).
         let entry = ThreadEntry { [self] in
-            threadID = pthread_self()
             // Straight to the kernel, the thread naming itself (proc(5)): Foundation's
             // `Thread.name` reached it only now and then on Linux — a flaky test saw the
             // creator's name, "oot.default-qos", kept. (Glibc's pthread_setname_np is a
@@ -82,7 +79,7 @@ final class ConnectionThread: TaskExecutor, @unchecked Sendable {
     }
 
     /// Whether the caller is running on this thread.
-    var isCurrent: Bool { pthread_equal(pthread_self(), threadID) != 0 }
+    var isCurrent: Bool { pthread_equal(pthread_self(), handle) != 0 }
 
     func enqueue(_ job: consuming ExecutorJob) {
         let job = UnownedJob(job)
