@@ -180,6 +180,58 @@ import Testing
         }
     }
 
+    /// A refund the processor refused is dead: an admin finds it with JOB.LIST and, once
+    /// the cause is fixed, puts it back with JOB.RETRY. The retry keeps the refund's
+    /// idempotency key, so the processor can never refund twice.
+    @Test func aDeadRefundIsListedAndRetriedByAnAdmin() async throws {
+        try await Self.withPayments { server, processor in
+            let http = try #require(server.operationsPort)
+            try await server.client { (customer: TestClient) async throws -> Void in
+                try await server.client { (admin: TestClient) async throws -> Void in
+                    try await server.logIn(customer)
+                    try await server.logIn(admin, admin: true)
+                    let orderID = try await Self.order(server, customer)
+                    let intentID = try await customer.call("ORDER.CHECKOUT", "\(orderID)").json()["payment_intent"] as! String
+                    #expect(try await StandInProcessor.deliver(processor.succeededEvent(intentID), to: http) == 200)
+                    processor.fail(400)  // a 4xx: trying again unchanged cannot help, dead at once
+                    _ = try await customer.call("ORDER.CANCEL", "\(orderID)")
+                    let jobs = JobRepository(pool: server.stockroom.pool)
+                    try await Self.eventually("the refund job dead") { try await jobs.job(kind: .refund, orderID: Int64(orderID))?.state == .dead }
+
+                    let dead = try await admin.call("JOB.LIST", "STATE", "dead").json()["items"] as! [[String: Any]]
+                    let job = try #require(dead.first { $0["order_id"] as? Int == orderID })
+                    #expect(job["kind"] as? String == "payment.refund" && job["state"] as? String == "dead")
+                    #expect(job["attempts"] as? Int == 1 && job["next_attempt_at"] is NSNull && job["finished_at"] is String)
+                    #expect((job["last_error"] as? String)?.isEmpty == false, "\(job)")
+                    let id = try #require(job["id"] as? Int)
+                    let pending = try await admin.call("JOB.LIST", "STATE", "pending").json()["items"] as! [[String: Any]]
+                    #expect(!pending.contains { $0["id"] as? Int == id } && pending.allSatisfy { $0["state"] as? String == "pending" })
+
+                    let retried = try await admin.call("JOB.RETRY", "\(id)").json()
+                    #expect(retried["state"] as? String == "pending" && retried["attempts"] as? Int == 0 && retried["next_attempt_at"] is String)
+                    try await Self.eventually("the refund") { try await server.stockroom.payments.payment(orderID: Int64(orderID))?.status == .refunded }
+                    try await Self.eventually("the refund job done") { try await jobs.job(kind: .refund, orderID: Int64(orderID))?.state == .done }
+                    let refunds = processor.requests.filter { $0.path == "/v1/refunds" }
+                    #expect(refunds.map(\.status) == [400, 200])
+                    #expect(Set(refunds.compactMap { $0.headers["idempotency-key"] }).count == 1, "one key across the retry by hand")
+                    #expect(processor.refundCount == 1)
+
+                    // Only a dead job goes back; only admins see or retry jobs; bad input is named.
+                    let again = try await admin.call("JOB.RETRY", "\(id)")
+                    #expect(again.errorCode == "STATE" && "\(again)".contains("job \(id) is done"), "\(again)")
+                    #expect(try await admin.call("JOB.RETRY", "999999999").errorCode == "NOTFOUND")
+                    #expect(try await admin.call("JOB.LIST", "STATE", "lost").errorCode == "INVALID")
+                    #expect(try await admin.call("JOB.LIST", "LIMIT", "0").errorCode == "INVALID")
+                    #expect(try await admin.call("JOB.RETRY", "x").errorCode == "INVALID")
+                    #expect(try await customer.call("JOB.LIST").errorCode == "NOPERM")
+                    #expect(try await customer.call("JOB.RETRY", "\(id)").errorCode == "NOPERM")
+                    let all = try await admin.call("JOB.LIST", "LIMIT", "500").json()["items"] as! [[String: Any]]
+                    #expect(all.contains { $0["id"] as? Int == id && $0["state"] as? String == "done" })
+                }
+            }
+        }
+    }
+
     @Test func aPaymentThatArrivesAfterTheOrderWasCancelledIsRefunded() async throws {
         try await Self.withPayments { server, processor in
             let http = try #require(server.operationsPort)

@@ -6,7 +6,7 @@ public import Foundation
 /// webhook), so it exists exactly when the change committed; at most one per kind and
 /// order.
 public struct Job: Sendable, Equatable {
-    public enum Kind: String, Sendable, CaseIterable {
+    public enum Kind: String, Sendable, CaseIterable, Encodable {
         /// A paid order was cancelled: `POST /v1/refunds` for its payment.
         case refund = "payment.refund"
         /// An order was paid: the customer's confirmation.
@@ -32,6 +32,38 @@ public struct Job: Sendable, Equatable {
         self.attempts = attempts
         self.idempotencyKey = idempotencyKey
         self.createdAt = createdAt
+    }
+}
+
+/// A job as an admin sees it (`JOB.LIST`, `JOB.RETRY`): where it stands and how its last
+/// attempt went.
+public struct JobRecord: Sendable, Equatable, Encodable {
+    public var id: Int64
+    public var kind: Job.Kind
+    public var orderID: Int64
+    public var state: JobState
+    /// Attempts made since it was written, or since it was last retried by hand.
+    public var attempts: Int
+    /// When it is tried next, while pending.
+    public var nextAttemptAt: Date?
+    public var lastError: String?
+    public var createdAt: Date
+    /// When it became done or dead.
+    public var finishedAt: Date?
+
+    enum CodingKeys: String, CodingKey { case id, kind, orderId, state, attempts, nextAttemptAt, lastError, createdAt, finishedAt }
+
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(id, forKey: .id)
+        try container.encode(kind, forKey: .kind)
+        try container.encode(orderID, forKey: .orderId)
+        try container.encode(state, forKey: .state)
+        try container.encode(attempts, forKey: .attempts)
+        try container.encode(nextAttemptAt, forKey: .nextAttemptAt)  // null, not absent
+        try container.encode(lastError, forKey: .lastError)
+        try container.encode(createdAt, forKey: .createdAt)
+        try container.encode(finishedAt, forKey: .finishedAt)
     }
 }
 

@@ -78,18 +78,72 @@ public struct JobRepository: Sendable {
         }.map { max(0, $0) }
     }
 
-    /// Jobs nobody took up within `maxAge` of being written (no worker handles their
-    /// kind: say, no SMTP relay is configured) are dead rather than done late: an order
-    /// confirmation a week after the order helps nobody. Returns how many.
+    /// Jobs nobody took up within `maxAge` of falling due — of being written, or of being
+    /// retried by hand — (no worker handles their kind: say, no SMTP relay is configured)
+    /// are dead rather than done late: an order confirmation a week after the order helps
+    /// nobody. Returns how many.
     @discardableResult
     public func expireUntried(olderThan cutoff: Date) async throws -> Int {
         try await mapping {
             try await pool.write("""
                 UPDATE jobs SET state = 'dead', last_error = 'not taken up in time: no worker handles this kind', updated_at = now(), finished_at = now()
-                WHERE state = 'pending' AND attempts = 0 AND lease_token IS NULL AND created_at < \(cutoff)
+                WHERE state = 'pending' AND attempts = 0 AND lease_token IS NULL AND next_attempt_at < \(cutoff)
                 RETURNING 1
                 """).count
         }
+    }
+
+    /// Jobs in id order after `after`, all of them or those in `state`, for admins.
+    public func list(state: JobState? = nil, after: Int64 = 0, limit: Int = 50) async throws -> [JobRecord] {
+        let rows = try await mapping {
+            try await pool.query("""
+                SELECT \(unsafeRaw: Self.recordColumns) FROM jobs
+                WHERE id > \(after) AND (\(state?.rawValue)::text IS NULL OR state = \(state?.rawValue))
+                ORDER BY id LIMIT \(limit)
+                """)
+        }
+        return try rows.map(Self.record)
+    }
+
+    /// Puts a dead job back in line, due now with a fresh retry schedule, and wakes the
+    /// workers. Its idempotency key stays: a refund the processor did make before the
+    /// job died is not made twice, and a confirmation keeps its Message-ID. Throws
+    /// `.notFound`, or `.invalidState` when the job is not dead.
+    public func retry(id: Int64) async throws -> JobRecord {
+        let results = try await mapping {
+            try await pool.withConnection { connection in
+                try await connection.pipelineTransaction([
+                    """
+                    UPDATE jobs
+                    SET state = 'pending', attempts = 0, next_attempt_at = now(), lease_token = NULL, lease_expires_at = NULL,
+                        finished_at = NULL, updated_at = now()
+                    WHERE id = \(id) AND state = 'dead'
+                    RETURNING \(unsafeRaw: Self.recordColumns)
+                    """,
+                    "SELECT pg_notify(\(Self.channel), '') FROM jobs WHERE id = \(id) AND state = 'pending'",
+                    "SELECT state FROM jobs WHERE id = \(id)",
+                ])
+            }
+        }
+        if let row = results[0].first { return try Self.record(row) }
+        guard let state = try results[2].first?[0, as: String.self] else { throw StockroomError(.notFound, "job not found") }
+        throw StockroomError(.invalidState, "job \(id) is \(state); only a dead job can be retried")
+    }
+
+    /// A constant, spliced as SQL text.
+    private static let recordColumns = """
+        id, kind, order_id, state, attempts, CASE WHEN state = 'pending' THEN next_attempt_at END, last_error, created_at, finished_at
+        """
+
+    private static func record(_ row: PostgresRow) throws -> JobRecord {
+        guard let kind = Job.Kind(rawValue: try row[1, as: String.self]), let state = JobState(rawValue: try row[3, as: String.self]) else {
+            throw StockroomError(.unavailable, "a job of a kind or state this version does not know")
+        }
+        return JobRecord(
+            id: try row[0, as: Int64.self], kind: kind, orderID: try row[2, as: Int64.self], state: state,
+            attempts: Int(try row[4, as: Int32.self]), nextAttemptAt: try row[5, as: Date?.self], lastError: try row[6, as: String?.self],
+            createdAt: try row[7, as: Date.self], finishedAt: try row[8, as: Date?.self]
+        )
     }
 
     /// Deletes done and dead jobs finished before `cutoff`.
@@ -114,6 +168,6 @@ public struct JobRepository: Sendable {
     }
 }
 
-public enum JobState: String, Sendable {
+public enum JobState: String, Sendable, Encodable {
     case pending, done, dead
 }

@@ -24,6 +24,7 @@ final class CommandDispatcher: Sendable {
     private let readCounters: (standby: Counter, primary: Counter, fellBack: Counter)
     let feed: EventFeed
     let webhooks: WebhookRepository
+    let jobs: JobRepository
     /// nil when no payment processor is configured.
     let checkout: Checkout?
     let logger: Logger
@@ -62,10 +63,11 @@ final class CommandDispatcher: Sendable {
             Counter(label: "stockroom.reads", dimensions: [("from", "primary_after_standby_failed")])
         )
         self.webhooks = WebhookRepository(pool: stockroom.pool)
+        self.jobs = JobRepository(pool: stockroom.pool)
         self.checkout = configuration.payments.map { Checkout(payments: stockroom.payments, processor: PaymentProcessor(configuration: $0)) }
         self.feed = EventFeed(events: stockroom.events, connection: stockroom.pool.configuration.connection, retention: configuration.eventRetention, logger: logger)
         var table: [String: Command] = [:]
-        for command in Self.connectionCommands + Self.accountCommands + Self.productCommands + Self.orderCommands + Self.eventCommands + Self.webhookCommands {
+        for command in Self.connectionCommands + Self.accountCommands + Self.productCommands + Self.orderCommands + Self.eventCommands + Self.webhookCommands + Self.jobCommands {
             table[command.name] = command
         }
         self.commands = table
