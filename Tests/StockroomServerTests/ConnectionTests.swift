@@ -379,7 +379,7 @@ struct AuthorizationTests {
         try await TestServer.with { server in
             let table = server.server.commandTable
             let public_ = ["PING", "ECHO", "QUIT", "SELECT", "HELLO", "AUTH", "CLIENT", "COMMAND", "CONFIG", "INFO", "USER.REGISTER", "SESSION.LOGIN", "PRODUCT.GET", "PRODUCT.LIST", "PRODUCT.SEARCH"]
-            let adminOnly = ["USER.LIST", "PRODUCT.CREATE", "PRODUCT.UPDATE", "PRODUCT.RESTOCK", "PRODUCT.DEACTIVATE", "ORDER.SHIP", "ORDER.DELIVER", "WEBHOOK.CREATE", "WEBHOOK.LIST", "WEBHOOK.DELETE", "WEBHOOK.DELIVERIES", "WEBHOOK.REPLAY"]
+            let adminOnly = ["USER.LIST", "PRODUCT.CREATE", "PRODUCT.UPDATE", "PRODUCT.RESTOCK", "PRODUCT.DEACTIVATE", "ORDER.SHIP", "ORDER.DELIVER", "WEBHOOK.CREATE", "WEBHOOK.LIST", "WEBHOOK.DELETE", "WEBHOOK.DELIVERIES", "WEBHOOK.REPLAY", "JOB.LIST", "JOB.RETRY"]
             #expect(Set(table.keys).isSuperset(of: public_ + adminOnly))
             try await server.client { (anonymous: TestClient) async throws -> Void in
                 try await server.client { (customer: TestClient) async throws -> Void in
