@@ -165,6 +165,32 @@ struct WebhookTests {
         }
     }
 
+    /// The worker records an attempt again when the commit's answer was lost (the
+    /// database restarted, say), and the first commit may have gone through: the attempt
+    /// is still written once, and the delivery counts it once.
+    @Test func anAttemptRecordedTwiceIsWrittenOnce() async throws {
+        // No worker: this test claims and records by hand.
+        try await TestServer.with(configure: { $0.webhooks = nil }) { server in
+            let webhooks = WebhookRepository(pool: server.stockroom.pool)
+            let (endpoint, _) = try await webhooks.create(url: "http://127.0.0.1:9/hook", events: ["order.*"])
+            let product = try await server.product(stock: 5)
+            try await server.client { (customer: TestClient) async throws -> Void in
+                try await server.logIn(customer)
+                _ = try await EventServerTests.place(customer, product)
+            }
+            _ = try await server.stockroom.events.sequence()
+            #expect(try await webhooks.fanOut() == 1)
+            let claim = try #require(try await webhooks.claim(limit: 1, lease: .seconds(60), leaseToken: "test").first)
+            let attempt = WebhookAttempt(startedAt: Date(), statusCode: 503, latencyMs: 12, error: "the receiver answered 503")
+            for _ in 0..<2 {
+                try await webhooks.record(claim, attempt: attempt, decision: .retry(after: .seconds(60)), disableAfterDeadDeliveries: 5)
+            }
+            let delivery = try #require(try await webhooks.deliveries(endpoint: endpoint.id).first)
+            #expect(delivery.attempts.count == 1 && delivery.attemptCount == 1, "\(delivery.attempts)")
+            #expect(delivery.state == .pending && delivery.lastStatus == 503)
+        }
+    }
+
     @Test func deadDeliveriesInARowDisableTheEndpoint() async throws {
         let refusing = try RefusingPort()
         defer { withExtendedLifetime(refusing) {} }  // refusing until the test ends

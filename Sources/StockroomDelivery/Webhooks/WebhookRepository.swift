@@ -201,7 +201,8 @@ public struct WebhookRepository: Sendable {
 
     /// Writes an attempt and what follows from it, and releases the lease. When the
     /// lease was lost (it expired and another worker took the delivery over) only the
-    /// attempt is written.
+    /// attempt is written. Safe to call again with the same attempt — the worker does when
+    /// a commit's answer was lost — since an attempt is written once per `startedAt`.
     public func record(_ claim: Claim, attempt: WebhookAttempt, decision: DeliveryDecision, disableAfterDeadDeliveries: Int) async throws {
         let state: String, delay: Double?
         switch decision {
@@ -214,7 +215,8 @@ public struct WebhookRepository: Sendable {
             try await pool.withTransaction { connection in
                 try await connection.query("""
                     INSERT INTO webhook_attempts (delivery_id, started_at, status_code, latency_ms, error)
-                    VALUES (\(claim.deliveryID), \(attempt.startedAt), \(attempt.statusCode.map(Int32.init)), \(Int32(clamping: attempt.latencyMs)), \(error))
+                    SELECT \(claim.deliveryID), \(attempt.startedAt), \(attempt.statusCode.map(Int32.init)), \(Int32(clamping: attempt.latencyMs)), \(error)
+                    WHERE NOT EXISTS (SELECT 1 FROM webhook_attempts WHERE delivery_id = \(claim.deliveryID) AND started_at = \(attempt.startedAt))
                     """)
                 let updated = try await connection.query("""
                     UPDATE webhook_deliveries
