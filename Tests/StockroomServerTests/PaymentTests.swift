@@ -180,6 +180,43 @@ import Testing
         }
     }
 
+    /// ORDER.PAYMENT follows the payment from checkout to refund, for the order's owner
+    /// and admins only, and never shows the client secret again.
+    @Test func orderPaymentShowsWhereThePaymentStands() async throws {
+        try await Self.withPayments { server, processor in
+            let http = try #require(server.operationsPort)
+            try await server.client { (customer: TestClient) async throws -> Void in
+                try await server.client { (other: TestClient) async throws -> Void in
+                    try await server.logIn(customer)
+                    try await server.logIn(other)
+                    let orderID = try await Self.order(server, customer)
+                    #expect(try await customer.call("ORDER.PAYMENT", "\(orderID)").errorCode == "NOTFOUND", "no checkout yet")
+                    let intentID = try await customer.call("ORDER.CHECKOUT", "\(orderID)").json()["payment_intent"] as! String
+                    let created = try await customer.call("ORDER.PAYMENT", "\(orderID)").json()
+                    #expect(created["status"] as? String == "created" && created["payment_intent"] as? String == intentID)
+                    #expect(created["order_id"] as? Int == orderID && created["amount_cents"] as? Int == 2500 && created["currency"] as? String == "EUR")
+                    #expect(created["client_secret"] == nil && created["refund_id"] is NSNull, "\(created)")
+                    #expect(try await StandInProcessor.deliver(processor.succeededEvent(intentID), to: http) == 200)
+                    #expect(try await customer.call("ORDER.PAYMENT", "\(orderID)").json()["status"] as? String == "succeeded")
+
+                    _ = try await customer.call("ORDER.CANCEL", "\(orderID)")
+                    try await Self.eventually("the refund") {
+                        try await customer.call("ORDER.PAYMENT", "\(orderID)").json()["status"] as? String == "refunded"
+                    }
+                    let refunded = try await customer.call("ORDER.PAYMENT", "\(orderID)").json()
+                    #expect((refunded["refund_id"] as? String)?.hasPrefix("re_") == true, "\(refunded)")
+
+                    #expect(try await other.call("ORDER.PAYMENT", "\(orderID)").errorCode == "NOTFOUND", "not their order")
+                    #expect(try await customer.call("ORDER.PAYMENT", "x").errorCode == "INVALID")
+                    try await server.client { (admin: TestClient) async throws -> Void in
+                        try await server.logIn(admin, admin: true)
+                        #expect(try await admin.call("ORDER.PAYMENT", "\(orderID)").json()["status"] as? String == "refunded")
+                    }
+                }
+            }
+        }
+    }
+
     /// A refund the processor refused is dead: an admin finds it with JOB.LIST and, once
     /// the cause is fixed, puts it back with JOB.RETRY. The retry keeps the refund's
     /// idempotency key, so the processor can never refund twice.

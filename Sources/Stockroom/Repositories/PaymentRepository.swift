@@ -15,6 +15,8 @@ public struct PaymentRepository: Sendable {
     public init(pool: PostgresPool) { self.pool = pool }
 
     static let columns = "order_id, idempotency_key::text, intent_id, client_secret, amount_cents, currency, status, refund_id"
+    /// `columns` of the table aliased `p`.
+    static let aliasedColumns = columns.split(separator: ", ").map { "p." + $0 }.joined(separator: ", ")
 
     /// The order's payment, created if it has none. Only the order's owner checks out,
     /// only a pending order, and only one with something to pay.
@@ -61,9 +63,27 @@ public struct PaymentRepository: Sendable {
         }
     }
 
+    /// The payment of an order `principal` may see (their own; any for admins): nil when
+    /// it has none through the processor (unpaid, or paid by hand); `.notFound` when the
+    /// order is not theirs to see. One statement.
+    public func payment(orderID: Int64, as principal: Principal) async throws -> Payment? {
+        let orderID = try Validate.id(orderID)
+        let owner: Int64? = principal.isAdmin ? nil : principal.userID
+        let rows = try await mappingErrors {
+            try await pool.query("""
+                SELECT p.order_id IS NOT NULL, \(unsafeRaw: Self.aliasedColumns)
+                FROM orders o LEFT JOIN payments p ON p.order_id = o.id
+                WHERE o.id = \(orderID) AND (\(owner)::int8 IS NULL OR o.user_id = \(owner))
+                """)
+        }
+        guard let row = rows.first else { throw StockroomError.notFound("order \(orderID)") }
+        guard try row[0, as: Bool.self] else { return nil }
+        return try Self.payment(from: row, offset: 1)
+    }
+
     public func payment(orderID: Int64) async throws -> Payment? {
         try await mappingErrors {
-            try await pool.query("SELECT \(unsafeRaw: Self.columns) FROM payments WHERE order_id = \(orderID)").first.map(Self.payment(from:))
+            try await pool.query("SELECT \(unsafeRaw: Self.columns) FROM payments WHERE order_id = \(orderID)").first.map { try Self.payment(from: $0) }
         }
     }
 
@@ -132,11 +152,12 @@ public struct PaymentRepository: Sendable {
         }
     }
 
-    static func payment(from row: PostgresRow) throws -> Payment {
+    /// `columns`, read from column `offset` on.
+    static func payment(from row: PostgresRow, offset: Int = 0) throws -> Payment {
         Payment(
-            orderID: try row[0, as: Int64.self], idempotencyKey: try row[1, as: String.self],
-            intentID: try row[2, as: String?.self], clientSecret: try row[3, as: String?.self],
-            amountCents: try row[4, as: Int64.self], currency: try row[5, as: String.self],
-            status: Payment.Status(rawValue: try row[6, as: String.self]) ?? .created, refundID: try row[7, as: String?.self])
+            orderID: try row[offset, as: Int64.self], idempotencyKey: try row[offset + 1, as: String.self],
+            intentID: try row[offset + 2, as: String?.self], clientSecret: try row[offset + 3, as: String?.self],
+            amountCents: try row[offset + 4, as: Int64.self], currency: try row[offset + 5, as: String.self],
+            status: Payment.Status(rawValue: try row[offset + 6, as: String.self]) ?? .created, refundID: try row[offset + 7, as: String?.self])
     }
 }

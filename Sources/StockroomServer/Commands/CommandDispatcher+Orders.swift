@@ -59,6 +59,16 @@ extension CommandDispatcher {
             let result = try await checkout.checkout(orderID: id, as: session.principal!)
             return json(CheckoutReply(orderId: result.orderID, paymentIntent: result.intentID, clientSecret: result.clientSecret, amountCents: result.amountCents, currency: result.currency))
         },
+        // Where the processor's payment stands: after a cancel, whether the refund went
+        // through. Own orders; any for admins.
+        Command(name: "ORDER.PAYMENT", arity: 2, access: .user) { dispatcher, session, arguments in
+            let id = try arguments.id(0)
+            guard let payment = try await dispatcher.stockroom.payments.payment(orderID: id, as: session.principal!) else {
+                throw CommandError.notFound("a payment through the processor for order \(id)")
+            }
+            return json(PaymentReply(orderId: payment.orderID, status: payment.status.rawValue, amountCents: payment.amountCents,
+                                     currency: payment.currency, paymentIntent: payment.intentID, refundId: payment.refundID))
+        },
         Command(name: "ORDER.CANCEL", arity: 2, access: .user) { dispatcher, session, arguments in
             dispatcher.announcing(json(try await dispatcher.stockroom.orders.cancel(id: try arguments.id(0), as: session.principal!)))
         },
@@ -78,4 +88,26 @@ struct CheckoutReply: Encodable {
     var clientSecret: String
     var amountCents: Int64
     var currency: String
+}
+
+/// ORDER.PAYMENT's reply: no client secret, which only ORDER.CHECKOUT hands out.
+struct PaymentReply: Encodable {
+    var orderId: Int64
+    var status: String
+    var amountCents: Int64
+    var currency: String
+    var paymentIntent: String?
+    var refundId: String?
+
+    func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(orderId, forKey: .orderId)
+        try container.encode(status, forKey: .status)
+        try container.encode(amountCents, forKey: .amountCents)
+        try container.encode(currency, forKey: .currency)
+        try container.encode(paymentIntent, forKey: .paymentIntent)  // null, not absent
+        try container.encode(refundId, forKey: .refundId)
+    }
+
+    enum CodingKeys: String, CodingKey { case orderId, status, amountCents, currency, paymentIntent, refundId }
 }
