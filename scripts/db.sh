@@ -188,8 +188,15 @@ EOF
     # suite's tests run in parallel, each with a database or schema and connections of
     # its own, and each test server a listening connection or two for events (several
     # hundred at its peak; 600 was once reached).
+    local logged; logged=$(stat -c %s "$LOG" 2>/dev/null || echo 0)
     if ! as_server "$BIN/pg_ctl" -D "$DATA" -l "$LOG" -o "-p $PORT -c max_connections=$MAX_CONNECTIONS" -w -t 60 start >/dev/null 2>&1; then
-        die "PostgreSQL did not start: $(grep -E 'FATAL|ERROR|LOG: +could not' "$LOG" | tail -n 1 || echo "see $LOG")"
+        # What this start wrote (the log is appended to). Another program on the port (a
+        # client's ephemeral port can be one too) is the usual cause, and the last FATAL
+        # line alone does not say so.
+        local written; written=$(tail -c +"$((logged + 1))" "$LOG" 2>/dev/null || true)
+        grep -q "could not bind.*Address already in use" <<<"$written" &&
+            die "PostgreSQL did not start: 127.0.0.1:$PORT is in use by another program; choose another port with PG_PORT=…"
+        die "PostgreSQL did not start: $(grep -E 'FATAL|ERROR|LOG: +could not' <<<"$written" | tail -n 1 || echo "see $LOG")"
     fi
     ensure_role_and_database
     say "PostgreSQL $("$BIN/postgres" --version | awk '{print $3}') running on 127.0.0.1:$PORT (data in $PGDIR)"
