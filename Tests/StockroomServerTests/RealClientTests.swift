@@ -1,4 +1,3 @@
-import Synchronization
 import Foundation
 import Testing
 
@@ -133,8 +132,22 @@ struct RealClientTests {
 }
 
 /// Runs a program to completion without blocking a thread of the cooperative pool (the
-/// server under test needs those): the exit is awaited through a continuation.
+/// server under test needs those): the program runs, and its output is read, on a thread
+/// of its own, with plain blocking reads.
+///
+/// Not `FileHandle.readabilityHandler`: its Dispatch read source, torn down while other
+/// tests do the same, crashed the whole test process (SIGSEGV in libdispatch's
+/// `_dispatch_event_loop_drain`; swift-corelibs-libdispatch issue 949). A blocking read
+/// never registers the pipe with Dispatch's event loop.
 func run(_ program: String, _ arguments: [String], input: String? = nil) async throws -> (status: Int32, output: String) {
+    try await withCheckedThrowingContinuation { continuation in
+        Thread.detachNewThread {
+            continuation.resume(with: Result { try runToEnd(program, arguments, input: input) })
+        }
+    }
+}
+
+private func runToEnd(_ program: String, _ arguments: [String], input: String?) throws -> (status: Int32, output: String) {
     let process = Process()
     process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
     process.arguments = [program] + arguments
@@ -143,25 +156,15 @@ func run(_ program: String, _ arguments: [String], input: String? = nil) async t
     process.standardError = output
     let stdin = Pipe()
     process.standardInput = stdin
-    let collected = OutputCollector()
-    output.fileHandleForReading.readabilityHandler = { handle in collected.append(handle.availableData) }
-    let status: Int32 = try await withCheckedThrowingContinuation { continuation in
-        process.terminationHandler = { continuation.resume(returning: $0.terminationStatus) }
-        do {
-            try process.run()
-            if let input { stdin.fileHandleForWriting.write(Data(input.utf8)) }
-            try stdin.fileHandleForWriting.close()
-        } catch {
-            continuation.resume(throwing: error)
-        }
+    try process.run()
+    // Input from another thread: a program that answers before it has read all of it
+    // could otherwise fill the output pipe while this thread still writes.
+    let writer = stdin.fileHandleForWriting
+    Thread.detachNewThread {
+        if let input { try? writer.write(contentsOf: Data(input.utf8)) }
+        try? writer.close()
     }
-    output.fileHandleForReading.readabilityHandler = nil
-    collected.append(output.fileHandleForReading.readDataToEndOfFile())
-    return (status, collected.text)
-}
-
-final class OutputCollector: Sendable {
-    private let data = Mutex(Data())
-    func append(_ chunk: Data) { data.withLock { $0.append(chunk) } }
-    var text: String { data.withLock { String(decoding: $0, as: UTF8.self) } }
+    let data = output.fileHandleForReading.readDataToEndOfFile()
+    process.waitUntilExit()
+    return (process.terminationStatus, String(decoding: data, as: UTF8.self))
 }
