@@ -26,7 +26,7 @@ public struct Stockroom: Sendable {
         self.pool = pool
         self.accounts = AccountRepository(pool: pool, hasher: passwordHasher, sessionLifetime: sessionLifetime)
         self.products = ProductRepository(pool: pool)
-        self.orders = OrderRepository(pool: pool, admission: orderConcurrency.map { AdmissionGate(limit: $0, timeout: pool.configuration.acquireTimeout) })
+        self.orders = OrderRepository(pool: pool, admission: orderConcurrency.map { AdmissionGate(limit: $0, timeout: pool.configuration.acquireTimeout, work: "orders") })
         self.events = EventRepository(pool: pool)
         self.payments = PaymentRepository(pool: pool)
     }

@@ -107,7 +107,7 @@ struct AdmissionGateTests {
     @Test func aFullLineIsRefusedAtOnceAndAWaitPastTheDeadlineFailsWithUnavailable() async throws {
         // A deadline far above the time anything takes here, even on a loaded machine:
         // "at once" is then told from "at the deadline" without a tight bound.
-        let gate = AdmissionGate(limit: 1, maxWaiting: 1, timeout: .seconds(2))
+        let gate = AdmissionGate(limit: 1, maxWaiting: 1, timeout: .seconds(2), work: "exports")
         let free = try await Self.occupy(gate)
         let clock = ContinuousClock()
         let waiting = clock.now
@@ -117,10 +117,12 @@ struct AdmissionGateTests {
         let asked = clock.now
         let refused = await #expect(throws: StockroomError.self) { try await gate.run { "ran" } }
         #expect(refused?.code == .unavailable)
+        #expect(refused?.message == "too many exports waiting for the database; try again")
         #expect(clock.now - asked < .seconds(1), "refused at once, not at the deadline")
         // The waiter gives up at its deadline, without having run.
         let expired = await #expect(throws: StockroomError.self) { try await waiter.value }
         #expect(expired?.code == .unavailable)
+        #expect(expired?.message == "waited 2.0 seconds behind other exports for the database; try again")
         #expect(clock.now - waiting >= .seconds(2))
         #expect(clock.now - waiting < .seconds(10))
         try await free()

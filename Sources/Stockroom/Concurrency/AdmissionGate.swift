@@ -13,6 +13,8 @@ public final class AdmissionGate: Sendable {
     public let limit: Int
     public let maxWaiting: Int
     public let timeout: Duration
+    /// What passes the gate, plural, for its refusals: "too many orders waiting…".
+    public let work: String
 
     private typealias Queue = AdmissionQueue<CheckedContinuation<Void, any Error>, ContinuousClock.Instant>
     private struct State {
@@ -25,11 +27,12 @@ public final class AdmissionGate: Sendable {
     private let state: Mutex<State>
 
     /// `limit` at once, `maxWaiting` in line (beyond that, refused at once), each for at
-    /// most `timeout`.
-    public init(limit: Int, maxWaiting: Int = 1_024, timeout: Duration = .seconds(5)) {
+    /// most `timeout`. `work` names what passes, plural, in the refusals.
+    public init(limit: Int, maxWaiting: Int = 1_024, timeout: Duration = .seconds(5), work: String = "requests") {
         self.limit = max(1, limit)
         self.maxWaiting = max(0, maxWaiting)
         self.timeout = timeout
+        self.work = work
         state = Mutex(State(queue: Queue(limit: max(1, limit), maxWaiting: max(0, maxWaiting))))
     }
 
@@ -70,7 +73,7 @@ public final class AdmissionGate: Sendable {
                 }
                 switch entry {
                 case .admitted: continuation.resume()
-                case .refused: continuation.resume(throwing: StockroomError(.unavailable, "too many orders waiting for the database; try again"))
+                case .refused: continuation.resume(throwing: StockroomError(.unavailable, "too many \(work) waiting for the database; try again"))
                 case .queued:
                     // Cancelled before it queued: the handler below found nothing to take out.
                     if Task.isCancelled { state.withLock { $0.queue.abandon(id) }?.resume(throwing: CancellationError()) }
@@ -98,7 +101,7 @@ public final class AdmissionGate: Sendable {
                     if state.queue.waiting == 0 { state.sweeping = false }
                     return (expired, !state.sweeping)
                 }
-                let error = StockroomError(.unavailable, "the database did not take the order in time; try again")
+                let error = StockroomError(.unavailable, "waited \(timeout) behind other \(work) for the database; try again")
                 for waiter in expired { waiter.resume(throwing: error) }
                 if done { return }
             }
