@@ -2,7 +2,7 @@
 # What the transactional outbox costs an order, in the database alone: pgbench runs
 # ORDER.PLACE's statement (scripts/order-statement.sh: two products, generic plans, as
 # the service runs it) at CLIENTS clients with the outbox's triggers on (and the
-# sequencer numbering alongside every 20 ms, as a running service does) and off, in
+# numbering alongside, as a running service does: scripts/sequence-statement.sh) and off, in
 # alternating rounds on a database of its own. docs/EVENTS.md ("What it costs") quotes
 # its output.
 #
@@ -17,7 +17,6 @@ URL="${BASE_URL%/*}/$DB"
 ROUNDS="${ROUNDS:-3}"
 SECONDS_EACH="${SECONDS_EACH:-8}"
 CLIENTS="${CLIENTS:-8}"
-DIR="$ROOT/scripts/bench-outbox"
 
 psql -X -q "$BASE_URL" -c "DROP DATABASE IF EXISTS $DB WITH (FORCE)" -c "CREATE DATABASE $DB" >/dev/null 2>&1
 # An autovacuum worker busy in the database (after eight seconds of orders it often is)
@@ -29,8 +28,8 @@ drop_database() {
     done
     psql -X -q "$BASE_URL" -c "DROP DATABASE IF EXISTS $DB WITH (FORCE)" >/dev/null
 }
-PLACE="$(mktemp)"
-trap 'rm -f "$PLACE"; drop_database' EXIT
+PLACE="$(mktemp)" SEQUENCE="$(mktemp)"
+trap 'rm -f "$PLACE" "$SEQUENCE" "$SEQUENCE.log"; drop_database' EXIT
 swift build --package-path "$ROOT" --product stockroom >/dev/null 2>&1
 "$ROOT/.build/debug/stockroom" migrate up --database-url "$URL" --dir "$ROOT/migrations" >/dev/null
 # 10,000 products with plenty of stock and 2,000 users, the ranges given to pgbench below.
@@ -44,6 +43,7 @@ triggers() {
 }
 tps() { awk '/^tps =/ { printf "%.0f", $3 }'; }
 "$ROOT/scripts/order-statement.sh" >"$PLACE"
+"$ROOT/scripts/sequence-statement.sh" >"$SEQUENCE"
 place() {
     PGOPTIONS="-c plan_cache_mode=force_generic_plan" pgbench -n -f "$PLACE" -D products=10000 -D users=2000 \
         -c "$CLIENTS" -j 2 -T "$SECONDS_EACH" -M prepared "$URL" 2>/dev/null | tps
@@ -51,9 +51,9 @@ place() {
 echo "ORDER.PLACE statement, $CLIENTS clients, $SECONDS_EACH s per run, orders per second:"
 for ((round = 1; round <= ROUNDS; round++)); do
     triggers ENABLE
-    pgbench -n -f "$DIR/sequence.sql" -c 1 -T "$SECONDS_EACH" "$URL" >/dev/null 2>&1 &
+    pgbench -n -M prepared -f "$SEQUENCE" -c 1 -T "$SECONDS_EACH" "$URL" >"$SEQUENCE.log" 2>&1 &
     with=$(place)
-    wait
+    wait $! || { cat "$SEQUENCE.log" >&2; echo "bench-outbox: the numbering failed" >&2; exit 1; }
     triggers DISABLE
     without=$(place)
     echo "round $round: with the outbox $with, without $without ($(awk -v a="$with" -v b="$without" 'BEGIN { printf "%+.0f%%", (a / b - 1) * 100 }'))"
