@@ -12,7 +12,7 @@ BIN = .build/$(CONFIGURATION)/stockroom
 EXAMPLES = Examples/LowStockAlert
 VENV = .build/venv
 
-.PHONY: help deps db db-stop db-reset psql build migrate demo-data run test test-examples test-faults test-ha pyclients bench bench-nio fuzz clean ha ha-stop ha-status ha-failover ha-kill-primary
+.PHONY: help deps db db-stop db-reset psql build migrate demo-data run test test-examples test-faults test-ha pyclients bench bench-nio fuzz clean ha ha-stop ha-status ha-failover ha-kill-primary ha-serve
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  make %-14s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -100,6 +100,12 @@ ha-failover: ## A planned switchover: the primary becomes a standby and a standb
 
 ha-kill-primary: ## The primary's host dies (pg_autoctl SIGKILLed, PostgreSQL stopped -m immediate); make ha brings it back
 	@scripts/ha.sh kill-primary
+
+HA_SERVE_INSTANCES ?= 3
+HA_SERVE_FLAGS ?=
+ha-serve: build pyclients ## HA_SERVE_INSTANCES (3) instances over make ha's cluster behind HAProxy on 127.0.0.1:7400, until Ctrl-C
+	@$(VENV)/bin/python scripts/ha-serve.py --stockroom $(BIN) --database-url "$$(scripts/ha.sh url)" --migrations migrations \
+		--state .ha/serve --instances $(HA_SERVE_INSTANCES) $(HA_SERVE_FLAGS)
 
 # A cluster of its own (.build/test-ha, monitor on HA_TEST_PORT=54350 and nodes above it),
 # never make ha's. --strict: -INTERNAL replies fail the test.

@@ -85,7 +85,7 @@ class HAProxy:
     rotation while its /readyz answers 200, so a draining one (503) is taken out — unless
     none answers 200 (the database is away): then all of them take clients."""
 
-    def __init__(self, args, port, backends):
+    def __init__(self, args, port, backends, origin="scripts/ha-storm.py: thrown away after the test"):
         self.args = args
         self.port = port
         self.config = os.path.join(args.state, "haproxy.cfg")
@@ -100,7 +100,7 @@ class HAProxy:
             f"    server s{n}-when-all-down 127.0.0.1:{port_} backup"
             for n, (port_, http) in enumerate(backends, 1))
         with open(self.config, "w") as f:
-            f.write(f"""# Written by scripts/ha-storm.py: thrown away after the test.
+            f.write(f"""# Written by {origin}.
 global
     maxconn 2000
 

@@ -37,7 +37,7 @@ cleanup() {
     fi
     # ha-storm.py stops them itself; this is for when it could not (killed).
     local pidfile
-    for pidfile in "$STATE"/*.pid; do
+    for pidfile in "$STATE"/*.pid "$STATE"/serve/*.pid; do
         [[ -s "$pidfile" ]] && kill -9 "$(cat "$pidfile")" 2>/dev/null || true
         rm -f "$pidfile"
     done
@@ -78,4 +78,21 @@ say "cluster up in $((SECONDS - started)) s: $URL"
     --ha-script "$ROOT/scripts/ha.sh" --migrations "$ROOT/migrations" --state "$STATE" "$@" &
 STORM_PID=$!
 wait "$STORM_PID"
+STORM_PID=
+
+# `make ha-serve` on the same cluster: two instances behind its HAProxy, each reached in
+# turn through it, then stopped by SIGINT as Ctrl-C would.
+SERVE_LOG="$STATE/ha-serve.log"
+"$PYTHON" "$ROOT/scripts/ha-serve.py" --stockroom "$STOCKROOM" --database-url "$URL" --migrations "$ROOT/migrations" \
+    --state "$STATE/serve" --instances 2 --port 0 --first-port 0 --first-http-port 0 --duration 120 >"$SERVE_LOG" 2>&1 &
+STORM_PID=$!
+for _ in $(seq 300); do grep -qs "ready:\|failed" "$SERVE_LOG" && break; sleep 0.2; done
+PROXY_PORT=$(sed -n 's/^ha-serve: HAProxy: 127.0.0.1:\([0-9]*\) .*/\1/p' "$SERVE_LOG")
+[[ -n "$PROXY_PORT" ]] || { cat "$SERVE_LOG" >&2; die "make ha-serve did not start"; }
+SEEN_PORTS=$(for _ in 1 2 3 4; do redis-cli -p "$PROXY_PORT" INFO server | sed -n 's/^tcp_port:\([0-9]*\).*/\1/p'; done | sort -u | wc -l)
+[[ $SEEN_PORTS == 2 ]] || { cat "$SERVE_LOG" >&2; die "make ha-serve: 4 connections through HAProxy reached $SEEN_PORTS instance(s), not 2"; }
+kill -INT "$STORM_PID"
+wait "$STORM_PID" || { cat "$SERVE_LOG" >&2; die "make ha-serve did not stop cleanly on SIGINT"; }
+STORM_PID=
+say "make ha-serve: HAProxy on $PROXY_PORT reached both instances in turn, and SIGINT stopped it all"
 say "passed in $((SECONDS - started)) s"
