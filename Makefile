@@ -15,7 +15,7 @@ VENV = .build/venv
 .PHONY: help deps db db-stop db-reset psql build migrate demo-data run test test-examples test-faults test-ha pyclients bench bench-nio fuzz clean ha ha-stop ha-status ha-failover ha-kill-primary ha-serve
 
 help: ## List the targets
-	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  make %-14s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  make %-16s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 deps: ## Install missing Debian packages (PostgreSQL, libpq, libsodium, redis-tools) as root
 	@scripts/db.sh deps
