@@ -243,6 +243,89 @@ struct TimeLimitTests {
         }
     }
 
+    /// Waits until backend `pid` has ended.
+    static func waitUntilGone(_ pid: Int32, watcher: PostgresConnection) async throws {
+        for _ in 0..<500 {
+            if try await watcher.query("SELECT count(*) FROM pg_stat_activity WHERE pid = \(pid)").scalar(Int.self) == 0 { return }
+            try await Task.sleep(for: .milliseconds(10))
+        }
+        Issue.record("backend \(pid) never ended")
+    }
+
+    /// Cut by this end (as at a deadline whose cancel went unanswered) while the statement
+    /// still runs, before the transaction's id came back: the server runs on and commits.
+    /// Reported as a plain connection error, that meant "not done" to every caller, and a
+    /// retry without a key placed the order twice. Now the backend is asked: it committed,
+    /// and since its rows are lost with the cut, the outcome is known but the value not
+    /// (`.commitOutcomeUnknown`, over, for the caller to find by what it knows).
+    @Test func aTransactionStillRunningWhenThisEndCutsItIsAskedAboutNotTakenForFailed() async throws {
+        try await TestDatabase.withSchema { watcher, url in
+            try await watcher.query("CREATE TABLE t (id int)")
+            let connection = try await PostgresConnection.connect(Self.configuration(url, deadline: .seconds(10)))
+            let pid = connection.backendPID
+            // Long enough for the question to find the backend still running, even on a
+            // loaded machine.
+            let running = Task { try await connection.pipelineTransaction(["INSERT INTO t VALUES (1)", "SELECT pg_sleep(1.5)"]) }
+            try await Self.waitUntilCommitting(pid, watcher: watcher)
+            connection.socket.sever()
+            let error = await #expect(throws: PostgresError.self) { try await running.value }
+            try await Self.waitUntilGone(pid, watcher: watcher)
+            #expect(try await watcher.query("SELECT count(*) FROM t").scalar(Int.self) == 1, "the server committed after the cut")
+            #expect(error?.code == .commitOutcomeUnknown, "not a connection error, which says it was not done")
+            #expect(error?.transactionIsOver == true)
+            #expect(error?.message == "the transaction committed, but the connection was cut before its results came back", "\(String(describing: error))")
+        }
+    }
+
+    /// The same cut, and the transaction then fails on the server: asked, the backend's
+    /// transaction id says it aborted, so the answer is the definite "did not commit".
+    @Test func aCutTransactionThatThenFailsIsReportedAsNotCommitted() async throws {
+        try await TestDatabase.withSchema { watcher, url in
+            try await watcher.query("CREATE TABLE t (id int)")
+            let connection = try await PostgresConnection.connect(Self.configuration(url, deadline: .seconds(10)))
+            let pid = connection.backendPID
+            let running = Task {
+                try await connection.pipelineTransaction(["INSERT INTO t VALUES (1)", "SELECT pg_sleep(1.5)", "SELECT 1 / (SELECT count(*) - 1 FROM t)"])
+            }
+            try await Self.waitUntilCommitting(pid, watcher: watcher)
+            connection.socket.sever()
+            let error = await #expect(throws: PostgresError.self) { try await running.value }
+            try await Self.waitUntilGone(pid, watcher: watcher)
+            #expect(try await watcher.query("SELECT count(*) FROM t").scalar(Int.self) == 0)
+            #expect(error?.code == .connection)
+            #expect(error?.message.contains("did not commit") == true, "\(String(describing: error))")
+        }
+    }
+
+    /// What the backend of a cut connection says, in the states the cut can leave it in.
+    @Test func aCutBackendIsJudgedByWhatItStillDoes() async throws {
+        try await TestDatabase.withSchema { watcher, url in
+            let configuration = Self.configuration(url, deadline: .seconds(10))
+            // In a transaction, nothing written, waiting for more: ended, nothing committed.
+            let waiting = try await PostgresConnection.connect(configuration)
+            try await waiting.query("BEGIN")
+            try await waiting.query("SELECT 1")
+            let cut = LostBackend(backendPID: waiting.backendPID, clientPort: waiting.socket.localPort)
+            #expect(cut.clientPort > 0, "a TCP connection's port is known")
+            #expect(try await PostgresConnection.didCommit(cut, configuration: configuration, logger: waiting.logger) == false)
+            try await Self.waitUntilGone(cut.backendPID, watcher: watcher)
+
+            // Idle outside a transaction: it finished whatever it had; without an id, unknown.
+            let idle = try await PostgresConnection.connect(configuration)
+            let finished = await #expect(throws: PostgresError.self) {
+                try await PostgresConnection.didCommit(LostBackend(backendPID: idle.backendPID, clientPort: idle.socket.localPort), configuration: configuration, logger: idle.logger)
+            }
+            #expect(finished?.code == .commitOutcomeUnknown && finished?.transactionIsOver == true)
+
+            // Another connection's port with this process id is not this backend: as gone.
+            let elsewhere = await #expect(throws: PostgresError.self) {
+                try await PostgresConnection.didCommit(LostBackend(backendPID: idle.backendPID, clientPort: watcher.socket.localPort), configuration: configuration, logger: idle.logger)
+            }
+            #expect(elsewhere?.message.contains("has ended") == true, "\(String(describing: elsewhere))")
+            await idle.close()
+        }
+    }
+
     @Test func aCommitThatDidNotGoThroughIsReportedAsAConnectionError() async throws {
         try await TestDatabase.withSchema { watcher, url in
             try await Self.makeSlowCommitTable(watcher, seconds: 5)

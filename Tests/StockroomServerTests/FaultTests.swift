@@ -209,6 +209,63 @@ struct FaultTests {
         }
     }
 
+    /// An order statement that sleeps while it runs, before the transaction's id is sent.
+    static func slowStatements(_ server: TestServer, seconds: Double) async throws {
+        let connection = try await PostgresConnection.connect(server.databaseURL)
+        try await connection.simpleQuery(unsafeSQL: """
+            CREATE FUNCTION slow_insert() RETURNS trigger LANGUAGE plpgsql AS $$
+            BEGIN PERFORM pg_sleep(\(seconds)); RETURN NEW; END $$;
+            CREATE TRIGGER slow_insert BEFORE INSERT ON orders FOR EACH ROW EXECUTE FUNCTION slow_insert();
+            """)
+        await connection.close()
+    }
+
+    /// A partition while the order's statement still runs. The deadline passes, the
+    /// cancel cannot get through, and the service cuts the connection: nothing of the
+    /// answer, not even the transaction's id, came back. But the server has the whole
+    /// round trip, its commit included, and places the order when the statement ends.
+    /// Taken for "not placed" (-TIMEOUT, which says it was not made), a client retrying
+    /// without a key would order twice. The service asks the server about the backend
+    /// once it can reach it: without a key the client hears -INDOUBT; with one, it gets
+    /// its order.
+    @Test(arguments: [false, true])
+    func anOrderCutAtItsDeadlineThatThenCommitsIsNeverReportedAsNotPlaced(keyed: Bool) async throws {
+        let proxy = try TCPProxy(inFrontOf: TestServer.url)
+        defer { proxy.stop() }
+        try await TestServer.with(eventLoops: Self.loops, database: { configuration in
+            Self.shortLimits(&configuration)
+            configuration.connection.connectionString = proxy.url(replacing: configuration.connection.connectionString)
+        }) { server in
+            let product = try await server.product(stock: 5)
+            try await Self.slowStatements(server, seconds: 1.5)
+            let watcher = try await PostgresConnection.connect(TestServer.url)
+            try await server.client { (c: TestClient) async throws -> Void in
+                try await server.logIn(c)
+                let key = keyed ? #","idempotency_key":"partitioned-1""# : ""
+                try await c.send(TestClient.resp(["ORDER.PLACE", #"{"lines":[{"product_id":\#(product),"quantity":2}]\#(key)}"#]))
+                let pid = try #require(try await Self.committingBackend(server, watcher: watcher))
+                proxy.setBlackHole(true)
+                // The statement ends, and the order commits, behind the partition.
+                for _ in 0..<300 {
+                    if try await watcher.query("SELECT count(*) FROM pg_stat_activity WHERE pid = \(pid) AND wait_event = 'PgSleep'")[0][0, as: Int.self] == 0 { break }
+                    try await Task.sleep(for: .milliseconds(10))
+                }
+                try await Task.sleep(for: .milliseconds(300))
+                proxy.setBlackHole(false)
+                let reply = try await c.reply()
+                if keyed {
+                    #expect(try reply.json()["status"] as? String == "pending", "\(reply)")
+                } else {
+                    #expect(reply.errorCode == "INDOUBT", "\(reply)")
+                }
+            }
+            let (orders, stock) = try await Self.orderCount(server, watcher: watcher)
+            #expect(orders == 1, "the server placed it behind the partition")
+            #expect(stock == 3)
+            await watcher.close()
+        }
+    }
+
     /// Two requests with one key for the last unit: both must get the one order — a
     /// client that retried must not be told its order failed.
     @Test func twoRequestsWithOneKeyForTheLastUnitBothGetTheOrder() async throws {

@@ -14,6 +14,14 @@ enum CommitAttempt<Value: Sendable>: Sendable {
     /// The connection broke after the transaction got its id; `value` is what its
     /// statements returned, good if it committed.
     case unknown(Transaction, value: Value, error: PostgresError)
+    /// This end cut the connection (at a deadline whose cancel went unanswered) before
+    /// the transaction's id came back. The backend lives on, unaware, and runs what it
+    /// had received, its commit included: "no id, not committed" does not hold, so the
+    /// server is asked about the backend itself. (When the server closes a connection,
+    /// all it sent before arrives first: no id then means it never got to the commit.)
+    /// `value` is the result when committing is all there is to know (a COMMIT's); nil
+    /// when it was the statements' rows, lost with the connection.
+    case lost(LostBackend, value: Value?, error: PostgresError)
 
     func resolve(connection: PostgresConnection) async throws -> Value {
         switch self {
@@ -29,8 +37,27 @@ enum CommitAttempt<Value: Sendable>: Sendable {
             var failure = error
             failure.message += " (the transaction did not commit)"
             throw failure
+        case .lost(let lost, let value, let error):
+            connection.logger.info("connection cut before the transaction's id came back; asking the server what became of it", metadata: ["postgres.backend_pid": "\(lost.backendPID)"])
+            if try await PostgresConnection.didCommit(lost, configuration: connection.configuration, logger: connection.logger) {
+                if let value { return value }
+                var committed = PostgresError(code: .commitOutcomeUnknown, message: "the transaction committed, but the connection was cut before its results came back")
+                committed.transactionIsOver = true
+                throw committed
+            }
+            var failure = error
+            failure.message += " (the transaction did not commit)"
+            throw failure
         }
     }
+}
+
+/// A connection this end cut while the server may still run a transaction on it: the
+/// backend, told from any other by its process id and this end's port.
+struct LostBackend: Sendable {
+    var backendPID: Int32
+    /// This end's TCP port; 0 over a Unix socket or when unknown: the process id alone.
+    var clientPort: Int32
 }
 
 /// A transaction whose COMMIT may or may not have happened, as the server identifies it.
@@ -43,6 +70,12 @@ struct Transaction: Sendable {
     /// transaction after recovery, and `txid_status` then answers for that one.
     var serverStart: Double
 
+    init(id: Int64, backendPID: Int32, serverStart: Double) {
+        self.id = id
+        self.backendPID = backendPID
+        self.serverStart = serverStart
+    }
+
     /// Reads `transactionIDQuery`'s row; nil when the transaction wrote nothing.
     init?(_ rows: PostgresRows, backendPID: Int32) {
         guard let row = rows.first, let id = try? row[0, as: Int64?.self], let start = try? row[1, as: Double.self] else { return nil }
@@ -53,6 +86,13 @@ struct Transaction: Sendable {
 }
 
 extension PostgresConnection {
+    /// When this end cut the connection, the backend that was running the transaction,
+    /// to be asked about. Part of what was sent may have reached the server even when
+    /// sending had not finished, so any cut counts.
+    var cutBackend: LostBackend? {
+        socket.wasSevered ? LostBackend(backendPID: backendPID, clientPort: socket.localPort) : nil
+    }
+
     /// The transaction's id — NULL when it wrote nothing (then there is nothing to lose) —
     /// and when the server started, to tell a crash since.
     static let transactionIDQuery: PostgresQuery = "SELECT txid_current_if_assigned(), extract(epoch FROM pg_postmaster_start_time())::float8"
@@ -135,5 +175,97 @@ extension PostgresConnection {
             }
         }
         throw PostgresError(code: .commitOutcomeUnknown, message: "the connection broke during COMMIT and the database could not be asked within \(configuration.commitOutcomeTimeout.readable) whether it committed")
+    }
+}
+
+extension PostgresConnection {
+    /// Whether the transaction running on a connection this end cut committed, asked on new
+    /// connections within `configuration.commitOutcomeTimeout`; throws
+    /// `.commitOutcomeUnknown` when that cannot be known.
+    ///
+    /// The backend is looked up by process id and client port. Still there with a
+    /// transaction id: that id settles it (`didCommit`, which also ends the backend if it
+    /// sits idle in the transaction). Still running without an id: asked again shortly,
+    /// since it may yet write. Idle in a transaction without an id (its commit never
+    /// arrived): ended, and nothing was written. Idle outside a transaction, or gone: it
+    /// finished what it received, and whether that included a commit cannot be known
+    /// without an id — `.commitOutcomeUnknown` with `transactionIsOver`, for the caller
+    /// to settle with what it knows (an idempotency key, say).
+    static func didCommit(_ lost: LostBackend, configuration: Configuration, logger: Logger) async throws -> Bool {
+        var configuration = configuration
+        configuration.reconnectWhenDroppedIdle = false
+        configuration.connectTimeout = 2
+        configuration.operationTimeout = .seconds(2)
+        configuration.statementCacheCapacity = 0
+        let deadline = ContinuousClock.now + configuration.commitOutcomeTimeout
+        let port: Int32? = lost.clientPort == 0 ? nil : lost.clientPort
+        while ContinuousClock.now < deadline {
+            let checker: PostgresConnection
+            do {
+                checker = try await connect(configuration, logger: logger)
+            } catch let error as PostgresError {
+                logger.debug("cannot ask about a cut connection yet", metadata: ["error": "\(error)"])
+                try await Task.sleep(for: .milliseconds(200))
+                continue
+            }
+            do {
+                while ContinuousClock.now < deadline {
+                    // backend_xid is 32 bits; txid_status wants the id with its epoch,
+                    // taken from the checker's snapshot: the one within 2^31 of its xmax
+                    // (which running transactions may be past: it is the latest
+                    // completed id plus one).
+                    let row = try await checker.query("""
+                        SELECT a.backend_xid::text::int8, a.state,
+                               pg_snapshot_xmax(pg_current_snapshot())::text::int8,
+                               extract(epoch FROM pg_postmaster_start_time())::float8
+                        FROM pg_stat_activity a
+                        WHERE a.pid = \(lost.backendPID) AND (\(port)::int4 IS NULL OR a.client_port = \(port))
+                        """).first
+                    guard let row else {
+                        await checker.close()
+                        var error = PostgresError(code: .commitOutcomeUnknown, message: "the connection was cut before the transaction's id came back, and its backend has ended: whether it committed is not known")
+                        error.transactionIsOver = true
+                        throw error
+                    }
+                    let state = try row[1, as: String?.self] ?? ""
+                    if let xid = try row[0, as: Int64?.self] {
+                        let next = try row[2, as: Int64.self]
+                        var id = (next & ~0xFFFF_FFFF) | xid
+                        if id - next > 1 << 31 { id -= 1 << 32 } else if next - id > 1 << 31 { id += 1 << 32 }
+                        await checker.close()
+                        let transaction = Transaction(id: id, backendPID: lost.backendPID, serverStart: try row[3, as: Double.self])
+                        return try await didCommit(transaction, configuration: configuration, logger: logger)
+                    }
+                    if state.hasPrefix("idle in transaction") {
+                        // Waiting for the rest of a pipeline that will never come, having
+                        // written nothing: ended, it commits nothing.
+                        let ended = try await checker.query("""
+                            SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+                            WHERE pid = \(lost.backendPID) AND (\(port)::int4 IS NULL OR client_port = \(port))
+                              AND backend_xid IS NULL AND state LIKE 'idle in transaction%'
+                            """).first
+                        if ended != nil {
+                            await checker.close()
+                            return false
+                        }
+                        continue
+                    }
+                    if state == "active" {
+                        try await Task.sleep(for: .milliseconds(20))
+                        continue
+                    }
+                    await checker.close()
+                    var error = PostgresError(code: .commitOutcomeUnknown, message: "the connection was cut before the transaction's id came back, and its backend has finished: whether it committed is not known")
+                    error.transactionIsOver = true
+                    throw error
+                }
+                await checker.close()
+            } catch let error as PostgresError where error.code != .commitOutcomeUnknown {
+                await checker.close()
+                logger.debug("cannot ask about a cut connection yet", metadata: ["error": "\(error)"])
+                try await Task.sleep(for: .milliseconds(200))
+            }
+        }
+        throw PostgresError(code: .commitOutcomeUnknown, message: "the connection was cut before the transaction's id came back, and the database could not be asked within \(configuration.commitOutcomeTimeout.readable) whether it committed")
     }
 }

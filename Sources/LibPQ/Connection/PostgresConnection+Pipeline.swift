@@ -83,6 +83,9 @@ extension PostgresConnection {
                 guard let transaction = Transaction(rows, backendPID: backendPID) else { return .failed(error) }  // wrote nothing
                 return .unknown(transaction, value: results[..<idIndex].map { try! $0!.get() }, error: error)
             }
+            // Cut by this end before the id came: the server may still run it all and
+            // commit. Closed by the server: it never got that far.
+            if let cut = cutBackend { return .lost(cut, value: nil, error: error) }
             return .failed(error)
         } catch {
             return .failed(error as? PostgresError ?? PostgresError(code: .unexpectedResponse, message: "\(error)"))

@@ -86,10 +86,14 @@ extension PostgresConnection {
         do {
             try runPipeline([Self.transactionIDQuery, "COMMIT"], syncAfter: { _ in true }, into: &results)
         } catch let error as PostgresError where error.code == .connection {
-            if case .success(let rows)? = results[0], let transaction = Transaction(rows, backendPID: backendPID) {
+            if case .success(let rows)? = results[0] {
+                guard let transaction = Transaction(rows, backendPID: backendPID) else { return .failed(error) }  // wrote nothing
                 return .unknown(transaction, value: (), error: error)
             }
-            return .failed(error)  // nothing written, or the COMMIT never left
+            // Cut by this end before the id came: the server may still read the COMMIT.
+            // Closed by the server: it never read it.
+            if let cut = cutBackend { return .lost(cut, value: (), error: error) }
+            return .failed(error)
         } catch {
             return .failed(error as? PostgresError ?? PostgresError(code: .unexpectedResponse, message: "\(error)"))
         }

@@ -69,9 +69,10 @@ public struct OrderRepository: Sendable {
             // A concurrent request with the same key won the race.
             return try await replay(owner: owner, key: request.idempotencyKey!, requestHash: requestHash)
         } catch let unknown as PostgresError where unknown.code == .commitOutcomeUnknown && request.idempotencyKey != nil {
-            // The database cannot say whether the commit happened (it restarted, or was
-            // out of reach too long): the key can. Found, the order was placed. Not
-            // found once the transaction is surely over, it was not: a retry is safe.
+            // The database cannot say whether the commit happened (it restarted, was out
+            // of reach too long, or the connection was cut before the transaction's id
+            // came back): the key can. Found, the order was placed. Not found once the
+            // transaction is surely over, it was not: a retry is safe.
             // Otherwise the client hears that it is in doubt and retries with the key.
             let placed: Order?
             do {
@@ -81,7 +82,7 @@ public struct OrderRepository: Sendable {
             }
             if let placed { return placed }
             guard unknown.transactionIsOver else { throw StockroomError.mapping(unknown) }
-            throw StockroomError(.unavailable, "the database restarted before the order was placed, try again")
+            throw StockroomError(.unavailable, "the order was not placed: its transaction ended without committing; try again")
         } catch let error as PostgresError where error.sqlState == .foreignKeyViolation && error.constraint == "orders_user_id_fkey" {
             throw StockroomError.notFound("user \(owner)")
         } catch {
