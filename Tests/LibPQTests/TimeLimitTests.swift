@@ -305,7 +305,7 @@ struct TimeLimitTests {
             let waiting = try await PostgresConnection.connect(configuration)
             try await waiting.query("BEGIN")
             try await waiting.query("SELECT 1")
-            let cut = LostBackend(backendPID: waiting.backendPID, clientPort: waiting.socket.localPort)
+            let cut = CutBackend(backendPID: waiting.backendPID, clientPort: waiting.socket.localPort)
             #expect(cut.clientPort > 0, "a TCP connection's port is known")
             #expect(try await PostgresConnection.didCommit(cut, configuration: configuration, logger: waiting.logger) == false)
             try await Self.waitUntilGone(cut.backendPID, watcher: watcher)
@@ -313,13 +313,13 @@ struct TimeLimitTests {
             // Idle outside a transaction: it finished whatever it had; without an id, unknown.
             let idle = try await PostgresConnection.connect(configuration)
             let finished = await #expect(throws: PostgresError.self) {
-                try await PostgresConnection.didCommit(LostBackend(backendPID: idle.backendPID, clientPort: idle.socket.localPort), configuration: configuration, logger: idle.logger)
+                try await PostgresConnection.didCommit(CutBackend(backendPID: idle.backendPID, clientPort: idle.socket.localPort), configuration: configuration, logger: idle.logger)
             }
             #expect(finished?.code == .commitOutcomeUnknown && finished?.transactionIsOver == true)
 
             // Another connection's port with this process id is not this backend: as gone.
             let elsewhere = await #expect(throws: PostgresError.self) {
-                try await PostgresConnection.didCommit(LostBackend(backendPID: idle.backendPID, clientPort: watcher.socket.localPort), configuration: configuration, logger: idle.logger)
+                try await PostgresConnection.didCommit(CutBackend(backendPID: idle.backendPID, clientPort: watcher.socket.localPort), configuration: configuration, logger: idle.logger)
             }
             #expect(elsewhere?.message.contains("has ended") == true, "\(String(describing: elsewhere))")
             await idle.close()

@@ -21,7 +21,7 @@ enum CommitAttempt<Value: Sendable>: Sendable {
     /// all it sent before arrives first: no id then means it never got to the commit.)
     /// `value` is the result when committing is all there is to know (a COMMIT's); nil
     /// when it was the statements' rows, lost with the connection.
-    case lost(LostBackend, value: Value?, error: PostgresError)
+    case cut(CutBackend, value: Value?, error: PostgresError)
 
     func resolve(connection: PostgresConnection) async throws -> Value {
         switch self {
@@ -37,9 +37,9 @@ enum CommitAttempt<Value: Sendable>: Sendable {
             var failure = error
             failure.message += " (the transaction did not commit)"
             throw failure
-        case .lost(let lost, let value, let error):
-            connection.logger.info("connection cut before the transaction's id came back; asking the server what became of it", metadata: ["postgres.backend_pid": "\(lost.backendPID)"])
-            if try await PostgresConnection.didCommit(lost, configuration: connection.configuration, logger: connection.logger) {
+        case .cut(let cut, let value, let error):
+            connection.logger.info("connection cut before the transaction's id came back; asking the server what became of it", metadata: ["postgres.backend_pid": "\(cut.backendPID)"])
+            if try await PostgresConnection.didCommit(cut, configuration: connection.configuration, logger: connection.logger) {
                 if let value { return value }
                 var committed = PostgresError(code: .commitOutcomeUnknown, message: "the transaction committed, but the connection was cut before its results came back")
                 committed.transactionIsOver = true
@@ -54,7 +54,7 @@ enum CommitAttempt<Value: Sendable>: Sendable {
 
 /// A connection this end cut while the server may still run a transaction on it: the
 /// backend, told from any other by its process id and this end's port.
-struct LostBackend: Sendable {
+struct CutBackend: Sendable {
     var backendPID: Int32
     /// This end's TCP port; 0 over a Unix socket or when unknown: the process id alone.
     var clientPort: Int32
@@ -89,8 +89,8 @@ extension PostgresConnection {
     /// When this end cut the connection, the backend that was running the transaction,
     /// to be asked about. Part of what was sent may have reached the server even when
     /// sending had not finished, so any cut counts.
-    var cutBackend: LostBackend? {
-        socket.wasSevered ? LostBackend(backendPID: backendPID, clientPort: socket.localPort) : nil
+    var cutBackend: CutBackend? {
+        socket.wasSevered ? CutBackend(backendPID: backendPID, clientPort: socket.localPort) : nil
     }
 
     /// The transaction's id — NULL when it wrote nothing (then there is nothing to lose) —
@@ -191,14 +191,14 @@ extension PostgresConnection {
     /// finished what it received, and whether that included a commit cannot be known
     /// without an id — `.commitOutcomeUnknown` with `transactionIsOver`, for the caller
     /// to settle with what it knows (an idempotency key, say).
-    static func didCommit(_ lost: LostBackend, configuration: Configuration, logger: Logger) async throws -> Bool {
+    static func didCommit(_ cut: CutBackend, configuration: Configuration, logger: Logger) async throws -> Bool {
         var configuration = configuration
         configuration.reconnectWhenDroppedIdle = false
         configuration.connectTimeout = 2
         configuration.operationTimeout = .seconds(2)
         configuration.statementCacheCapacity = 0
         let deadline = ContinuousClock.now + configuration.commitOutcomeTimeout
-        let port: Int32? = lost.clientPort == 0 ? nil : lost.clientPort
+        let port: Int32? = cut.clientPort == 0 ? nil : cut.clientPort
         while ContinuousClock.now < deadline {
             let checker: PostgresConnection
             do {
@@ -219,7 +219,7 @@ extension PostgresConnection {
                                pg_snapshot_xmax(pg_current_snapshot())::text::int8,
                                extract(epoch FROM pg_postmaster_start_time())::float8
                         FROM pg_stat_activity a
-                        WHERE a.pid = \(lost.backendPID) AND (\(port)::int4 IS NULL OR a.client_port = \(port))
+                        WHERE a.pid = \(cut.backendPID) AND (\(port)::int4 IS NULL OR a.client_port = \(port))
                         """).first
                     guard let row else {
                         await checker.close()
@@ -233,7 +233,7 @@ extension PostgresConnection {
                         var id = (next & ~0xFFFF_FFFF) | xid
                         if id - next > 1 << 31 { id -= 1 << 32 } else if next - id > 1 << 31 { id += 1 << 32 }
                         await checker.close()
-                        let transaction = Transaction(id: id, backendPID: lost.backendPID, serverStart: try row[3, as: Double.self])
+                        let transaction = Transaction(id: id, backendPID: cut.backendPID, serverStart: try row[3, as: Double.self])
                         return try await didCommit(transaction, configuration: configuration, logger: logger)
                     }
                     if state.hasPrefix("idle in transaction") {
@@ -241,7 +241,7 @@ extension PostgresConnection {
                         // written nothing: ended, it commits nothing.
                         let ended = try await checker.query("""
                             SELECT pg_terminate_backend(pid) FROM pg_stat_activity
-                            WHERE pid = \(lost.backendPID) AND (\(port)::int4 IS NULL OR client_port = \(port))
+                            WHERE pid = \(cut.backendPID) AND (\(port)::int4 IS NULL OR client_port = \(port))
                               AND backend_xid IS NULL AND state LIKE 'idle in transaction%'
                             """).first
                         if ended != nil {

@@ -85,7 +85,7 @@ extension PostgresConnection {
             }
             // Cut by this end before the id came: the server may still run it all and
             // commit. Closed by the server: it never got that far.
-            if let cut = cutBackend { return .lost(cut, value: nil, error: error) }
+            if let cut = cutBackend { return .cut(cut, value: nil, error: error) }
             return .failed(error)
         } catch {
             return .failed(error as? PostgresError ?? PostgresError(code: .unexpectedResponse, message: "\(error)"))

@@ -92,7 +92,7 @@ extension PostgresConnection {
             }
             // Cut by this end before the id came: the server may still read the COMMIT.
             // Closed by the server: it never read it.
-            if let cut = cutBackend { return .lost(cut, value: (), error: error) }
+            if let cut = cutBackend { return .cut(cut, value: (), error: error) }
             return .failed(error)
         } catch {
             return .failed(error as? PostgresError ?? PostgresError(code: .unexpectedResponse, message: "\(error)"))
