@@ -97,6 +97,17 @@ extension PostgresConnection {
     /// and when the server started, to tell a crash since.
     static let transactionIDQuery: PostgresQuery = "SELECT txid_current_if_assigned(), extract(epoch FROM pg_postmaster_start_time())::float8"
 
+    /// The questions about a commit go on connections of their own: each short-lived,
+    /// quick to give up, without prepared statements, never reconnecting by itself.
+    static func checkerConfiguration(_ configuration: Configuration) -> Configuration {
+        var configuration = configuration
+        configuration.reconnectWhenDroppedIdle = false
+        configuration.connectTimeout = 2
+        configuration.operationTimeout = .seconds(2)
+        configuration.statementCacheCapacity = 0
+        return configuration
+    }
+
     /// Asks the server, on new connections, whether transaction `id` committed; waits for
     /// the database to come back (a restart, a failover) up to
     /// `configuration.commitOutcomeTimeout`, then throws `.commitOutcomeUnknown`.
@@ -113,14 +124,10 @@ extension PostgresConnection {
     /// another transaction that got the same id after recovery: that is
     /// `.commitOutcomeUnknown`, for the caller to settle with what it knows (an
     /// idempotency key, say).
-    static func didCommit(_ transaction: Transaction, configuration: Configuration, logger: Logger) async throws -> Bool {
+    static func didCommit(_ transaction: Transaction, configuration: Configuration, logger: Logger, deadline: ContinuousClock.Instant? = nil) async throws -> Bool {
         let (id, pid) = (transaction.id, transaction.backendPID)
-        var configuration = configuration
-        configuration.reconnectWhenDroppedIdle = false
-        configuration.connectTimeout = 2
-        configuration.operationTimeout = .seconds(2)
-        configuration.statementCacheCapacity = 0
-        let deadline = ContinuousClock.now + configuration.commitOutcomeTimeout
+        let deadline = deadline ?? ContinuousClock.now + configuration.commitOutcomeTimeout
+        let configuration = checkerConfiguration(configuration)
         while ContinuousClock.now < deadline {
             do {
                 let checker = try await connect(configuration, logger: logger)
@@ -192,12 +199,9 @@ extension PostgresConnection {
     /// without an id — `.commitOutcomeUnknown` with `transactionIsOver`, for the caller
     /// to settle with what it knows (an idempotency key, say).
     static func didCommit(_ cut: CutBackend, configuration: Configuration, logger: Logger) async throws -> Bool {
-        var configuration = configuration
-        configuration.reconnectWhenDroppedIdle = false
-        configuration.connectTimeout = 2
-        configuration.operationTimeout = .seconds(2)
-        configuration.statementCacheCapacity = 0
         let deadline = ContinuousClock.now + configuration.commitOutcomeTimeout
+        let original = configuration
+        let configuration = checkerConfiguration(configuration)
         let port: Int32? = cut.clientPort == 0 ? nil : cut.clientPort
         while ContinuousClock.now < deadline {
             let checker: PostgresConnection
@@ -234,7 +238,7 @@ extension PostgresConnection {
                         if id - next > 1 << 31 { id -= 1 << 32 } else if next - id > 1 << 31 { id += 1 << 32 }
                         await checker.close()
                         let transaction = Transaction(id: id, backendPID: cut.backendPID, serverStart: try row[3, as: Double.self])
-                        return try await didCommit(transaction, configuration: configuration, logger: logger)
+                        return try await didCommit(transaction, configuration: original, logger: logger, deadline: deadline)
                     }
                     if state.hasPrefix("idle in transaction") {
                         // Waiting for the rest of a pipeline that will never come, having
