@@ -33,6 +33,11 @@ extension PostgresConnection {
     /// `.connection` when it did not, and `.commitOutcomeUnknown` when the server cannot
     /// be asked within `Configuration.commitOutcomeTimeout`, or restarted in between
     /// (then its answer may be about another transaction: see `transactionIsOver`).
+    /// When this end cut the connection before even the id came back (its deadline
+    /// passed and the cancel did not get through), the server may still run everything
+    /// it received and commit: it is asked about the backend instead, and a commit found
+    /// that way throws `.commitOutcomeUnknown` with `transactionIsOver` (the rows were
+    /// lost with the connection; find the change by what you know of it).
     ///
     /// Outside a transaction, when the first failure is a cached plan that a schema change
     /// made unusable, nothing was kept: the whole pipeline runs again once, re-prepared.

@@ -24,7 +24,9 @@ extension PostgresConnection {
     /// `Configuration.commitOutcomeTimeout`): this returns normally if it did, and throws
     /// `.connection` only when it did not — so a caller can retry on `.connection`
     /// without doing the work twice. `.commitOutcomeUnknown` means the server could
-    /// not be asked in time.
+    /// not be asked in time. (When this end cut the connection at its deadline before
+    /// the transaction's id came back, the backend itself is asked about: see
+    /// `pipelineTransaction`.)
     public func withTransaction<T>(
         isolation: PostgresIsolationLevel? = nil,
         readOnly: Bool = false,
