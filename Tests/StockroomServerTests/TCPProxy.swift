@@ -119,7 +119,9 @@ final class TCPProxy: Sendable {
             // A black hole reads nothing: the bytes wait in the kernel's buffers, as they
             // would behind a dead link. Nor does a close get through: the other side
             // learns of it only once the link is back, as in a real partition.
-            if state.withLock({ $0.blackHole }) {
+            let (blackHole, stopped) = state.withLock { ($0.blackHole, $0.stopped) }
+            if stopped { return }
+            if blackHole {
                 usleep(20_000)
                 continue
             }
