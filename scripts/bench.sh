@@ -257,6 +257,8 @@ measured() {
 }
 # Microseconds of CPU per operation in the last `measured` run of N operations.
 cpu_per() { awk -v n="$1" '{ if (n > 0) printf "%.1f", $1 * 1e6 / n; else print "n/a" }' "$OUT/cpu"; }
+# The same for the measured command alone (its own process and threads).
+command_cpu_per() { awk -v n="$1" '{ if (n > 0) printf "%.2f", $2 * 1e6 / n; else print "n/a" }' "$OUT/cpu"; }
 # The instruction count in perf stat -x, output: CSV lines "count,unit,event,..." after
 # "#" comments, "<not counted>" for a count it could not make, and on hybrid CPUs one
 # line per kind of core (cpu_core/instructions/, cpu_atom/instructions/), added up.
@@ -390,8 +392,12 @@ for P in 1 8; do
     Q=$((P == 1 ? 20000 : 80000))
     CS=(); SS=()
     for _ in 1 2 3 4 5; do
-        CL=$(run "$OUT/point_query" "$URL" "$Q" 100000 "$P")
-        SL=$(run "$BIN" bench point-query --database-url "$URL" --queries "$Q" --pool "$P")
+        # The client process's own CPU per query beside the wall time: steadier on this
+        # shared machine, and the wrapper's cost itself (PostgreSQL's is the same for both).
+        CL=$(measured "$OUT/point_query" "$URL" "$Q" 100000 "$P")
+        note "c-cpu-$P" "$(command_cpu_per "$Q")"
+        SL=$(measured "$BIN" bench point-query --database-url "$URL" --queries "$Q" --pool "$P")
+        note "libpq-cpu-$P" "$(command_cpu_per "$Q")"
         echo "$CL" >&2; echo "$SL" >&2
         CS+=("$(echo "$CL" | us_per_query)"); SS+=("$(echo "$SL" | us_per_query)")
         # Each pair as a round of its own, for the targets table.
@@ -402,6 +408,7 @@ for P in 1 8; do
     # The same figure as the targets table: the median of the five pairs' own ratios
     # (each pair ran back to back), not the ratio of the two medians.
     ROWS+=("point query, $P connection(s), µs/query (median of 5)|C on libpq|$CU|LibPQ|$SU|$(round_ratios "c-us-$P" "libpq-us-$P" percent)|≤ +5%")
+    ROWS+=("point query, $P connection(s), client CPU µs/query (median of 5)|C on libpq|$(echo "${SEEN[c-cpu-$P]}" | mid)|LibPQ|$(echo "${SEEN[libpq-cpu-$P]}" | mid)|$(round_ratios "c-cpu-$P" "libpq-cpu-$P" percent)|—")
     # PostgresNIO, when `make bench-nio` has built its package (Benchmarks/).
     NIO="$ROOT/Benchmarks/.build/release/PostgresNIOPointQuery"
     if [[ -x "$NIO" ]]; then

@@ -14,7 +14,8 @@ as a server's pool does.)
         redis-benchmark -p 7399 -c 8 -n 100000 -r 100000 -q PRODUCT.GET SKU BENCH-__rand_int__
 
 With --per N the times are also given in microseconds per operation. With --record FILE
-the total CPU seconds of all of them are also written to FILE, for scripts (make bench).
+the total CPU seconds of all of them, then the command's own, are also written to FILE,
+for scripts (make bench).
 With --from-line TEXT counting starts when the command prints a line containing TEXT
 (`stockroom bench orders` prints one once its clients are logged in: their Argon2
 hashes are not the orders' cost). With --perf FILE, `perf stat -a -x, -e instructions -o FILE`
@@ -116,8 +117,9 @@ def main():
             sys.exit(f"cpu-split: no process {pid} throughout the run")
         rows.append((f"server {after[pid][0]} ({pid})", (after[pid][1] - before[pid][1]) / TICK, None))
     if args.record:
+        # The total first (what most callers read), then the command's own part.
         with open(args.record, "w") as f:
-            f.write(f"{sum(seconds + (system or 0) for _, seconds, system in rows):.4f}\n")
+            f.write(f"{sum(seconds + (system or 0) for _, seconds, system in rows):.4f} {rows[0][1] + rows[0][2]:.4f}\n")
     for who, seconds, system in rows:
         total = seconds + (system or 0)
         line = f"{who}: {total:.2f} s"
