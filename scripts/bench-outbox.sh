@@ -48,10 +48,7 @@ place() {
     PGOPTIONS="-c plan_cache_mode=force_generic_plan" pgbench -n -f "$PLACE" -D products=10000 -D users=2000 \
         -c "$CLIENTS" -j 2 -T "$SECONDS_EACH" -M prepared "$URL" 2>/dev/null | tps
 }
-# A warm-up, not counted: on a fresh database the numbering's statements are planned
-# for an empty events table (a scan of the whole table per run then), and the first
-# round placed a quarter of the orders of the next ones. A running service's tables have
-# rows and statistics.
+# A warm-up, not counted, then statistics, as a running service's tables have them.
 SECONDS_EACH=3 place >/dev/null
 psql -X -q "$URL" -c "ANALYZE"
 echo "ORDER.PLACE statement, $CLIENTS clients, $SECONDS_EACH s per run, orders per second:"

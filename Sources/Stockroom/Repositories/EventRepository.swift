@@ -74,6 +74,13 @@ public struct EventRepository: Sendable {
                         // statement after it then sees every event committed until now,
                         // this caller's included.
                         let last = try await connection.query("SELECT last_id FROM event_counter FOR UPDATE")[0][0, as: Int64.self]
+                        // The batch size stays bound, not written into the text. The
+                        // connection keeps the plan it made first, maybe when the table
+                        // was nearly empty and had no statistics yet. For a LIMIT it
+                        // cannot see, that plan walks the index of unnumbered events
+                        // and stops at the batch; for a written-in 1000 it was a bitmap
+                        // scan through every dead entry numbering leaves in that index,
+                        // then a hash join over the whole table (see EventTests).
                         let row = try await connection.query("""
                             WITH batch AS (
                                 SELECT seq, row_number() OVER (ORDER BY seq) AS n FROM (
