@@ -23,6 +23,14 @@ struct FaultTests {
         configuration.connection.cancelGrace = .milliseconds(500)
     }
 
+    /// The short limits, with the pool reaching PostgreSQL through `proxy`.
+    static func shortLimits(through proxy: TCPProxy) -> (inout PostgresPool.Configuration) -> Void {
+        { configuration in
+            shortLimits(&configuration)
+            configuration.connection.connectionString = proxy.url(replacing: configuration.connection.connectionString)
+        }
+    }
+
     /// A lock timeout longer than the bystander's bound: a bystander stuck behind the
     /// victims (for a pool connection, say) would take at least that long.
     static func lockLimits(_ configuration: inout PostgresPool.Configuration) {
@@ -105,10 +113,7 @@ struct FaultTests {
     @Test func aBlackHoledNetworkEndsInTimeoutThenRecovers() async throws {
         let proxy = try TCPProxy(inFrontOf: TestServer.url)
         defer { proxy.stop() }
-        try await TestServer.with(eventLoops: Self.loops, database: { configuration in
-            Self.shortLimits(&configuration)
-            configuration.connection.connectionString = proxy.url(replacing: configuration.connection.connectionString)
-        }) { server in
+        try await TestServer.with(eventLoops: Self.loops, database: Self.shortLimits(through: proxy)) { server in
             let product = try await server.product(stock: 5)
             proxy.setBlackHole(true)
             try await server.client { (c: TestClient) async throws -> Void in
@@ -232,10 +237,7 @@ struct FaultTests {
     func anOrderCutAtItsDeadlineThatThenCommitsIsNeverReportedAsNotPlaced(keyed: Bool) async throws {
         let proxy = try TCPProxy(inFrontOf: TestServer.url)
         defer { proxy.stop() }
-        try await TestServer.with(eventLoops: Self.loops, database: { configuration in
-            Self.shortLimits(&configuration)
-            configuration.connection.connectionString = proxy.url(replacing: configuration.connection.connectionString)
-        }) { server in
+        try await TestServer.with(eventLoops: Self.loops, database: Self.shortLimits(through: proxy)) { server in
             let product = try await server.product(stock: 5)
             try await Self.slowStatements(server, seconds: 1.5)
             let watcher = try await PostgresConnection.connect(TestServer.url)
