@@ -166,6 +166,35 @@ struct TypeRoundTripTests {
         }
     }
 
+    /// Each value's length travels in the bindings' byte buffer just ahead of it: NULLs,
+    /// empty values and values of different widths side by side, and queries joined with
+    /// `append`, must each come back in their own place.
+    @Test func mixedParametersEachKeepTheirPlace() async throws {
+        try await TestDatabase.withSchema { connection in
+            let row = try await connection.query("""
+                SELECT \(Int64(-2)) AS a, \(String?.none) AS b, \("") AS c, \([UInt8]()) AS d,
+                       \(Int16(7)) AS e, \(Int?.none) AS f, \("tail é") AS g, \([UInt8]([0, 255])) AS h
+                """).first!
+            #expect(try row["a", as: Int64.self] == -2)
+            #expect(try row["b", as: String?.self] == nil)
+            #expect(try row["c", as: String.self] == "")
+            #expect(try row["d", as: [UInt8].self] == [])
+            #expect(try row["e", as: Int16.self] == 7)
+            #expect(try row["f", as: Int?.self] == nil)
+            #expect(try row["g", as: String.self] == "tail é")
+            #expect(try row["h", as: [UInt8].self] == [0, 255])
+
+            var joined: PostgresQuery = "SELECT \(String?.none)::text AS a, \("left") AS b"
+            joined.append(", \(Int32(41)) + 1 AS c, \(Int?.none)::int8 IS NULL AS d, \("") AS e")
+            let second = try await connection.query(joined).first!
+            #expect(try second["a", as: String?.self] == nil)
+            #expect(try second["b", as: String.self] == "left")
+            #expect(try second["c", as: Int32.self] == 42)
+            #expect(try second["d", as: Bool.self])
+            #expect(try second["e", as: String.self] == "")
+        }
+    }
+
     @Test func injectionStringsAreStoredVerbatim() async throws {
         try await TestDatabase.withSchema { connection in
             try await connection.query("CREATE TABLE notes (body text)")

@@ -8,14 +8,15 @@ extension PostgresConnection {
     /// A COPY statement is refused with `.unsupported`: use `copyFrom`.
     /// - Parameter timeout: cancel the statement on the server when it runs longer.
     @discardableResult
-    public func query(_ query: PostgresQuery, timeout: Duration? = nil) async throws -> PostgresRows {
+    nonisolated(nonsending) public func query(_ query: PostgresQuery, timeout: Duration? = nil) async throws -> PostgresRows {
         if let failure = query.bindings.encodingFailure {
             throw PostgresError(code: .encoding, message: failure)
         }
-        return try await perform(timeout: timeout) { connection in
-            try connection.revalidateIfIdle()
-            return try connection.executeExtended(query)
+        // The same body either way; inline, it is not copied to the heap (see performHere).
+        if thread.isCurrent {
+            return try await performHere(timeout: timeout) { try $0.runExtended(query) }
         }
+        return try await perform(timeout: timeout) { try $0.runExtended(query) }
     }
 
     /// Sends `sql` as is through the simple query protocol, as psql does: it may hold
@@ -71,6 +72,11 @@ extension PostgresConnection {
     }
 
     // MARK: - On the connection's queue
+
+    private func runExtended(_ query: PostgresQuery) throws -> PostgresRows {
+        try revalidateIfIdle()
+        return try executeExtended(query)
+    }
 
     /// Runs a statement through the extended protocol, preparing it once if the cache
     /// is on. Retries once when the server lost the prepared statement (after `DISCARD

@@ -306,28 +306,44 @@ public final class PostgresConnection: @unchecked Sendable {
     /// `nonisolated(nonsending)`: it runs on its caller's executor, where a plain
     /// nonisolated async function first asks the runtime to switch to the task's
     /// preferred executor (`swift_task_switch` and `getPreferredTaskExecutor` were 8% of
-    /// LibPQ's CPU per point query). The public calls on top of it stay plain `async`:
-    /// marked too, they measured no cheaper (docs/NONSENDING-CRASH.md, which also explains
-    /// the crash once blamed on the attribute: a caller SwiftPM had not recompiled).
+    /// LibPQ's CPU per point query). `query`, the hot public call, is marked too: it
+    /// saves two task switches per statement. docs/NONSENDING-CRASH.md explains the crash
+    /// once blamed on the attribute: a caller SwiftPM had not recompiled.
     ///
     /// With `abandonable` false, the task waits for the thread even past the hard stop
     /// (which shuts the socket, so libpq returns at once): for a COMMIT, whose result
     /// must be looked at — a broken connection there is not "not committed".
     nonisolated(nonsending) func perform<T: Sendable>(timeout: Duration? = nil, cancellable: Bool = true, abandonable: Bool = true, _ body: @escaping @Sendable (PostgresConnection) throws -> T) async throws -> T {
+        if thread.isCurrent {
+            return try await performHere(timeout: timeout, cancellable: cancellable, body)
+        }
         let control = OperationControl(limit: timeout ?? configuration.defaultDeadline, grace: configuration.cancelGrace, token: cancelToken, socket: socket)
         watch.add(control)
         defer { watch.remove(control) }
         return try await withTaskCancellationHandler {
-            if thread.isCurrent {
-                return try run(body, control: control).get()
-            }
-            return try await withCheckedThrowingContinuation { continuation in
+            try await withCheckedThrowingContinuation { continuation in
                 let resumption = Resumption(continuation)
                 if abandonable { control.onAbandon { resumption.resume(with: .failure($0)) } }
                 thread.execute {
                     resumption.resume(with: self.run(body, control: control))
                 }
             }
+        } onCancel: {
+            if cancellable { control.cancel() }
+        }
+    }
+
+    /// `perform` for a caller already on the connection's thread (it prefers the
+    /// connection's executor): `body` runs inline, so it need not escape. A hot caller
+    /// (`query`) checks `thread.isCurrent` and passes its closure here directly: passed
+    /// to `perform`, the closure and what it captures are copied to the heap per call.
+    nonisolated(nonsending) func performHere<T>(timeout: Duration? = nil, cancellable: Bool = true, _ body: (PostgresConnection) throws -> T) async throws -> T {
+        assert(thread.isCurrent, "performHere runs on the connection's own thread only")
+        let control = OperationControl(limit: timeout ?? configuration.defaultDeadline, grace: configuration.cancelGrace, token: cancelToken, socket: socket)
+        watch.add(control)
+        defer { watch.remove(control) }
+        return try await withTaskCancellationHandler {
+            try run(body, control: control).get()
         } onCancel: {
             if cancellable { control.cancel() }
         }

@@ -28,10 +28,11 @@ public struct PostgresQuery: Sendable, Hashable, ExpressibleByStringInterpolatio
 
     public struct StringInterpolation: StringInterpolationProtocol {
         var sql: String = ""
-        var bindings = PostgresBindings()
+        var bindings: PostgresBindings
 
         public init(literalCapacity: Int, interpolationCount: Int) {
             sql.reserveCapacity(literalCapacity + interpolationCount * 3)
+            bindings = PostgresBindings(reservingCapacity: interpolationCount)
         }
 
         public mutating func appendLiteral(_ literal: String) {
