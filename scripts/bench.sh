@@ -385,6 +385,7 @@ done
 
 # --- 3. the wrapper itself --------------------------------------------------------------
 cc -O2 -o "$OUT/point_query" "$ROOT/Benchmarks/c/point_query.c" -I/usr/include/postgresql -lpq -lpthread
+cc -O2 -shared -fPIC -o "$OUT/malloc_count.so" "$ROOT/Benchmarks/c/malloc_count.c"
 # Five runs each, C and LibPQ taking turns, and the median of each: a single pair of
 # two-second runs moved by ±15% on this shared machine.
 us_per_query() { sed -n 's/.*us_per_query=\([0-9.]*\).*/\1/p'; }
@@ -409,6 +410,15 @@ for P in 1 8; do
     # (each pair ran back to back), not the ratio of the two medians.
     ROWS+=("point query, $P connection(s), µs/query (median of 5)|C on libpq|$CU|LibPQ|$SU|$(round_ratios "c-us-$P" "libpq-us-$P" percent)|≤ +5%")
     ROWS+=("point query, $P connection(s), client CPU µs/query (median of 5)|C on libpq|$(echo "${SEEN[c-cpu-$P]}" | mid)|LibPQ|$(echo "${SEEN[libpq-cpu-$P]}" | mid)|$(round_ratios "c-cpu-$P" "libpq-cpu-$P" percent)|—")
+    # Allocations per query: steady where time is not. Each loop runs twice under a
+    # counting malloc, with 4,000 and 8,000 queries; the difference leaves the per-query
+    # count (exact, so short runs do).
+    allocations() { LD_PRELOAD="$OUT/malloc_count.so" "$@" 2>&1 >/dev/null | sed -n 's/^allocations=//p'; }
+    per_query() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.1f", (b - a) / 4000 }'; }
+    CA=$(per_query "$(allocations "$OUT/point_query" "$URL" 4000 100000 "$P")" "$(allocations "$OUT/point_query" "$URL" 8000 100000 "$P")")
+    LA=$(per_query "$(allocations "$BIN" bench point-query --database-url "$URL" --queries 4000 --pool "$P")" "$(allocations "$BIN" bench point-query --database-url "$URL" --queries 8000 --pool "$P")")
+    say "allocations per query, $P connection(s): C on libpq $CA, LibPQ $LA"
+    ROWS+=("point query, $P connection(s), allocations per query (malloc, calloc, realloc)|C on libpq|$CA|LibPQ|$LA|$(awk -v c="$CA" -v l="$LA" 'BEGIN { printf "+%.1f", l - c }')|—")
     # PostgresNIO, when `make bench-nio` has built its package (Benchmarks/).
     NIO="$ROOT/Benchmarks/.build/release/PostgresNIOPointQuery"
     if [[ -x "$NIO" ]]; then
