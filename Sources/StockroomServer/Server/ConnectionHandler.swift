@@ -291,9 +291,34 @@ final class ConnectionHandler: ChannelDuplexHandler {
     // MARK: - Replies
 
     private func append(_ reply: Reply, protocolVersion: Int) {
+        if case .simple(let text) = reply, let encoded = Self.encoded(text) {
+            replies.append(encoded)
+            return
+        }
         var buffer = allocator.buffer(capacity: 64)
         reply.write(to: &buffer, protocolVersion: protocolVersion)
         replies.append(buffer)
+    }
+
+    /// +PONG and +OK, the same bytes every time and in both protocols, encoded once: a
+    /// buffer allocated per reply was two of PING's three allocations. Writing one
+    /// buffer to many channels is safe: a ByteBuffer is a value, and nothing writes to
+    /// this one.
+    private static let pong = encode(.simple("PONG"))
+    private static let ok = encode(.ok)
+
+    private static func encoded(_ text: String) -> ByteBuffer? {
+        switch text {
+        case "PONG": pong
+        case "OK": ok
+        default: nil
+        }
+    }
+
+    private static func encode(_ reply: Reply) -> ByteBuffer {
+        var buffer = ByteBufferAllocator().buffer(capacity: 8)
+        reply.write(to: &buffer, protocolVersion: 2)
+        return buffer
     }
 
     /// Writes every reply whose turn has come; one message per reply (ConnectionGuard
