@@ -46,6 +46,34 @@ struct RequestParserTests {
         #expect(buffer.readableBytes == 0)
     }
 
+    /// One parser serves a connection's requests one after another and keeps its list of
+    /// argument offsets between them: a short request after a long one, after one cut
+    /// off by an error, and one arriving a byte at a time after those, each get exactly
+    /// their own arguments.
+    @Test func eachRequestGetsOnlyItsOwnArguments() throws {
+        func resp(_ arguments: [String]) -> String {
+            "*\(arguments.count)\r\n" + arguments.map { "$\($0.utf8.count)\r\n\($0)\r\n" }.joined()
+        }
+        var parser = RequestParser()
+        let long = (0..<100).map { "a\($0)" }
+        var buffer = ByteBuffer(string: resp(long) + resp(["PING"]) + resp(["ECHO", "x"]))
+        #expect(try parser.next(&buffer)?.map { String(buffer: $0) } == long)
+        #expect(try parser.next(&buffer)?.map { String(buffer: $0) } == ["PING"])
+        #expect(try parser.next(&buffer)?.map { String(buffer: $0) } == ["ECHO", "x"])
+
+        // Two arguments in, then a broken header: the next request starts clean. (The
+        // connection is closed after a protocol error; the parser must not care.)
+        buffer = ByteBuffer(string: "*3\r\n$1\r\na\r\n$1\r\nb\r\n!x\r\n")
+        #expect(throws: ProtocolError.self) { try parser.next(&buffer) }
+        buffer = ByteBuffer()
+        var seen: [[String]] = []
+        for byte in resp(["SET", "k", "v"]).utf8 {
+            buffer.writeInteger(byte)
+            while let request = try parser.next(&buffer) { seen.append(request.map { String(buffer: $0) }) }
+        }
+        #expect(seen == [["SET", "k", "v"]])
+    }
+
     @Test func inlineQuotingFollowsRedis() throws {
         #expect(try parse("SET \"a b\" 'c d'\r\n") == [["SET", "a b", "c d"]])
         #expect(try parse(#"ECHO "tab\there \"q\" back\\slash \x41\x62""# + "\n") == [["ECHO", "tab\there \"q\" back\\slash Ab"]])

@@ -18,11 +18,16 @@ public struct RequestParser: Sendable {
     /// How much of an inline line has been searched for its end without finding it.
     private var inlineSearched = 0
 
-    /// A RESP array whose arguments have not all arrived.
+    /// Offset of each complete argument of the RESP array being parsed from the start of
+    /// the request, and its length. Kept from one request to the next, so that a request
+    /// allocates only the array it returns; dropped after an unusually long one.
+    private var arguments: [(offset: Int, length: Int)] = []
+    private static let argumentsKept = 64
+
+    /// A RESP array whose arguments have not all arrived (those that have are in
+    /// `arguments`).
     private struct Partial: Sendable {
         let count: Int
-        /// Offset of each complete argument from the start of the request, and its length.
-        var arguments: [(offset: Int, length: Int)]
         /// Offset where the next argument's header starts.
         var next: Int
     }
@@ -67,10 +72,11 @@ public struct RequestParser: Sendable {
             guard count <= limits.maxArguments else {
                 throw ProtocolError("too many arguments (\(count), at most \(limits.maxArguments))")
             }
-            state = Partial(count: count, arguments: [], next: cursor.readerIndex - buffer.readerIndex)
-            state.arguments.reserveCapacity(count)
+            state = Partial(count: count, next: cursor.readerIndex - buffer.readerIndex)
+            arguments.removeAll(keepingCapacity: true)
+            arguments.reserveCapacity(count)
         }
-        while state.arguments.count < state.count {
+        while arguments.count < state.count {
             guard let header = try line(&cursor, tooLong: "too big bulk count string") else {
                 partial = state
                 return nil
@@ -100,14 +106,19 @@ public struct RequestParser: Sendable {
             guard cursor.readInteger(as: UInt16.self) == 0x0D0A else {
                 throw ProtocolError("expected CRLF after a bulk string")
             }
-            state.arguments.append((offset, length))
+            arguments.append((offset, length))
             state.next = cursor.readerIndex - buffer.readerIndex
         }
         partial = nil
         let start = buffer.readerIndex
-        let arguments = state.arguments.map { buffer.getSlice(at: start + $0.offset, length: $0.length)! }
+        let request = arguments.map { buffer.getSlice(at: start + $0.offset, length: $0.length)! }
+        if arguments.capacity > Self.argumentsKept {
+            arguments = []
+        } else {
+            arguments.removeAll(keepingCapacity: true)
+        }
         buffer = cursor
-        return arguments
+        return request
     }
 
     /// A header line up to CRLF (without it), or nil when it has not fully arrived. A view
