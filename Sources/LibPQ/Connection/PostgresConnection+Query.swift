@@ -143,6 +143,8 @@ extension PostgresConnection {
     /// Prepared statements are not transactional, so this works inside a transaction too,
     /// unless it has failed; then they wait for the next statement.
     func deallocateEvictedStatements() {
+        // Nearly always none: checked first, as this runs after every statement.
+        guard !statements.evicted.isEmpty else { return }
         let status = PQtransactionStatus(raw)
         guard status == PQTRANS_IDLE || status == PQTRANS_INTRANS else { return }
         for name in statements.takeEvicted() {

@@ -8,8 +8,8 @@ struct StatementCache {
     /// but different statements — and its hashing normalizes first, which for statements
     /// of a few kilobytes cost more than the rest of the lookup.
     struct Key: Hashable {
-        var sql: String
-        var types: [UInt32]
+        let sql: String
+        let types: [UInt32]
 
         init(sql: String, types: [UInt32]) {
             var sql = sql
@@ -18,17 +18,21 @@ struct StatementCache {
             self.types = types
         }
 
+        // Read through `utf8`'s contiguous storage, which `init` ensures: `withUTF8` is
+        // mutating and would copy (retain and release) each string per comparison.
         static func == (lhs: Key, rhs: Key) -> Bool {
             guard lhs.types == rhs.types, lhs.sql.utf8.count == rhs.sql.utf8.count else { return false }
-            var left = lhs.sql, right = rhs.sql
-            return left.withUTF8 { l in
-                right.withUTF8 { r in l.count == 0 || memcmp(l.baseAddress!, r.baseAddress!, l.count) == 0 }
+            let same = lhs.sql.utf8.withContiguousStorageIfAvailable { l in
+                rhs.sql.utf8.withContiguousStorageIfAvailable { r in l.count == 0 || memcmp(l.baseAddress!, r.baseAddress!, l.count) == 0 }
             }
+            return (same ?? nil) ?? lhs.sql.utf8.elementsEqual(rhs.sql.utf8)
         }
 
         func hash(into hasher: inout Hasher) {
-            var sql = self.sql
-            sql.withUTF8 { hasher.combine(bytes: UnsafeRawBufferPointer($0)) }
+            let hashed: Void? = sql.utf8.withContiguousStorageIfAvailable { hasher.combine(bytes: UnsafeRawBufferPointer($0)) }
+            if hashed == nil {
+                Array(sql.utf8).withUnsafeBytes { hasher.combine(bytes: $0) }  // the same bytes, the same hash
+            }
             hasher.combine(types)
         }
     }
