@@ -429,6 +429,32 @@ for P in 1 8; do
     fi
 done
 
+# --- the service's allocations per request ------------------------------------------
+# Steady where time is not: a second service under the counting malloc, on a port of its
+# own, serves 50,000 and then 150,000 requests of each kind; the difference over 100,000
+# is the count per request (starting up varies by a few thousand allocations). It prints
+# its count when it exits, which SIGTERM lets it do.
+COUNT_PORT="${BENCH_COUNT_PORT:-7398}"
+port_taken "$COUNT_PORT" && die "port $COUNT_PORT on 127.0.0.1 is taken; choose another with BENCH_COUNT_PORT"
+service_allocations() {  # N, then redis-benchmark's arguments
+    local n=$1 pid count; shift
+    LD_PRELOAD="$OUT/malloc_count.so" "$BIN" serve --port "$COUNT_PORT" --no-http --database-url "$URL" --pool-size 16 >/dev/null 2>"$OUT/count-server.log" &
+    pid=$!
+    for _ in $(seq 100); do redis-cli -p "$COUNT_PORT" PING >/dev/null 2>&1 && break; sleep 0.1; done
+    redis-benchmark -p "$COUNT_PORT" -n "$n" -r 100000 -q "$@" >/dev/null 2>&1 || true
+    kill -TERM "$pid"; wait "$pid" 2>/dev/null || true
+    count=$(sed -n 's/^allocations=//p' "$OUT/count-server.log")
+    [[ -n "$count" ]] || die "the counting service printed no count (log: $OUT/count-server.log)"
+    echo "$count"
+}
+for spec in "PING|-c 8 PING" "PRODUCT.GET|-c 8 PRODUCT.GET SKU BENCH-__rand_int__" "PRODUCT.GET -P 16|-c 8 -P 16 PRODUCT.GET SKU BENCH-__rand_int__"; do
+    name="${spec%%|*}"; read -r -a args <<<"${spec#*|}"
+    A=$(service_allocations 50000 "${args[@]}"); B=$(service_allocations 150000 "${args[@]}")
+    PER=$(awk -v a="$A" -v b="$B" 'BEGIN { printf "%.1f", (b - a) / 100000 }')
+    say "allocations per request in the service, $name at 8 clients: $PER"
+    ROWS+=("$name C=8, allocations per request in the service|—||Stockroom|$PER||—")
+done
+
 # --- 4. connections ---------------------------------------------------------------------
 RSS_BEFORE=$(awk '/VmRSS/ {print $2}' "/proc/$SERVER_PID/status")
 python3 - "$PORT" 2000 <<'PY' &
