@@ -317,8 +317,7 @@ public final class PostgresConnection: @unchecked Sendable {
         if thread.isCurrent {
             return try await performHere(timeout: timeout, cancellable: cancellable, body)
         }
-        let control = OperationControl(limit: timeout ?? configuration.defaultDeadline, grace: configuration.cancelGrace, token: cancelToken, socket: socket)
-        watch.add(control)
+        let control = watchedControl(timeout: timeout)
         defer { watch.remove(control) }
         return try await withTaskCancellationHandler {
             try await withCheckedThrowingContinuation { continuation in
@@ -339,14 +338,21 @@ public final class PostgresConnection: @unchecked Sendable {
     /// to `perform`, the closure and what it captures are copied to the heap per call.
     nonisolated(nonsending) func performHere<T>(timeout: Duration? = nil, cancellable: Bool = true, _ body: (PostgresConnection) throws -> T) async throws -> T {
         assert(thread.isCurrent, "performHere runs on the connection's own thread only")
-        let control = OperationControl(limit: timeout ?? configuration.defaultDeadline, grace: configuration.cancelGrace, token: cancelToken, socket: socket)
-        watch.add(control)
+        let control = watchedControl(timeout: timeout)
         defer { watch.remove(control) }
         return try await withTaskCancellationHandler {
             try run(body, control: control).get()
         } onCancel: {
             if cancellable { control.cancel() }
         }
+    }
+
+    /// A new operation's control, already watched for its deadline; the caller removes it
+    /// from `watch` when the operation is over.
+    private func watchedControl(timeout: Duration?) -> OperationControl {
+        let control = OperationControl(limit: timeout ?? configuration.defaultDeadline, grace: configuration.cancelGrace, token: cancelToken, socket: socket)
+        watch.add(control)
+        return control
     }
 
     /// One operation, on the connection's thread.
