@@ -51,6 +51,13 @@ struct LookupQueue<Element, Parked> {
     /// Each connection's waiting lookups, oldest first, and the connections with any, in
     /// the order their turns come.
     private var lines: [Int: CircularBuffer<Element>] = [:]
+    /// Lines emptied by a batch, kept for the next connections that queue: without pipelining
+    /// every lookup empties its line, and making a new one was an allocation per lookup.
+    private var spareLines: [CircularBuffer<Element>] = []
+    private static var spareLinesKept: Int { 64 }
+    /// A new CircularBuffer's capacity: a line grown past it (a pipelining client's) is
+    /// not kept.
+    private static var spareLineCapacity: Int { 16 }
     private var turns = CircularBuffer<Int>()
     /// Lookups waiting, over all connections.
     private(set) var count = 0
@@ -84,8 +91,11 @@ struct LookupQueue<Element, Parked> {
         precondition(elements.count <= room, "more lookups than the queue has room for")
         for element in elements {
             let key = owner(element)
-            lines[key, default: []].append(element)
-            if lines[key]!.count == 1 { turns.append(key) }
+            if lines[key] == nil {
+                lines[key] = spareLines.popLast() ?? CircularBuffer()
+                turns.append(key)
+            }
+            lines[key]!.append(element)
         }
         count += elements.count
         if let worker = parked {
@@ -141,7 +151,12 @@ struct LookupQueue<Element, Parked> {
             let taken = min(share, lines[key]!.count)
             batch.append(contentsOf: lines[key]!.prefix(taken))
             lines[key]!.removeFirst(taken)
-            if lines[key]!.isEmpty { lines[key] = nil } else { turns.append(key) }
+            if lines[key]!.isEmpty {
+                let line = lines.removeValue(forKey: key)!
+                if spareLines.count < Self.spareLinesKept, line.capacity <= Self.spareLineCapacity { spareLines.append(line) }
+            } else {
+                turns.append(key)
+            }
         }
         count -= batch.count
         return batch
