@@ -109,14 +109,14 @@ OTHERS=$(psql -X -Atc "SELECT string_agg(DISTINCT coalesce(nullif(application_na
 # --- the service and the reference servers --------------------------------------------
 # Everything started here is stopped on exit, however the script ends, and waited for:
 # the next run finds its ports free.
-SERVER_PID="" REDIS_PID="" PGBOUNCER_PID=""
+SERVER_PID="" REDIS_PID="" PGBOUNCER_PID="" COUNT_PID=""
 PGBOUNCER_DIR="$OUT/pgbouncer"
 stop_all() {
     # PgBouncer daemonizes itself: its pid is in its pid file, if it got that far.
     [[ -z "$PGBOUNCER_PID" && -f "$PGBOUNCER_DIR/pgbouncer.pid" ]] && PGBOUNCER_PID="$(cat "$PGBOUNCER_DIR/pgbouncer.pid" 2>/dev/null || true)"
     local pid
-    for pid in $SERVER_PID $REDIS_PID $PGBOUNCER_PID; do kill "$pid" 2>/dev/null || true; done
-    for pid in $SERVER_PID $REDIS_PID; do wait "$pid" 2>/dev/null || true; done
+    for pid in $SERVER_PID $REDIS_PID $COUNT_PID $PGBOUNCER_PID; do kill "$pid" 2>/dev/null || true; done
+    for pid in $SERVER_PID $REDIS_PID $COUNT_PID; do wait "$pid" 2>/dev/null || true; done
     # Not our child, so `wait` cannot: poll until it is gone (it stops at once on SIGTERM).
     if [[ -n "$PGBOUNCER_PID" ]]; then
         for _ in $(seq 50); do kill -0 "$PGBOUNCER_PID" 2>/dev/null || break; sleep 0.1; done
@@ -386,6 +386,14 @@ done
 # --- 3. the wrapper itself --------------------------------------------------------------
 cc -O2 -o "$OUT/point_query" "$ROOT/Benchmarks/c/point_query.c" -I/usr/include/postgresql -lpq -lpthread
 cc -O2 -shared -fPIC -o "$OUT/malloc_count.so" "$ROOT/Benchmarks/c/malloc_count.c"
+# Allocation counts, steady where time is not: a command run under the counting malloc
+# prints its total at exit. Each figure is the difference of two runs of different
+# lengths, so that starting up drops out: per_unit FIRST SECOND UNITS-BETWEEN.
+allocations() { LD_PRELOAD="$OUT/malloc_count.so" "$@" 2>&1 >/dev/null | sed -n 's/^allocations=//p'; }
+per_unit() {
+    [[ -n "$1" && -n "$2" ]] || { echo "bench: a run under the counting malloc printed no count" >&2; return 1; }
+    awk -v a="$1" -v b="$2" -v n="$3" 'BEGIN { printf "%.1f", (b - a) / n }'
+}
 # Five runs each, C and LibPQ taking turns, and the median of each: a single pair of
 # two-second runs moved by ±15% on this shared machine.
 us_per_query() { sed -n 's/.*us_per_query=\([0-9.]*\).*/\1/p'; }
@@ -410,13 +418,9 @@ for P in 1 8; do
     # (each pair ran back to back), not the ratio of the two medians.
     ROWS+=("point query, $P connection(s), µs/query (median of 5)|C on libpq|$CU|LibPQ|$SU|$(round_ratios "c-us-$P" "libpq-us-$P" percent)|≤ +5%")
     ROWS+=("point query, $P connection(s), client CPU µs/query (median of 5)|C on libpq|$(echo "${SEEN[c-cpu-$P]}" | mid)|LibPQ|$(echo "${SEEN[libpq-cpu-$P]}" | mid)|$(round_ratios "c-cpu-$P" "libpq-cpu-$P" percent)|—")
-    # Allocations per query: steady where time is not. Each loop runs twice under a
-    # counting malloc, with 4,000 and 8,000 queries; the difference leaves the per-query
-    # count (exact, so short runs do).
-    allocations() { LD_PRELOAD="$OUT/malloc_count.so" "$@" 2>&1 >/dev/null | sed -n 's/^allocations=//p'; }
-    per_query() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.1f", (b - a) / 4000 }'; }
-    CA=$(per_query "$(allocations "$OUT/point_query" "$URL" 4000 100000 "$P")" "$(allocations "$OUT/point_query" "$URL" 8000 100000 "$P")")
-    LA=$(per_query "$(allocations "$BIN" bench point-query --database-url "$URL" --queries 4000 --pool "$P")" "$(allocations "$BIN" bench point-query --database-url "$URL" --queries 8000 --pool "$P")")
+    # Allocations per query, over 4,000 and 8,000 queries (exact, so short runs do).
+    CA=$(per_unit "$(allocations "$OUT/point_query" "$URL" 4000 100000 "$P")" "$(allocations "$OUT/point_query" "$URL" 8000 100000 "$P")" 4000)
+    LA=$(per_unit "$(allocations "$BIN" bench point-query --database-url "$URL" --queries 4000 --pool "$P")" "$(allocations "$BIN" bench point-query --database-url "$URL" --queries 8000 --pool "$P")" 4000)
     say "allocations per query, $P connection(s): C on libpq $CA, LibPQ $LA"
     ROWS+=("point query, $P connection(s), allocations per query (malloc, calloc, realloc)|C on libpq|$CA|LibPQ|$LA|$(awk -v c="$CA" -v l="$LA" 'BEGIN { printf "+%.1f", l - c }')|—")
     # PostgresNIO, when `make bench-nio` has built its package (Benchmarks/).
@@ -430,27 +434,30 @@ for P in 1 8; do
 done
 
 # --- the service's allocations per request ------------------------------------------
-# Steady where time is not: a second service under the counting malloc, on a port of its
-# own, serves 50,000 and then 150,000 requests of each kind; the difference over 100,000
-# is the count per request (starting up varies by a few thousand allocations). It prints
-# its count when it exits, which SIGTERM lets it do.
+# A second service under the counting malloc, on a port of its own, serves 50,000 and
+# then 150,000 requests of each kind (starting up varies by a few thousand allocations).
+# It prints its count when it exits, which SIGTERM lets it do.
 COUNT_PORT="${BENCH_COUNT_PORT:-7398}"
 port_taken "$COUNT_PORT" && die "port $COUNT_PORT on 127.0.0.1 is taken; choose another with BENCH_COUNT_PORT"
+# Sets COUNTED; not run in a subshell, so that the exit trap knows COUNT_PID.
 service_allocations() {  # N, then redis-benchmark's arguments
-    local n=$1 pid count; shift
+    local n=$1; shift
     LD_PRELOAD="$OUT/malloc_count.so" "$BIN" serve --port "$COUNT_PORT" --no-http --database-url "$URL" --pool-size 16 >/dev/null 2>"$OUT/count-server.log" &
-    pid=$!
+    COUNT_PID=$!
     for _ in $(seq 100); do redis-cli -p "$COUNT_PORT" PING >/dev/null 2>&1 && break; sleep 0.1; done
-    redis-benchmark -p "$COUNT_PORT" -n "$n" -r 100000 -q "$@" >/dev/null 2>&1 || true
-    kill -TERM "$pid"; wait "$pid" 2>/dev/null || true
-    count=$(sed -n 's/^allocations=//p' "$OUT/count-server.log")
-    [[ -n "$count" ]] || die "the counting service printed no count (log: $OUT/count-server.log)"
-    echo "$count"
+    # Requests that never ran would make the difference meaningless, not just small.
+    redis-cli -p "$COUNT_PORT" PING >/dev/null 2>&1 || die "the counting service on port $COUNT_PORT does not answer (log: $OUT/count-server.log)"
+    redis-benchmark -p "$COUNT_PORT" -n "$n" -r 100000 -q "$@" >/dev/null 2>&1 || die "redis-benchmark $* failed against the counting service"
+    kill -TERM "$COUNT_PID"; wait "$COUNT_PID" 2>/dev/null || true
+    COUNT_PID=""
+    COUNTED=$(sed -n 's/^allocations=//p' "$OUT/count-server.log")
+    [[ -n "$COUNTED" ]] || die "the counting service printed no count (log: $OUT/count-server.log)"
 }
 for spec in "PING|-c 8 PING" "PRODUCT.GET|-c 8 PRODUCT.GET SKU BENCH-__rand_int__" "PRODUCT.GET -P 16|-c 8 -P 16 PRODUCT.GET SKU BENCH-__rand_int__"; do
     name="${spec%%|*}"; read -r -a args <<<"${spec#*|}"
-    A=$(service_allocations 50000 "${args[@]}"); B=$(service_allocations 150000 "${args[@]}")
-    PER=$(awk -v a="$A" -v b="$B" 'BEGIN { printf "%.1f", (b - a) / 100000 }')
+    service_allocations 50000 "${args[@]}"; A=$COUNTED
+    service_allocations 150000 "${args[@]}"; B=$COUNTED
+    PER=$(per_unit "$A" "$B" 100000)
     say "allocations per request in the service, $name at 8 clients: $PER"
     ROWS+=("$name C=8, allocations per request in the service|—||Stockroom|$PER||—")
 done
